@@ -1,0 +1,1 @@
+"""Experiment scripts: thin wrappers over tested library functions."""

@@ -1,0 +1,233 @@
+"""Public 2D convolution: argument checks, then one of two implementations."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jconv._einsum import conv2d_einsum_core
+from jconv._lax import conv2d_lax_core
+from jconv._spec import ConvSpec, _check_floating, conv_spec
+
+IMPLS = {"lax": conv2d_lax_core, "einsum": conv2d_einsum_core}
+
+_ARGS_DOC = """
+    Keras `Conv2D` semantics: cross-correlation (no kernel flip), kernel in
+    Keras' layout whatever the data format.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      x: `(N, H, W, C_in)`, or unbatched `(H, W, C_in)` giving unbatched output.
+      kernel: `(KH, KW, C_in // groups, C_out)`.
+      bias: `(C_out,)` or None.
+      output: `(N, H_out, W_out, C_out)` with, per spatial axis,
+        `H_out = (H + pad_top + pad_bottom - ((KH - 1) * dilation + 1)) // stride + 1`;
+        "valid" has no pads, "same" gives `H_out = ceil(H / stride)`.
+
+    Args:
+      x: input images, floating dtype.
+      kernel: convolution kernel, floating dtype.
+      bias: optional per-output-channel bias.
+      strides: int or `(sh, sw)`, positive.
+      padding: `"valid"`, `"same"` (TensorFlow/Keras rule: an odd total pad
+        puts the extra row/column at the bottom/right), an int, a pair
+        `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+      dilation_rate: int or `(dh, dw)`, positive. Unlike Keras, strides and
+        dilation may both exceed 1.
+      groups: number of channel groups; divides `C_in` and `C_out`.
+      data_format: `"channels_last"` (NHWC) or `"channels_first"` (NCHW).
+      precision: passed to the contraction (`jax.lax.Precision`, a string such
+        as `"highest"`, or None for the backend default).
+"""
+
+_RAISES_DOC = """
+    Raises:
+      ValueError: bad shapes or argument values (named in the message), raised
+        while tracing, before anything is compiled.
+      TypeError: non-floating arrays, non-integer strides/dilation/groups.
+"""
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "precision", "impl"))
+def _apply(x, kernel, bias, *, spec: ConvSpec, precision, impl: str):
+    if not spec.batched:
+        x = x[None]
+    y = IMPLS[impl](x, kernel, spec, precision)
+    if bias is not None:
+        shape = (1, -1, 1, 1) if spec.channels_first else (1, 1, 1, -1)
+        y = y + bias.reshape(shape)
+    return y if spec.batched else y[0]
+
+
+def _conv2d(
+    x,
+    kernel,
+    bias,
+    *,
+    strides,
+    padding,
+    dilation_rate,
+    groups,
+    data_format,
+    precision,
+    impl,
+):
+    if impl not in IMPLS:
+        raise ValueError(f"`impl` (={impl!r}) must be one of {tuple(IMPLS)}")
+    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    _check_floating(x, "x")
+    _check_floating(kernel, "kernel")
+    arrays = (x, kernel)
+    if bias is not None:
+        bias = jnp.asarray(bias)
+        _check_floating(bias, "bias")
+        arrays += (bias,)
+    spec = conv_spec(
+        x.shape,
+        kernel.shape,
+        None if bias is None else bias.shape,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+        groups=groups,
+        data_format=data_format,
+    )
+    dtype = jnp.result_type(*arrays)
+    x, kernel = x.astype(dtype), kernel.astype(dtype)
+    if bias is not None:
+        bias = bias.astype(dtype)
+    if isinstance(precision, list):
+        precision = tuple(precision)
+    return _apply(x, kernel, bias, spec=spec, precision=precision, impl=impl)
+
+
+def conv2d(
+    x,
+    kernel,
+    bias=None,
+    *,
+    strides=1,
+    padding="valid",
+    dilation_rate=1,
+    groups=1,
+    data_format="channels_last",
+    precision=None,
+    impl="lax",
+):
+    """2D convolution, by either implementation (`impl="lax"` or `"einsum"`).
+    {args}
+      impl: `"lax"` (`jax.lax.conv_general_dilated`) or `"einsum"` (explicit
+        strided windows contracted by `jnp.einsum`). Same answers, same
+        gradients.
+
+    Returns:
+      The convolved images, dtype promoted from `x`, `kernel` and `bias`.
+    {raises}
+    Example (the document's worked example, see `jconv.document`):
+      >>> import jax.numpy as jnp
+      >>> from jconv import document
+      >>> image = jnp.asarray(document.IMAGE, jnp.float32)[..., None]
+      >>> kernel = jnp.asarray(document.KERNEL, jnp.float32)[..., None, None]
+      >>> conv2d(image, kernel)[..., 0]
+      Array([[ 56.,  76.],
+             [175., 302.]], dtype=float32)
+      >>> conv2d(image, kernel, padding="same", impl="einsum").shape
+      (4, 4, 1)
+    """
+    return _conv2d(
+        x,
+        kernel,
+        bias,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+        groups=groups,
+        data_format=data_format,
+        precision=precision,
+        impl=impl,
+    )
+
+
+def conv2d_lax(
+    x,
+    kernel,
+    bias=None,
+    *,
+    strides=1,
+    padding="valid",
+    dilation_rate=1,
+    groups=1,
+    data_format="channels_last",
+    precision=None,
+):
+    """2D convolution on `jax.lax.conv_general_dilated`: `conv2d(..., impl="lax")`.
+    {args}
+    Returns:
+      The convolved images.
+    {raises}
+    Example:
+      >>> import jax.numpy as jnp
+      >>> x = jnp.ones((2, 5, 5, 4))
+      >>> k = jnp.ones((3, 3, 2, 6))
+      >>> conv2d_lax(x, k, strides=2, padding="same", groups=2).shape
+      (2, 3, 3, 6)
+    """
+    return _conv2d(
+        x,
+        kernel,
+        bias,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+        groups=groups,
+        data_format=data_format,
+        precision=precision,
+        impl="lax",
+    )
+
+
+def conv2d_einsum(
+    x,
+    kernel,
+    bias=None,
+    *,
+    strides=1,
+    padding="valid",
+    dilation_rate=1,
+    groups=1,
+    data_format="channels_last",
+    precision=None,
+):
+    """2D convolution as strided windows contracted with `jnp.einsum`.
+
+    Same arguments and answers as `conv2d(..., impl="lax")`, built without any
+    convolution primitive: the independent formulation the lax path is checked
+    against.
+    {args}
+    Returns:
+      The convolved images.
+    {raises}
+    Example:
+      >>> import jax.numpy as jnp
+      >>> x = jnp.ones((1, 3, 7, 7))
+      >>> k = jnp.ones((3, 3, 3, 8))
+      >>> conv2d_einsum(x, k, dilation_rate=2, data_format="channels_first").shape
+      (1, 8, 3, 3)
+    """
+    return _conv2d(
+        x,
+        kernel,
+        bias,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+        groups=groups,
+        data_format=data_format,
+        precision=precision,
+        impl="einsum",
+    )
+
+
+for _fn in (conv2d, conv2d_lax, conv2d_einsum):
+    _fn.__doc__ = _fn.__doc__.format(args=_ARGS_DOC, raises=_RAISES_DOC)

@@ -1,0 +1,55 @@
+"""Both implementations against the float64 NumPy loop reference."""
+
+import jax
+import numpy as np
+import pytest
+from _data import conv_kwargs, make_arrays
+from _grid import AXES, case_id, sample
+from reference import reference_conv2d
+
+import jconv
+
+IMPLS = ["lax", "einsum"]
+DEFAULT_CASES = sample(60, seed=1)
+SLOW_CASES = sample(600, seed=2)
+
+
+def _check(case, impl):
+    x, kernel, bias = make_arrays(case)
+    expected = reference_conv2d(x, kernel, bias, **conv_kwargs(case))
+    y = jconv.conv2d(
+        x, kernel, bias, precision="highest", impl=impl, **conv_kwargs(case)
+    )
+    assert y.dtype == np.float32
+    # float32, unit-scale data, at most 5*5*2 = 50 products a sum: a few ulps of
+    # the largest partial sum.
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    with jax.enable_x64(True):
+        y64 = jconv.conv2d(
+            x.astype(np.float64),
+            kernel.astype(np.float64),
+            None if bias is None else bias.astype(np.float64),
+            impl=impl,
+            **conv_kwargs(case),
+        )
+        assert y64.dtype == np.float64
+        np.testing.assert_allclose(y64, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=case_id)
+def test_matches_reference(case, impl):
+    _check(case, impl)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", SLOW_CASES, ids=case_id)
+def test_matches_reference_large_grid(case, impl):
+    _check(case, impl)
+
+
+def test_default_grid_covers_every_value():
+    for key, values in AXES.items():
+        seen = {repr(case[key]) for case in DEFAULT_CASES}
+        assert {repr(v) for v in values} <= seen, key
