@@ -14,7 +14,7 @@ $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[experiments,test]'
+	$(BIN)/python -m pip install --quiet -e '.[experiments,test,bench]'
 	touch $@ $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps
