@@ -505,21 +505,30 @@ def plot_curves(
     xlabel: str = "step",
     ylabel: str = "",
     logy: bool = True,
+    logx: bool = False,
     title: str = "",
+    styles: Mapping[str, str] | None = None,
 ) -> pathlib.Path:
     """Line plot of each `series[name]` against `x`, log y-axis by default.
 
-    Non-positive values are dropped from a log plot (a loss of exactly 0).
+    Non-positive values are dropped from a log axis (a loss of exactly 0).
+    `styles` maps a series name to a matplotlib format string (`"o--"`).
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     x = np.asarray(x, np.float64)
+    styles = styles or {}
     for name, ys in series.items():
         ys = np.asarray(ys, np.float64)
-        keep = np.isfinite(ys) & ((ys > 0) if logy else True)
-        ax.plot(x[keep], ys[keep], label=name, marker="." if len(x) < 40 else None)
+        keep = (
+            np.isfinite(ys) & ((ys > 0) if logy else True) & ((x > 0) if logx else True)
+        )
+        fmt = styles.get(name, ".-" if len(x) < 40 else "-")
+        ax.plot(x[keep], ys[keep], fmt, label=name)
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -546,16 +555,22 @@ def plot_heatmaps(
     plt = _pyplot()
     mats = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
     n = len(mats)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), dpi=100, squeeze=False)
+    rows, cols = np.max([m.shape for m in mats.values()], axis=0)
+    # Panels side by side; wide matrices (a multichannel kernel) one above another.
+    w, h = max(3.2, 0.4 * cols + 1.2), max(3.0, 0.4 * rows + 0.8)
+    stacked = cols > 2 * rows
+    grid = (n, 1) if stacked else (1, n)
+    size = (w, h * n) if stacked else (w * n, h)
+    fig, axes = plt.subplots(*grid, figsize=size, dpi=100, squeeze=False)
     lo = min(m.min() for m in mats.values())
     hi = max(m.max() for m in mats.values())
-    for ax, (name, m) in zip(axes[0], mats.items()):
+    for ax, (name, m) in zip(axes.ravel(), mats.items()):
         vmin, vmax = (lo, hi) if share_scale else (m.min(), m.max())
         im = ax.imshow(m, cmap="viridis", vmin=vmin, vmax=vmax)
         ax.set_title(name, fontsize=9)
         ax.set_xticks(range(m.shape[1]))
         ax.set_yticks(range(m.shape[0]))
-        if annotate and m.size <= 100:
+        if annotate and m.size <= 200:
             mid = (vmin + vmax) / 2
             for (i, j), v in np.ndenumerate(m):
                 color = "black" if v > mid else "white"

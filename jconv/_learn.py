@@ -1,0 +1,293 @@
+"""Learning a convolution's kernel (and bias) from input/output pairs by gradient
+descent: the model, the loss, optax optimisers by name, and a training loop
+compiled as one `lax.scan` per chunk of steps.
+
+Several independent problems (one per true kernel, or per point of a sweep)
+are stacked on a leading axis `G` and trained at once under `jax.vmap`: each
+keeps its own parameters and optimiser state (an L-BFGS line search included),
+so stacking changes nothing about any one of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jconv._conv import IMPLS, conv2d
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "lbfgs")
+SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvModel:
+    """A `Conv2D` layer to learn: shapes and `conv2d` arguments (hashable).
+
+    Attributes:
+      kernel_shape: `(KH, KW, C_in, C_out)`.
+      use_bias: learn a bias `(C_out,)` too.
+      strides, padding, impl, precision: passed to `conv2d`.
+    """
+
+    kernel_shape: tuple[int, int, int, int]
+    use_bias: bool = False
+    strides: Any = 1
+    padding: Any = "valid"
+    impl: str = "lax"
+    precision: Any = "highest"
+
+    def __post_init__(self):
+        if self.impl not in IMPLS:
+            raise ValueError(f"`impl` (={self.impl!r}) must be one of {tuple(IMPLS)}")
+
+    def zeros(self) -> dict:
+        """Parameters all zero: `{"kernel": (KH, KW, C_in, C_out)[, "bias"]}`."""
+        params = {"kernel": jnp.zeros(self.kernel_shape, jnp.float32)}
+        if self.use_bias:
+            params["bias"] = jnp.zeros(self.kernel_shape[-1:], jnp.float32)
+        return params
+
+    def apply(self, params: dict, x_nhwc):
+        """`conv2d(x, kernel, bias)`: `(N, H, W, C_in)` -> `(N, Ho, Wo, C_out)`."""
+        return conv2d(
+            x_nhwc,
+            params["kernel"],
+            params.get("bias"),
+            strides=self.strides,
+            padding=self.padding,
+            impl=self.impl,
+            precision=self.precision,
+        )
+
+
+class Problem(NamedTuple):
+    """Input/output pairs and the parameters that made them.
+
+    Shapes for one problem (a stack of `G` problems adds a leading axis):
+      x: `(N, H, W, C_in)`; y: `(N, H_out, W_out, C_out)`;
+      weight: `(N,)`, each pair's weight in the loss (0 leaves a pair out);
+      true_params: like `ConvModel.zeros()`.
+    """
+
+    x: jax.Array
+    y: jax.Array
+    weight: jax.Array
+    true_params: dict
+
+
+class TrainState(NamedTuple):
+    """Everything a checkpoint holds: the step, parameters, optimiser state."""
+
+    step: jax.Array
+    params: dict
+    opt_state: Any
+
+
+class Metrics(NamedTuple):
+    """Per-problem values, each of shape `(G,)` for a stack of problems."""
+
+    loss: jax.Array
+    grad_norm: jax.Array
+    kernel_max_abs_error: jax.Array
+    bias_max_abs_error: jax.Array
+
+
+def loss_fn(model: ConvModel, params: dict, problem: Problem) -> jax.Array:
+    """Weighted mean over pairs of each pair's mean squared error (one problem)."""
+    residual = model.apply(params, problem.x) - problem.y
+    per_pair = jnp.mean(residual**2, axis=(1, 2, 3))
+    return jnp.sum(problem.weight * per_pair) / jnp.sum(problem.weight)
+
+
+def make_schedule(
+    learning_rate: float,
+    schedule: str = "constant",
+    *,
+    total_steps: int = 1,
+    warmup_steps: int = 0,
+    end_factor: float = 0.0,
+) -> optax.Schedule:
+    """A learning-rate schedule by name.
+
+    Args:
+      learning_rate: the peak (initial, after warmup) learning rate, positive.
+      schedule: `"constant"`; `"cosine"` (to `end_factor * learning_rate` at
+        `total_steps`); `"exponential"` (multiplied by `end_factor` over
+        `total_steps`, smoothly); `"warmup_cosine"` (linear from 0 over
+        `warmup_steps`, then cosine to `end_factor * learning_rate`).
+
+    Raises:
+      ValueError: unknown schedule or bad value, named.
+    """
+    if not learning_rate > 0:
+        raise ValueError(f"`learning_rate` (={learning_rate!r}) must be positive")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"`schedule` (={schedule!r}) must be one of {SCHEDULES}")
+    if not 0 <= end_factor <= 1:
+        raise ValueError(f"`end_factor` (={end_factor!r}) must be in [0, 1]")
+    if schedule == "constant":
+        return optax.constant_schedule(learning_rate)
+    if schedule == "cosine":
+        return optax.cosine_decay_schedule(learning_rate, total_steps, end_factor)
+    if schedule == "exponential":
+        if end_factor <= 0:
+            raise ValueError(
+                f"`end_factor` (={end_factor!r}) must be positive for 'exponential'"
+            )
+        return optax.exponential_decay(learning_rate, total_steps, end_factor)
+    if not 0 <= warmup_steps < total_steps:
+        raise ValueError(
+            f"`warmup_steps` (={warmup_steps!r}) must be in [0, total_steps "
+            f"(={total_steps}))"
+        )
+    return optax.warmup_cosine_decay_schedule(
+        0.0,
+        learning_rate,
+        warmup_steps,
+        total_steps,
+        end_value=end_factor * learning_rate,
+    )
+
+
+def make_optimizer(
+    name: str,
+    learning_rate: float,
+    *,
+    momentum: float = 0.9,
+    schedule: str = "constant",
+    total_steps: int = 1,
+    warmup_steps: int = 0,
+    end_factor: float = 0.0,
+    memory_size: int = 10,
+) -> optax.GradientTransformationExtraArgs:
+    """An optax optimiser by name.
+
+    Args:
+      name: `"sgd"`, `"momentum"` (heavy ball), `"nesterov"`, `"adam"`,
+        `"rmsprop"` or `"lbfgs"` (zoom line search; `learning_rate` scales
+        the step the line search picks: keep it 1.0).
+      learning_rate: peak learning rate, shaped by `schedule` (see
+        `make_schedule`).
+      momentum: for `"momentum"` and `"nesterov"`, in [0, 1).
+      memory_size: L-BFGS history length.
+
+    Raises:
+      ValueError: unknown name or bad value, named.
+
+    Example:
+      >>> opt = make_optimizer("momentum", 0.1, momentum=0.5)
+      >>> params = {"kernel": jnp.ones(3)}
+      >>> updates, _ = opt.update(params, opt.init(params), params)
+      >>> updates["kernel"].tolist()
+      [-0.10000000149011612, -0.10000000149011612, -0.10000000149011612]
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer `name` (={name!r}) must be one of {OPTIMIZERS}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"`momentum` (={momentum!r}) must be in [0, 1)")
+    lr = make_schedule(
+        learning_rate,
+        schedule,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
+        end_factor=end_factor,
+    )
+    if name == "sgd":
+        return optax.sgd(lr)
+    if name in ("momentum", "nesterov"):
+        return optax.sgd(lr, momentum=momentum, nesterov=name == "nesterov")
+    if name == "adam":
+        return optax.adam(lr)
+    if name == "rmsprop":
+        return optax.rmsprop(lr)
+    if memory_size < 1:
+        raise ValueError(f"`memory_size` (={memory_size!r}) must be positive")
+    return optax.lbfgs(learning_rate=lr, memory_size=memory_size)
+
+
+def _keeps_value(opt_state) -> bool:
+    # Line-search optimisers (L-BFGS) store the value and gradient at the new
+    # parameters; reusing them saves one evaluation per step.
+    return optax.tree.get(opt_state, "value") is not None
+
+
+def _metrics(model: ConvModel, params: dict, problem: Problem) -> Metrics:
+    loss, grad = jax.value_and_grad(functools.partial(loss_fn, model))(params, problem)
+    true = problem.true_params
+    kernel_err = jnp.max(jnp.abs(params["kernel"] - true["kernel"]))
+    bias_err = (
+        jnp.max(jnp.abs(params["bias"] - true["bias"]))
+        if "bias" in params
+        else jnp.zeros((), kernel_err.dtype)
+    )
+    return Metrics(loss, optax.tree.norm(grad), kernel_err, bias_err)
+
+
+def _step(model, optimizer, params, opt_state, problem: Problem):
+    fn = lambda p: loss_fn(model, p, problem)
+    if _keeps_value(opt_state):
+        value, grad = optax.value_and_grad_from_state(fn)(params, state=opt_state)
+    else:
+        value, grad = jax.value_and_grad(fn)(params)
+    updates, opt_state = optimizer.update(
+        grad, opt_state, params, value=value, grad=grad, value_fn=fn
+    )
+    return optax.apply_updates(params, updates), opt_state, value
+
+
+def init_state(
+    model: ConvModel, optimizer: optax.GradientTransformation, num_problems: int
+) -> TrainState:
+    """Step 0: zero parameters for each of `num_problems` stacked problems."""
+    params = jax.tree.map(
+        lambda a: jnp.zeros((num_problems, *a.shape), a.dtype), model.zeros()
+    )
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=jax.vmap(optimizer.init)(params),
+    )
+
+
+def make_train_chunk(
+    model: ConvModel, optimizer: optax.GradientTransformation, chunk_steps: int
+):
+    """A jitted `(state, problems) -> (state, metrics, losses)` that runs
+    `chunk_steps` optimiser steps as one `lax.scan` over a `vmap` of the
+    problems.
+
+    `metrics` (a `Metrics` of `(G,)` arrays) are taken at the parameters after
+    the chunk; `losses`, `(chunk_steps, G)`, is the loss before each step (row
+    `i`: at step `state.step + i`), to find where a loss first went NaN.
+    Running two chunks of `n` steps gives exactly the state of one chunk of
+    `2n` steps computed the same way: a run resumed from a checkpoint ends
+    where an uninterrupted run does.
+    """
+    if chunk_steps < 1:
+        raise ValueError(f"`chunk_steps` (={chunk_steps!r}) must be positive")
+    step = jax.vmap(functools.partial(_step, model, optimizer))
+
+    @jax.jit
+    def chunk(state: TrainState, problems: Problem):
+        def body(carry, _):
+            params, opt_state, loss = step(*carry, problems)
+            return (params, opt_state), loss
+
+        (params, opt_state), losses = jax.lax.scan(
+            body, (state.params, state.opt_state), None, length=chunk_steps
+        )
+        metrics = jax.vmap(functools.partial(_metrics, model))(params, problems)
+        new_state = TrainState(state.step + chunk_steps, params, opt_state)
+        return new_state, metrics, losses
+
+    return chunk
+
+
+def evaluate(model: ConvModel, params: dict, problems: Problem) -> Metrics:
+    """`Metrics` of stacked parameters on stacked problems."""
+    return jax.jit(jax.vmap(functools.partial(_metrics, model)))(params, problems)
