@@ -749,7 +749,9 @@ def make_plots(setup: Setup, result: TrainResult, summary: dict, out) -> list[st
                 "input": x[0],
                 "target (channel 0)": target,
                 "prediction (channel 0)": pred,
-                "target - prediction": target - pred,
+                f"target - prediction (max |.| {np.max(np.abs(target - pred)):.2g})": (
+                    target - pred
+                ),
             },
             title=f"kernel {tag!r}, first pair",
         )
