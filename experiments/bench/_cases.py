@@ -1,0 +1,193 @@
+"""The benchmarked convolutions: shapes, FLOP counts, inputs, the answer check.
+
+NumPy only, so every worker process (JAX, PyTorch, TensorFlow) can import it
+without pulling in another framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+
+MODES = ("fwd", "fwd+bwd")
+DTYPES = ("float32", "bfloat16")
+# What the backward pass costs relative to the forward one: the input gradient
+# and the kernel gradient are each one convolution as large as the forward.
+MODE_FLOP_FACTOR = {"fwd": 1, "fwd+bwd": 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """One convolution layer, batch left open. Layout: input `(N, H, W, C_in)`,
+    kernel `(KH, KW, C_in // groups, C_out)`, output `(N, H_out, W_out, C_out)`."""
+
+    hw: tuple[int, int]
+    c_in: int
+    c_out: int
+    kernel_hw: tuple[int, int]
+    strides: tuple[int, int] = (1, 1)
+    padding: str = "same"
+    groups: int = 1
+    description: str = ""
+
+
+# Every shape a peer can run natively: "valid"/"same" padding only (Keras knows
+# no other), no dilation.
+SHAPES = {
+    "doc4x4": Geometry(
+        (4, 4), 1, 1, (3, 3), padding="valid",
+        description="the document's 4x4 image and 3x3 kernel",
+    ),
+    "mnist": Geometry(
+        (28, 28), 1, 32, (3, 3), padding="valid",
+        description="first layer of the Keras MNIST convnet",
+    ),
+    "resnet56": Geometry((56, 56), 64, 64, (3, 3), description="ResNet stage 1 3x3"),
+    "resnet28": Geometry((28, 28), 128, 128, (3, 3), description="ResNet stage 2 3x3"),
+    "resnet14": Geometry((14, 14), 256, 256, (3, 3), description="ResNet stage 3 3x3"),
+    "stem": Geometry(
+        (224, 224), 3, 64, (7, 7), strides=(2, 2), description="ResNet stem 7x7/2"
+    ),
+    "depthwise": Geometry(
+        (56, 56), 128, 128, (3, 3), groups=128,
+        description="MobileNet-style depthwise 3x3 (groups = C_in)",
+    ),
+}  # fmt: skip
+
+
+def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "same" rule (the odd pixel at the end), for the peers that
+    take explicit pads. The answer check compares against jconv, so a
+    disagreement with `jconv.resolve_padding` cannot pass unnoticed."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvCase:
+    """A geometry with its batch size and inner-loop count, as one benchmark row
+    family (every impl, mode and dtype runs it)."""
+
+    shape: str
+    geometry: Geometry
+    batch: int
+    inner_iters: int
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, *self.geometry.hw, self.geometry.c_in)
+
+    @property
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        g = self.geometry
+        return (*g.kernel_hw, g.c_in // g.groups, g.c_out)
+
+    @property
+    def pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        g = self.geometry
+        if g.padding == "valid":
+            return (0, 0), (0, 0)
+        return tuple(same_pads(*a) for a in zip(g.hw, g.kernel_hw, g.strides))
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        g = self.geometry
+        return tuple(
+            (size + lo + hi - k) // s + 1
+            for size, (lo, hi), k, s in zip(g.hw, self.pads, g.kernel_hw, g.strides)
+        )
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, *self.out_hw, self.geometry.c_out)
+
+    @property
+    def depthwise(self) -> bool:
+        g = self.geometry
+        return g.groups > 1 and g.groups == g.c_in == g.c_out
+
+    def flops(self, mode: str) -> int:
+        """Multiply-adds times two: `2 N Ho Wo KH KW (C_in / groups) C_out`,
+        three times that for forward+backward (input and kernel gradients)."""
+        g = self.geometry
+        ho, wo = self.out_hw
+        kh, kw = g.kernel_hw
+        fwd = 2 * self.batch * ho * wo * kh * kw * (g.c_in // g.groups) * g.c_out
+        return fwd * MODE_FLOP_FACTOR[mode]
+
+    def describe(self) -> dict:
+        g = self.geometry
+        return {
+            "x_shape": list(self.x_shape),
+            "kernel_shape": list(self.kernel_shape),
+            "out_shape": list(self.out_shape),
+            "strides": list(g.strides),
+            "padding": g.padding,
+            "pads": [list(p) for p in self.pads],
+            "groups": g.groups,
+            "batch": self.batch,
+            "inner_iters": self.inner_iters,
+        }
+
+
+def make_case(shape: str, batch: int, inner_iters: int) -> ConvCase:
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+    return ConvCase(shape, SHAPES[shape], int(batch), int(inner_iters))
+
+
+def make_inputs(
+    case: ConvCase, seed: int, image=None, kernel=None
+) -> dict[str, np.ndarray]:
+    """float32 `x` (NHWC), `kernel` (HWIO) and the output cotangent `ct`.
+
+    The kernel is scaled by `1 / sqrt(fan_in)` so outputs stay near unit size
+    whatever the shape (bfloat16 tolerances are relative to them). `image` and
+    `kernel` replace the random ones (the document's example); the image is
+    repeated over the batch.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(case.shape.encode())])
+    kh, kw, c_group, _ = case.kernel_shape
+    if image is None:
+        x = rng.standard_normal(case.x_shape, dtype=np.float32)
+    else:
+        x = np.broadcast_to(np.asarray(image, np.float32), case.x_shape).copy()
+    if kernel is None:
+        kernel = rng.standard_normal(case.kernel_shape, dtype=np.float32)
+        kernel /= np.float32(np.sqrt(kh * kw * c_group))
+    kernel = np.asarray(kernel, np.float32).reshape(case.kernel_shape)
+    ct = rng.standard_normal(case.out_shape, dtype=np.float32)
+    return {"x": x, "kernel": kernel, "ct": ct}
+
+
+def output_names(mode: str) -> tuple[str, ...]:
+    """The outputs compared between implementations: the convolution `y`, and
+    for forward+backward the input gradient `dx` and kernel gradient `dk`
+    (for cotangent `ct`), all float32 in jconv's layouts."""
+    return ("y",) if mode == "fwd" else ("y", "dx", "dk")
+
+
+def compare(outputs: dict, reference: dict, tolerance: float) -> dict:
+    """Largest `|out - ref| / max|ref|` per output: an error relative to the
+    output's scale, which is what a bfloat16 rounding or a reordered float32
+    sum perturbs.
+
+    Returns:
+      `{"errors": {name: err}, "tolerance": tol, "passed": bool}`; a shape
+      mismatch counts as an infinite error.
+    """
+    errors = {}
+    for name, ref in reference.items():
+        out = np.asarray(outputs[name], np.float64)
+        ref = np.asarray(ref, np.float64)
+        if out.shape != ref.shape:
+            errors[name] = float("inf")
+            continue
+        scale = max(float(np.abs(ref).max()), np.finfo(np.float32).tiny)
+        err = float(np.abs(out - ref).max()) / scale
+        errors[name] = err if np.isfinite(err) else float("inf")
+    passed = all(e <= tolerance for e in errors.values())
+    return {"errors": errors, "tolerance": tolerance, "passed": passed}

@@ -1,0 +1,31 @@
+"""What every benchmarked implementation provides to the worker."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+
+class Unsupported(Exception):
+    """The implementation cannot run this case; the message says why and is
+    recorded in results.json instead of the row silently disappearing."""
+
+
+@dataclasses.dataclass
+class Prepared:
+    """One (shape, impl, mode, dtype) ready to run.
+
+    Attributes:
+      outputs: computes the compared outputs once (`y`, and `dx`, `dk` for
+        forward+backward) as float32 NumPy arrays in jconv's layouts.
+      run: `run(n)` performs `n` convolutions (with their backward pass for
+        forward+backward) and returns when they are done.
+      arg_bytes: bytes of the arguments as the implementation holds them.
+      info: what a reader needs to interpret the row (layout conversions, the
+        API used, the memory analysis).
+    """
+
+    outputs: Callable[[], dict]
+    run: Callable[[int], None]
+    arg_bytes: int
+    info: dict = dataclasses.field(default_factory=dict)

@@ -1,0 +1,145 @@
+"""The JAX implementations: `jconv_lax`, `jconv_einsum` and `lax_raw`.
+
+One convolution is one call of the jitted step. For small shapes, `n > 1`
+convolutions run inside one jitted `lax.fori_loop`, so Python dispatch is paid
+once per call, not once per convolution. (Only then: on the CPU, XLA compiles
+a convolution inside a loop body without its fast path, and the gradient
+convolutions become many times slower, jax-ml/jax#12868; the worker also
+records the single-call time of those shapes.) Two things keep XLA from doing
+less work in the loop than a real training step would:
+  - the kernel is the loop carry (plus zero times an output element), so the
+    convolution is not loop-invariant and cannot be hoisted out of the loop;
+  - the inputs pass through an `optimization_barrier` with the carry, so
+    nothing computed from the input alone (the einsum's windows) is hoisted
+    either, and the outputs pass through one before that single element is
+    read, so no slice is pushed into the producer.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import jconv
+from experiments.bench._cases import ConvCase
+from experiments.bench._impl import Prepared, Unsupported
+
+IMPLS = ("jconv_lax", "jconv_einsum", "lax_raw")
+_JCONV_IMPL = {"jconv_lax": "lax", "jconv_einsum": "einsum"}
+
+
+def meta() -> dict:
+    device = jax.devices()[0]
+    return {
+        "jax": jax.__version__,
+        "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+    }
+
+
+def conv_fn(impl: str, case: ConvCase):
+    """`f(x_nhwc, k_hwio) -> y_nhwc` for `impl`, and the API it goes through."""
+    g = case.geometry
+    if impl == "lax_raw":
+        return functools.partial(
+            lax.conv_general_dilated,
+            window_strides=g.strides,
+            padding=case.pads,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=g.groups,
+        ), "jax.lax.conv_general_dilated"
+    if impl not in _JCONV_IMPL:
+        raise ValueError(f"unknown JAX impl {impl!r}; known: {IMPLS}")
+    kw = dict(strides=g.strides, padding=g.padding, impl=_JCONV_IMPL[impl])
+    if case.depthwise and hasattr(jconv, "depthwise_conv2d"):
+        kh, kw_, _, c = case.kernel_shape
+
+        # (KH, KW, 1, C) and Keras' depthwise (KH, KW, C, 1) share their
+        # memory order: the reshape is free and gives the gradient back in
+        # the grouped layout the other implementations return.
+        def f(x, k):
+            return jconv.depthwise_conv2d(x, k.reshape(kh, kw_, c, 1), **kw)
+
+        return f, "jconv.depthwise_conv2d"
+    return functools.partial(jconv.conv2d, groups=g.groups, **kw), (
+        f"jconv.conv2d(impl={_JCONV_IMPL[impl]!r})"
+    )
+
+
+def step_fn(f, mode: str):
+    """The work of one benchmark iteration, returning every compared output."""
+    if mode == "fwd":
+        return lambda x, k, ct: (f(x, k),)
+
+    def fwd_bwd(x, k, ct):
+        y, vjp = jax.vjp(f, x, k)
+        return (y, *vjp(ct))
+
+    return fwd_bwd
+
+
+def loop_fn(step):
+    def loop(x, k, ct, n):
+        def body(_, k_carry):
+            xb, kb, ctb = lax.optimization_barrier((x, k_carry, ct))
+            outs = lax.optimization_barrier(step(xb, kb, ctb))
+            sink = sum(o.reshape(-1)[0].astype(jnp.float32) for o in outs)
+            return k_carry + (sink * 0).astype(k_carry.dtype)
+
+        return lax.fori_loop(0, n, body, k)
+
+    return loop
+
+
+def _memory(compiled) -> dict:
+    ma = compiled.memory_analysis()
+    if ma is None:
+        return {"peak_memory_bytes": None, "memory_method": "n/a: no analysis"}
+    arg, out = ma.argument_size_in_bytes, ma.output_size_in_bytes
+    temp, alias = ma.temp_size_in_bytes, ma.alias_size_in_bytes
+    return {
+        "peak_memory_bytes": int(arg + out + temp - alias),
+        "memory_method": "XLA memory_analysis: argument + output + temp - alias",
+        "memory_analysis": {
+            "argument_bytes": int(arg),
+            "output_bytes": int(out),
+            "temp_bytes": int(temp),
+            "alias_bytes": int(alias),
+        },
+    }
+
+
+def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepared:
+    f, via = conv_fn(impl, case)
+    step = step_fn(f, mode)
+    dt = jnp.dtype(dtype)
+    x, k, ct = (jnp.asarray(arrays[n], dt) for n in ("x", "kernel", "ct"))
+    try:
+        # jit drops the cotangent from the forward-only step (unused), so the
+        # memory analysis below is the forward's own.
+        compiled = jax.jit(step).lower(x, k, ct).compile()
+    except Exception as e:  # a dtype or feature the backend has no kernel for
+        raise Unsupported(f"{type(e).__name__}: {e}") from e
+    loop = jax.jit(loop_fn(step))
+
+    def outputs():
+        return {
+            name: np.asarray(o.astype(jnp.float32))
+            for name, o in zip(("y", "dx", "dk"), compiled(x, k, ct))
+        }
+
+    def run(n):
+        if n == 1:
+            jax.block_until_ready(compiled(x, k, ct))
+        else:
+            loop(x, k, ct, jnp.int32(n)).block_until_ready()
+
+    info = {"via": via, "layout": "NHWC / HWIO (native)", **_memory(compiled)}
+    arg_bytes = x.nbytes + k.nbytes + (ct.nbytes if mode != "fwd" else 0)
+    return Prepared(outputs=outputs, run=run, arg_bytes=int(arg_bytes), info=info)

@@ -1,0 +1,397 @@
+"""The benchmark's outputs: the race summary, results.md, the plots, summary.json."""
+
+from __future__ import annotations
+
+import pathlib
+
+from experiments.bench._cases import DTYPES, MODES
+
+IMPL_ORDER = ("jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
+
+
+def summarise_race(sides: dict, race: dict, data: dict) -> dict:
+    """Flattens both sides of the kernel-learning race into `kernel_race`."""
+    jax_side, keras_side = sides.get("jax", {}), sides.get("keras", {})
+    n, h, w, _ = data["x"].shape
+    out = {
+        "task": (
+            f"recover the document's 3x3 kernel from {n} random {h}x{w} images "
+            "(targets exact, 'valid'), kernel from zeros, full batch, loss mse"
+        ),
+        "optimizer": race["optimizer"],
+        "learning_rate": race["learning_rate"],
+        "steps": race["steps"],
+        "errors": {k: v["error"] for k, v in sides.items() if "error" in v},
+    }
+    equal = jax_side.get("equal_steps", {})
+    if equal:
+        impl = min(equal, key=lambda i: equal[i]["seconds"])
+        best = equal[impl]
+        out.update(
+            jconv_impl=impl,
+            jconv_seconds=best["seconds"],
+            jconv_compile_seconds=best["compile_seconds"],
+            jconv_kernel_max_abs_error=best["kernel_max_abs_error"],
+            jconv_final_loss=best["final_loss"],
+            jconv_seconds_by_impl={i: r["seconds"] for i, r in equal.items()},
+            jconv=equal,
+        )
+    if "seconds" in keras_side:
+        out.update(
+            keras_seconds=keras_side["seconds"],
+            keras_first_fit_seconds=keras_side["first_fit_seconds"],
+            keras_kernel_max_abs_error=keras_side["kernel_max_abs_error"],
+            keras_final_loss=keras_side["final_loss"],
+            keras_jit_compile=keras_side["jit_compile"],
+            keras_steps_per_execution=keras_side["steps_per_execution"],
+            keras_iterations=keras_side["iterations"],
+        )
+    if "jconv_seconds" in out and "keras_seconds" in out:
+        out["speedup_vs_keras"] = out["keras_seconds"] / out["jconv_seconds"]
+        out["speedup_vs_keras_including_compile"] = (
+            out["keras_seconds"] + out["keras_first_fit_seconds"]
+        ) / (out["jconv_seconds"] + out["jconv_compile_seconds"])
+    to_target = jax_side.get("to_target", {})
+    reached = {k: v for k, v in to_target.items() if v["reached"]}
+    out["target_error"] = race["target_error"]
+    out["to_target"] = to_target
+    if reached:
+        name = min(reached, key=lambda k: reached[k]["seconds"])
+        out.update(
+            best_optimizer=name,
+            time_to_target_seconds=reached[name]["seconds"],
+            time_to_target_compile_seconds=reached[name]["compile_seconds"],
+            time_to_target_steps=reached[name]["steps"],
+        )
+    floors = jax_side.get("closed_form", {})
+    if floors:
+        out["closed_form"] = floors
+        out["lstsq_seconds"] = floors["lstsq"]["seconds"]
+        out["floor_seconds"] = min(f["seconds"] for f in floors.values())
+        if "time_to_target_seconds" in out:
+            out["time_to_target_vs_floor"] = (
+                out["time_to_target_seconds"] / out["floor_seconds"]
+            )
+            out["time_to_target_vs_lstsq"] = (
+                out["time_to_target_seconds"] / out["lstsq_seconds"]
+            )
+    return out
+
+
+def _fmt_s(seconds) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def _fmt_mib(n) -> str:
+    return "n/a" if n is None else f"{n / 2**20:.1f}"
+
+
+def _fmt_rate(record) -> str:
+    if record.get("tflops") is not None:
+        pct = record.get("percent_of_peak")
+        tail = f" ({pct:.0f}% peak)" if pct is not None else " (peak n/a)"
+        return f"{record['tflops']:.1f} TF/s{tail}"
+    return f"{record['gflops']:.3g} GF/s" if record.get("gflops") else "n/a"
+
+
+def _cell(record) -> str:
+    if record is None:
+        return "—"
+    if record.get("status") != "ok":
+        return f"{record.get('status')}¹"
+    return f"{_fmt_s(record['median_seconds'])} · {_fmt_rate(record)}"
+
+
+def _machine_line(machine: dict) -> str:
+    host = machine["host"]
+    dev = machine.get("jax_device", {})
+    text = (
+        f"{host['cpu']}, {host['cpu_count']} cores, {host['memory_gib']} GiB, "
+        f"{host['os']}, Python {host['python']}; JAX device: "
+        f"{dev.get('platform')} ({dev.get('device_kind')}); load average "
+        f"{host.get('load_average_at_start')} at start, "
+        f"{machine.get('load_average_at_end')} at end"
+    )
+    versions = []
+    for meta in machine.get("frameworks", {}).values():
+        for name in ("jax", "torch", "tensorflow", "keras"):
+            if name in meta and f"{name} {meta[name]}" not in versions:
+                versions.append(f"{name} {meta[name]}")
+    return text + (f"; {', '.join(versions)}" if versions else "")
+
+
+def markdown(results: dict) -> str:
+    """results.md: a table per (mode, dtype), memory, problems, the race."""
+    recs = results["records"]
+    index = {(r["shape"], r["impl"], r["mode"], r["dtype"]): r for r in recs}
+    shapes = list(dict.fromkeys(r["shape"] for r in recs))
+    impls = [i for i in IMPL_ORDER if any(r["impl"] == i for r in recs)]
+    lines = [
+        "# Convolution benchmark",
+        "",
+        f"Machine: {_machine_line(results['machine'])}.",
+        "",
+        "Median time per convolution (warm-up excluded; small shapes run many "
+        "iterations inside one call) and achieved rate. FLOPs: "
+        "`2·N·Ho·Wo·KH·KW·(C_in/groups)·C_out` forward, 3x that for fwd+bwd "
+        "(input and kernel gradients).",
+    ]
+    for dtype in DTYPES:
+        for mode in MODES:
+            if not any(r["mode"] == mode and r["dtype"] == dtype for r in recs):
+                continue
+            lines += ["", f"## {mode}, {dtype}", ""]
+            lines.append("| shape | " + " | ".join(impls) + " | einsum / lax |")
+            lines.append("|---" * (len(impls) + 2) + "|")
+            for shape in shapes:
+                row = [_cell(index.get((shape, i, mode, dtype))) for i in impls]
+                lax = index.get((shape, "jconv_lax", mode, dtype), {})
+                ein = index.get((shape, "jconv_einsum", mode, dtype), {})
+                ratio = (
+                    f"{ein['median_seconds'] / lax['median_seconds']:.2f}x"
+                    if lax.get("median_seconds") and ein.get("median_seconds")
+                    else "—"
+                )
+                lines.append(f"| {shape} | " + " | ".join(row) + f" | {ratio} |")
+    lines += [
+        "",
+        "## Peak memory (MiB)",
+        "",
+        "JAX: the compiled executable's `memory_analysis()` (argument + output + "
+        "temp; on the CPU the convolution library's own scratch is not counted). "
+        "All implementations, in brackets: argument bytes + the sampled peak rise "
+        "of resident memory during one call (freed buffers returned to the OS).",
+        "",
+        "| shape | mode | dtype | " + " | ".join(impls) + " |",
+        "|---" * (len(impls) + 3) + "|",
+    ]
+    for shape in shapes:
+        for dtype in DTYPES:
+            for mode in MODES:
+                cells = []
+                for impl in impls:
+                    r = index.get((shape, impl, mode, dtype))
+                    if r is None or r.get("status") != "ok":
+                        cells.append("—")
+                        continue
+                    main = _fmt_mib(r.get("peak_memory_bytes"))
+                    rss = r.get("rss_peak_bytes")
+                    cells.append(
+                        main
+                        if impl not in ("jconv_lax", "lax_raw", "jconv_einsum")
+                        else f"{main} [{_fmt_mib(rss)}]"
+                    )
+                if any(c != "—" for c in cells):
+                    lines.append(
+                        f"| {shape} | {mode} | {dtype} | " + " | ".join(cells) + " |"
+                    )
+    problems = [r for r in recs if r.get("status") != "ok"]
+    lines += ["", "## ¹ Not timed", ""]
+    if problems:
+        for r in problems:
+            lines.append(
+                f"- {r['shape']} {r['impl']} {r['mode']} {r['dtype']}: "
+                f"{r['status']}: {r.get('reason', '')}"
+            )
+    else:
+        lines.append("Every implementation ran every case and passed the check.")
+    checked = [r for r in recs if r.get("status") == "ok" and "errors" in r["check"]]
+    if checked:
+        worst = max(checked, key=lambda r: max(r["check"]["errors"].values()))
+        err = max(worst["check"]["errors"].values())
+        lines += [
+            "",
+            "Answer check before timing: every output (`y`, and `dx`, `dk` for "
+            "fwd+bwd) against jconv_lax's, error `max|out - ref| / max|ref|`, "
+            "tolerances "
+            + ", ".join(f"{k} {v:g}" for k, v in sorted(_tolerances(checked).items()))
+            + f"; the largest error seen: {err:.2g} ({worst['shape']} "
+            f"{worst['impl']} {worst['mode']} {worst['dtype']}).",
+        ]
+    race = results.get("kernel_race")
+    if race:
+        lines += ["", "## Kernel-learning race", "", *race_lines(race)]
+    return "\n".join(lines) + "\n"
+
+
+def _tolerances(records) -> dict:
+    return {r["dtype"]: r["check"]["tolerance"] for r in records}
+
+
+def race_lines(race: dict) -> list[str]:
+    lines = [f"Task: {race['task']}.", ""]
+    if race.get("errors"):
+        lines += [f"- {side}: {err}" for side, err in race["errors"].items()]
+    if "speedup_vs_keras" in race:
+        lines += [
+            f"Same optimiser ({race['optimizer']}, learning rate "
+            f"{race['learning_rate']}), {race['steps']} steps:",
+            "",
+            "| | wall time | compile / first call | kernel max error | final loss |",
+            "|---|---|---|---|---|",
+            f"| jconv ({race['jconv_impl']}, jitted lax.scan) | "
+            f"{_fmt_s(race['jconv_seconds'])} | "
+            f"{_fmt_s(race['jconv_compile_seconds'])} | "
+            f"{race['jconv_kernel_max_abs_error']:.2g} | "
+            f"{race['jconv_final_loss']:.2g} |",
+            f"| Keras model.fit (TensorFlow, jit_compile="
+            f"{race['keras_jit_compile']}) | {_fmt_s(race['keras_seconds'])} | "
+            f"{_fmt_s(race['keras_first_fit_seconds'])} | "
+            f"{race['keras_kernel_max_abs_error']:.2g} | "
+            f"{race['keras_final_loss']:.2g} |",
+            "",
+            f"Speed-up over Keras: **{race['speedup_vs_keras']:.0f}x** warm "
+            f"({race['speedup_vs_keras_including_compile']:.1f}x counting "
+            "compile/tracing on both sides). jconv per impl: "
+            + ", ".join(
+                f"{i} {_fmt_s(s)}" for i, s in race["jconv_seconds_by_impl"].items()
+            )
+            + ".",
+        ]
+    if race.get("to_target"):
+        lines += [
+            "",
+            f"Time to a kernel max error of {race['target_error']:g} (jitted "
+            "while_loop, compile excluded):",
+            "",
+            "| optimiser | steps | wall time | compile | reached |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in race["to_target"].items():
+            lines.append(
+                f"| {name} | {r['steps']} | {_fmt_s(r['seconds'])} | "
+                f"{_fmt_s(r['compile_seconds'])} | "
+                f"{'yes' if r['reached'] else 'no'} |"
+            )
+    if race.get("closed_form"):
+        lines.append("")
+        for name, r in race["closed_form"].items():
+            lines.append(
+                f"- closed form, {name}: {_fmt_s(r['seconds'])} "
+                f"(kernel error {r['kernel_max_abs_error']:.2g}, compile "
+                f"{_fmt_s(r['compile_seconds'])})"
+            )
+    if "time_to_target_vs_floor" in race:
+        lines += [
+            "",
+            f"Best optimiser `{race['best_optimizer']}`: "
+            f"{_fmt_s(race['time_to_target_seconds'])} to "
+            f"{race['target_error']:g}, "
+            f"{race['time_to_target_vs_lstsq']:.2f}x the lstsq solve and "
+            f"{race['time_to_target_vs_floor']:.2f}x the fastest closed form.",
+        ]
+    return lines
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_times(results: dict, path) -> pathlib.Path:
+    """Median time per shape per implementation, one panel per (dtype, mode)."""
+    plt = _pyplot()
+    recs = [r for r in results["records"] if r.get("status") == "ok"]
+    shapes = list(dict.fromkeys(r["shape"] for r in results["records"]))
+    impls = [i for i in IMPL_ORDER if any(r["impl"] == i for r in results["records"])]
+    panels = [(d, m) for d in DTYPES for m in MODES]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8), dpi=100, squeeze=False)
+    width = 0.8 / max(len(impls), 1)
+    for ax, (dtype, mode) in zip(axes.ravel(), panels):
+        for j, impl in enumerate(impls):
+            xs, ys = [], []
+            for i, shape in enumerate(shapes):
+                for r in recs:
+                    if (r["shape"], r["impl"], r["mode"], r["dtype"]) == (
+                        shape, impl, mode, dtype,
+                    ):  # fmt: skip
+                        xs.append(i + (j - (len(impls) - 1) / 2) * width)
+                        ys.append(r["median_seconds"] * 1e3)
+            ax.bar(xs, ys, width=width, label=impl)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(shapes)))
+        ax.set_xticklabels(shapes, rotation=20)
+        ax.set_ylabel("ms per convolution (log)")
+        ax.set_title(f"{mode}, {dtype}")
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Median time per convolution (lower is better)")
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_race(race: dict, path) -> pathlib.Path:
+    """Wall times of the race (log scale) and jconv's loss curve."""
+    plt = _pyplot()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), dpi=100)
+    bars = {}
+    if "keras_seconds" in race:
+        bars["Keras fit"] = race["keras_seconds"]
+        bars["Keras first fit (1 step)"] = race["keras_first_fit_seconds"]
+    for impl, s in race.get("jconv_seconds_by_impl", {}).items():
+        bars[f"jconv {impl} (scan)"] = s
+    if "jconv_compile_seconds" in race:
+        bars["jconv compile"] = race["jconv_compile_seconds"]
+    for name, r in race.get("to_target", {}).items():
+        if r["reached"]:
+            bars[f"to {race['target_error']:g}: {name}"] = r["seconds"]
+    for name, r in race.get("closed_form", {}).items():
+        bars[f"closed form: {name}"] = r["seconds"]
+    names = list(bars)
+    ax.barh(range(len(names)), [bars[n] for n in names], color="tab:blue")
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (log)")
+    ax.set_title(f"{race['steps']} steps of {race['optimizer']}")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    for impl, r in race.get("jconv", {}).items():
+        curve = r["loss_curve"]
+        keep = [(s, v) for s, v in zip(curve["step"], curve["loss"]) if v > 0]
+        if keep:
+            ax2.plot(*zip(*keep), label=f"jconv {impl}")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("training loss (mse)")
+    ax2.set_title("jconv loss per step")
+    ax2.grid(True, which="both", alpha=0.3)
+    if race.get("jconv"):
+        ax2.legend()
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def summary(results: dict) -> dict:
+    """summary.json: counts by status and the race's headline numbers."""
+    counts = {}
+    for r in results["records"]:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    race = results.get("kernel_race") or {}
+    keys = (
+        "speedup_vs_keras", "jconv_seconds", "keras_seconds",
+        "time_to_target_seconds", "floor_seconds", "time_to_target_vs_floor",
+    )  # fmt: skip
+    return {
+        "records_by_status": counts,
+        "all_checks_passed": counts.get("mismatch", 0) == 0
+        and counts.get("failed", 0) == 0,
+        "kernel_race": {k: race[k] for k in keys if k in race},
+        "outputs": ["results.json", "results.md", "times.png", "race.png"],
+    }

@@ -1,0 +1,405 @@
+"""The benchmark's orchestration: config check, inputs, workers, results.
+
+The process that runs this loads no framework's compute: it writes the inputs,
+starts one worker process per implementation (`_worker.py`) in turn, gathers
+their JSON lines, and writes `results.json`, `results.md` and the plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from experiments import runner
+from experiments.bench import _cases, _machine, _race_data, _report
+
+REFERENCE_IMPL = "jconv_lax"
+JAX_IMPLS = ("jconv_lax", "jconv_einsum", "lax_raw")
+PEER_IMPLS = ("torch", "keras_tf")
+IMPLS = JAX_IMPLS + PEER_IMPLS
+RACE_OPTIMIZERS = ("sgd", "momentum", "adam")
+FAST_OPTIMIZERS = ("sgd", "momentum", "adam", "lbfgs")
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+
+_PER_SHAPE = dict.fromkeys(_cases.SHAPES)
+ALLOWED_FIELDS = {
+    "shapes": None,
+    "impls": None,
+    "modes": None,
+    "dtypes": None,
+    "batch": _PER_SHAPE,
+    "gpu_batch": _PER_SHAPE,
+    "inner_iters": _PER_SHAPE,
+    "gpu_inner_iters": _PER_SHAPE,
+    "warmup": None,
+    "repeats": None,
+    "seed": None,
+    "tolerance": {"float32": None, "bfloat16": None, "float32_gpu": None},
+    "measure_memory": None,
+    "peers_on_gpu_machine": None,
+    "keep_scratch": None,
+    "race": {
+        "enabled": None,
+        "n_images": None,
+        "image_size": None,
+        "seed": None,
+        "optimizer": None,
+        "learning_rate": None,
+        "momentum": None,
+        "adam_epsilon": None,
+        "steps": None,
+        "impls": None,
+        "repeats": None,
+        "keras_repeats": None,
+        "precision": None,
+        "target_error": None,
+        "max_steps": None,
+        "fast_candidates": None,
+        "fast_impl": None,
+    },
+}
+
+
+def _subset(config, field: str, known) -> None:
+    value = tuple(config[field])
+    distinct = len(set(value)) == len(value)
+    runner.require(
+        len(value) > 0 and all(v in known for v in value) and distinct,
+        field, value, f"be a non-empty tuple of distinct names from {tuple(known)}",
+    )  # fmt: skip
+
+
+def check_config(config) -> None:
+    """Refuses a bad benchmark config, naming the field, before any work."""
+    runner.check_fields(config, ALLOWED_FIELDS)
+    _subset(config, "shapes", _cases.SHAPES)
+    _subset(config, "impls", IMPLS)
+    runner.require(
+        REFERENCE_IMPL in config.impls, "impls", tuple(config.impls),
+        f"include {REFERENCE_IMPL!r}: every other implementation is checked against it",
+    )  # fmt: skip
+    _subset(config, "modes", _cases.MODES)
+    _subset(config, "dtypes", _cases.DTYPES)
+    for table in ("batch", "gpu_batch", "inner_iters", "gpu_inner_iters"):
+        for name in config.shapes:
+            value = config[table].get(name)
+            runner.require(
+                isinstance(value, int) and value >= 1,
+                f"{table}.{name}", value, "be a positive int",
+            )  # fmt: skip
+    runner.require(config.warmup >= 0, "warmup", config.warmup, "be >= 0")
+    runner.require(config.repeats >= 1, "repeats", config.repeats, "be >= 1")
+    for name, tol in config.tolerance.items():
+        runner.require(0 < tol < 1, f"tolerance.{name}", tol, "be in (0, 1)")
+    race = config.race
+    if not race.enabled:
+        return
+    runner.require(race.n_images >= 1, "race.n_images", race.n_images, "be >= 1")
+    runner.require(
+        race.image_size >= 3, "race.image_size", race.image_size,
+        "be >= 3 (the document's kernel is 3x3)",
+    )  # fmt: skip
+    runner.require(
+        race.optimizer in RACE_OPTIMIZERS, "race.optimizer", race.optimizer,
+        f"be one of {RACE_OPTIMIZERS} (each has the same update in optax and Keras)",
+    )  # fmt: skip
+    runner.require(
+        race.learning_rate > 0, "race.learning_rate", race.learning_rate,
+        "be positive",
+    )  # fmt: skip
+    for field in ("steps", "repeats", "keras_repeats", "max_steps"):
+        runner.require(race[field] >= 1, f"race.{field}", race[field], "be >= 1")
+    runner.require(
+        race.target_error > 0, "race.target_error", race.target_error, "be positive"
+    )
+    for field in ("impls",):
+        value = tuple(race[field])
+        runner.require(
+            len(value) > 0 and set(value) <= {"lax", "einsum"}, f"race.{field}",
+            value, "be a non-empty tuple of 'lax' and/or 'einsum'",
+        )  # fmt: skip
+    runner.require(
+        race.fast_impl in ("lax", "einsum"), "race.fast_impl", race.fast_impl,
+        "be 'lax' or 'einsum'",
+    )  # fmt: skip
+    for cand in race.fast_candidates:
+        name, _, lr = cand.partition(":")
+        ok = name in FAST_OPTIMIZERS and (name == "lbfgs" or _positive_float(lr))
+        runner.require(
+            ok, "race.fast_candidates", tuple(race.fast_candidates),
+            f"hold 'name:learning_rate' entries with name in {FAST_OPTIMIZERS} "
+            "(L-BFGS may omit the rate: its line search picks the step)",
+        )  # fmt: skip
+
+
+def _positive_float(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+def _worker_lines(spec: dict, scratch: pathlib.Path, log_path: pathlib.Path):
+    """Runs one worker on `spec`, yielding its JSON lines, then its exit code
+    and wall time."""
+    spec_path = scratch / f"spec_{log_path.stem}.json"
+    spec_path.write_text(json.dumps(spec))
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_REPO), os.environ.get("PYTHONPATH")) if p
+    )
+    start = time.perf_counter()
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "experiments.bench._worker", str(spec_path)],
+            stdout=subprocess.PIPE, stderr=log, text=True, cwd=_REPO, env=env,
+        )  # fmt: skip
+        for line in proc.stdout:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                log.write(line)  # a framework printing on stdout
+                continue
+            if isinstance(row, dict) and "kind" in row:
+                yield row
+        returncode = proc.wait()
+    yield {
+        "kind": "exit",
+        "returncode": returncode,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _key(row) -> tuple:
+    return row["shape"], row["impl"], row["mode"], row["dtype"]
+
+
+def _cases_for(config, platform: str) -> list[_cases.ConvCase]:
+    gpu = platform == "gpu"
+    batch = config.gpu_batch if gpu else config.batch
+    iters = config.gpu_inner_iters if gpu else config.inner_iters
+    return [_cases.make_case(name, batch[name], iters[name]) for name in config.shapes]
+
+
+def _write_inputs(case, seed: int, path: pathlib.Path) -> None:
+    if case.shape == "doc4x4":
+        from jconv import document  # the worked example's image and kernel
+
+        image = np.asarray(document.IMAGE, np.float32)[..., None]
+        arrays = _cases.make_inputs(case, seed, image=image, kernel=document.KERNEL)
+    else:
+        arrays = _cases.make_inputs(case, seed)
+    np.savez(path, **arrays)
+
+
+def _enrich(record: dict, case, platform: str, gpu_kind: str) -> dict:
+    """Adds the case, FLOPs, throughput and (for peers) the memory method."""
+    on_gpu = platform == "gpu" and record["impl"] in JAX_IMPLS
+    record["device"] = "gpu" if on_gpu else "cpu"
+    record.update(case.describe())
+    record["flops"] = case.flops(record["mode"])
+    seconds = record.get("median_seconds")
+    record["gflops"] = record["flops"] / seconds / 1e9 if seconds else None
+    if on_gpu and seconds:
+        record["tflops"] = record["flops"] / seconds / 1e12
+        peak = _machine.gpu_peak_tflops(gpu_kind, record["dtype"])
+        record["peak_tflops"] = peak
+        record["percent_of_peak"] = 100 * record["tflops"] / peak if peak else None
+    return record
+
+
+def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
+    records, metas = {}, {}
+    paths = {}
+    for case in cases:
+        paths[case.shape] = scratch / f"inputs_{case.shape}.npz"
+        _write_inputs(case, config.seed, paths[case.shape])
+    for impl in impls:
+        jobs = [
+            {
+                "shape": case.shape,
+                "batch": case.batch,
+                "inner_iters": case.inner_iters,
+                "mode": mode,
+                "dtype": dtype,
+                "inputs": str(paths[case.shape]),
+                "reference": str(scratch / f"ref_{case.shape}_{dtype}_{mode}.npz"),
+                "write_reference": impl == REFERENCE_IMPL,
+            }
+            for case in cases
+            for dtype in config.dtypes
+            for mode in config.modes
+        ]
+        if impl in PEER_IMPLS and platform == "gpu" and not config.peers_on_gpu_machine:
+            reason = (
+                "JAX runs on the GPU and this peer's installed build is CPU-only "
+                "(torch==2.13.0+cpu, tensorflow-cpu); set "
+                "config.peers_on_gpu_machine=True to time it on the host CPU"
+            )
+            for job in jobs:
+                row = {k: job[k] for k in ("shape", "mode", "dtype")}
+                records[_key(row | {"impl": impl})] = dict(
+                    row, impl=impl, status="skipped", reason=reason
+                )
+                bar.update(1)
+            continue
+        spec = {
+            "kind": "jobs",
+            "impl": impl,
+            "jobs": jobs,
+            "warmup": config.warmup,
+            "repeats": config.repeats,
+            "tolerance": config.tolerance.to_dict(),
+            "measure_memory": config.measure_memory,
+            "reference_impl": REFERENCE_IMPL,
+            "reference_platform": platform,
+        }
+        seen = set()
+        for row in _worker_lines(spec, scratch, logs / f"{impl}.log"):
+            kind = row.pop("kind")
+            if kind == "meta":
+                metas[impl] = row
+            elif kind == "record":
+                records[_key(row)] = row
+                seen.add(_key(row))
+                metrics.write(**row)
+                bar.update(1)
+            elif kind == "memory":
+                records[_key(row)].update(row)
+            elif kind == "exit":
+                metas.setdefault(impl, {})["worker_seconds"] = row["seconds"]
+            if kind == "exit" and row["returncode"] != 0:
+                for job in jobs:
+                    key = (job["shape"], impl, job["mode"], job["dtype"])
+                    if key not in seen:
+                        records[key] = dict(
+                            zip(("shape", "impl", "mode", "dtype"), key),
+                            status="failed",
+                            reason=f"worker exited with code {row['returncode']}; "
+                            f"see logs/{impl}.log",
+                        )
+                        bar.update(1)
+    return records, metas
+
+
+def _finish_memory(record: dict, measure_memory: bool) -> None:
+    if record.get("status") != "ok":
+        return
+    if not measure_memory:
+        record.setdefault("peak_memory_bytes", None)
+        record["memory_method"] = "n/a: disabled (config.measure_memory=False)"
+        return
+    if record["impl"] in PEER_IMPLS:
+        # No allocator statistics for native CPU memory in either peer:
+        # the resident-set measurement is the measurable one.
+        record["peak_memory_bytes"] = record.get("rss_peak_bytes")
+        record["memory_method"] = record.get("rss_method", "n/a")
+
+
+def _run_race(config, scratch, logs, metrics, bar) -> dict:
+    from jconv import document
+
+    race = config.race
+    data = _race_data.make_race_data(
+        document.KERNEL, race.n_images, (race.image_size, race.image_size), race.seed
+    )
+    data_path = scratch / "race_data.npz"
+    np.savez(data_path, **data)
+    common = dict(race.to_dict(), kind="race", data=str(data_path))
+    sides = {}
+    for side in ("jax", "keras"):
+        for row in _worker_lines(
+            common | {"side": side}, scratch, logs / f"race_{side}.log"
+        ):
+            kind = row.pop("kind")
+            if kind == "race":
+                sides[side] = row
+            elif kind == "exit" and row["returncode"] == 0:
+                sides.setdefault(side, {})["worker_seconds"] = row["seconds"]
+            elif kind == "exit":
+                sides[side] = {"error": f"worker exited with code {row['returncode']}; "
+                               f"see logs/race_{side}.log"}  # fmt: skip
+        bar.update(1)
+    result = _report.summarise_race(sides, race.to_dict(), data)
+    metrics.write(
+        kind="kernel_race", **{k: v for k, v in result.items() if k != "jconv"}
+    )
+    return result
+
+
+def run_benchmark(config, workdir, *, overwrite: bool = False, quiet: bool = False):
+    """Runs the benchmark `config` into `workdir` (see configs/benchmark.py).
+
+    Returns:
+      The `results.json` object: `machine`, `records`, `kernel_race`.
+    """
+    check_config(config)
+    wd = runner.prepare_workdir(workdir, config, overwrite=overwrite)
+    scratch = wd.path / "_scratch"
+    logs = wd.path / "logs"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(logs, ignore_errors=True)
+    scratch.mkdir()
+    logs.mkdir()
+    machine = {"host": _machine.describe_host()}
+
+    probe = {}
+    for row in _worker_lines({"kind": "probe"}, scratch, logs / "probe.log"):
+        if row.pop("kind") == "meta":
+            probe = row
+    if not probe:
+        raise RuntimeError(f"JAX could not start; see {logs / 'probe.log'}")
+    platform = probe["platform"]
+    machine["jax_device"] = {k: probe[k] for k in ("platform", "device_kind")}
+    cases = _cases_for(config, platform)
+    impls = [REFERENCE_IMPL] + [i for i in config.impls if i != REFERENCE_IMPL]
+    n_jobs = len(cases) * len(config.modes) * len(config.dtypes) * len(impls)
+    total = n_jobs + (2 if config.race.enabled else 0)
+    with (
+        wd.metrics() as metrics,
+        runner.progress(total, quiet=quiet, desc="benchmark") as bar,
+    ):
+        records, metas = _run_impls(
+            config, impls, cases, platform, scratch, logs, metrics, bar
+        )
+        race = (
+            _run_race(config, scratch, logs, metrics, bar)
+            if config.race.enabled
+            else None
+        )
+    by_shape = {c.shape: c for c in cases}
+    ordered = []
+    for case in cases:
+        for dtype in config.dtypes:
+            for mode in config.modes:
+                for impl in impls:
+                    rec = records.get((case.shape, impl, mode, dtype))
+                    if rec is None:
+                        continue
+                    rec = _enrich(
+                        rec, by_shape[case.shape], platform, probe["device_kind"]
+                    )
+                    _finish_memory(rec, config.measure_memory)
+                    ordered.append(rec)
+    machine["frameworks"] = metas
+    machine["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    results = {"machine": machine, "records": ordered, "kernel_race": race}
+    (wd.path / "results.json").write_text(
+        json.dumps(runner.to_jsonable(results), indent=1) + "\n"
+    )
+    (wd.path / "results.md").write_text(_report.markdown(results))
+    _report.plot_times(results, wd.path / "times.png")
+    if race is not None:
+        _report.plot_race(race, wd.path / "race.png")
+    if not config.keep_scratch:
+        shutil.rmtree(scratch)
+    summary = _report.summary(results)
+    wd.write_summary(summary)
+    return results
