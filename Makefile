@@ -18,7 +18,8 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps
-	$(BIN)/python -m experiments.document_example
+	$(BIN)/python -m experiments.learn_kernel --config=configs/learn_document_kernel.py \
+		--workdir=runs/learn_document_kernel --overwrite
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
