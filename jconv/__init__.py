@@ -1,9 +1,18 @@
 """jconv: differentiable 2D convolution in JAX, twice (lax and einsum)."""
 
 from jconv import document as document
+from jconv._arithmetic import conv_output_shape as conv_output_shape
+from jconv._arithmetic import (
+    conv_transpose_output_shape as conv_transpose_output_shape,
+)
 from jconv._conv import conv2d as conv2d
 from jconv._conv import conv2d_einsum as conv2d_einsum
 from jconv._conv import conv2d_lax as conv2d_lax
+from jconv._depthwise import depthwise_conv2d as depthwise_conv2d
 from jconv._padding import resolve_padding as resolve_padding
+from jconv._padding import (
+    resolve_transpose_padding as resolve_transpose_padding,
+)
+from jconv._transpose import conv2d_transpose as conv2d_transpose
 
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 
 from jconv._einsum import conv2d_einsum_core
 from jconv._lax import conv2d_lax_core
+from jconv._padding import pad_spatial
 from jconv._spec import ConvSpec, _check_floating, conv_spec
 
 IMPLS = {"lax": conv2d_lax_core, "einsum": conv2d_einsum_core}
@@ -31,8 +33,13 @@ _ARGS_DOC = """
       bias: optional per-output-channel bias.
       strides: int or `(sh, sw)`, positive.
       padding: `"valid"`, `"same"` (TensorFlow/Keras rule: an odd total pad
-        puts the extra row/column at the bottom/right), an int, a pair
-        `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+        puts the extra row/column at the bottom/right), `"same_lower"` (the
+        extra one at the top/left), `"full"` (`(KH - 1) * dilation` on each
+        side), an int, a pair `(pad_h, pad_w)` or `((top, bottom), (left,
+        right))`; see `jconv.resolve_padding`.
+      padding_mode: how the pads are filled: `"zeros"`, `"reflect"` (mirror,
+        edge not repeated; pads at most `size - 1`), `"replicate"` (repeat the
+        edge) or `"circular"` (wrap around; pads at most `size`).
       dilation_rate: int or `(dh, dw)`, positive. Unlike Keras, strides and
         dilation may both exceed 1.
       groups: number of channel groups; divides `C_in` and `C_out`.
@@ -49,15 +56,52 @@ _RAISES_DOC = """
 """
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "precision", "impl"))
-def _apply(x, kernel, bias, *, spec: ConvSpec, precision, impl: str):
+def _run(x, kernel_hwio, bias, spec: ConvSpec, precision, impl: str):
+    """The traced body every public convolution shares: batch axis, padding
+    mode, the implementation's core, bias."""
     if not spec.batched:
         x = x[None]
-    y = IMPLS[impl](x, kernel, spec, precision)
+    if spec.padding_mode != "zeros":
+        h_axis = 2 if spec.channels_first else 1
+        x = pad_spatial(x, spec.pads, spec.padding_mode, h_axis)
+        spec = dataclasses.replace(spec, pads=((0, 0), (0, 0)), padding_mode="zeros")
+    y = IMPLS[impl](x, kernel_hwio, spec, precision)
     if bias is not None:
         shape = (1, -1, 1, 1) if spec.channels_first else (1, 1, 1, -1)
         y = y + bias.reshape(shape)
     return y if spec.batched else y[0]
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "precision", "impl"))
+def _apply(x, kernel, bias, *, spec: ConvSpec, precision, impl: str):
+    return _run(x, kernel, bias, spec, precision, impl)
+
+
+def _check_impl(impl) -> None:
+    if impl not in IMPLS:
+        raise ValueError(f"`impl` (={impl!r}) must be one of {tuple(IMPLS)}")
+
+
+def _as_arrays(x, kernel, bias):
+    """Floating arrays of one promoted dtype (bias may be None)."""
+    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    _check_floating(x, "x")
+    _check_floating(kernel, "kernel")
+    arrays = (x, kernel)
+    if bias is not None:
+        bias = jnp.asarray(bias)
+        _check_floating(bias, "bias")
+        arrays += (bias,)
+    dtype = jnp.result_type(*arrays)
+    x, kernel = x.astype(dtype), kernel.astype(dtype)
+    if bias is not None:
+        bias = bias.astype(dtype)
+    return x, kernel, bias
+
+
+def _static_precision(precision):
+    # jit's static arguments must be hashable.
+    return tuple(precision) if isinstance(precision, list) else precision
 
 
 def _conv2d(
@@ -67,39 +111,29 @@ def _conv2d(
     *,
     strides,
     padding,
+    padding_mode,
     dilation_rate,
     groups,
     data_format,
     precision,
     impl,
 ):
-    if impl not in IMPLS:
-        raise ValueError(f"`impl` (={impl!r}) must be one of {tuple(IMPLS)}")
-    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
-    _check_floating(x, "x")
-    _check_floating(kernel, "kernel")
-    arrays = (x, kernel)
-    if bias is not None:
-        bias = jnp.asarray(bias)
-        _check_floating(bias, "bias")
-        arrays += (bias,)
+    _check_impl(impl)
+    x, kernel, bias = _as_arrays(x, kernel, bias)
     spec = conv_spec(
         x.shape,
         kernel.shape,
         None if bias is None else bias.shape,
         strides=strides,
         padding=padding,
+        padding_mode=padding_mode,
         dilation_rate=dilation_rate,
         groups=groups,
         data_format=data_format,
     )
-    dtype = jnp.result_type(*arrays)
-    x, kernel = x.astype(dtype), kernel.astype(dtype)
-    if bias is not None:
-        bias = bias.astype(dtype)
-    if isinstance(precision, list):
-        precision = tuple(precision)
-    return _apply(x, kernel, bias, spec=spec, precision=precision, impl=impl)
+    return _apply(
+        x, kernel, bias, spec=spec, precision=_static_precision(precision), impl=impl
+    )
 
 
 def conv2d(
@@ -109,6 +143,7 @@ def conv2d(
     *,
     strides=1,
     padding="valid",
+    padding_mode="zeros",
     dilation_rate=1,
     groups=1,
     data_format="channels_last",
@@ -134,6 +169,9 @@ def conv2d(
              [175., 302.]], dtype=float32)
       >>> conv2d(image, kernel, padding="same", impl="einsum").shape
       (4, 4, 1)
+      >>> # Mirrored border: the window at (0, 0) reads image rows (1, 0, 1).
+      >>> conv2d(image, kernel, padding="same", padding_mode="reflect")[0, 0, 0]
+      Array(230., dtype=float32)
     """
     return _conv2d(
         x,
@@ -141,6 +179,7 @@ def conv2d(
         bias,
         strides=strides,
         padding=padding,
+        padding_mode=padding_mode,
         dilation_rate=dilation_rate,
         groups=groups,
         data_format=data_format,
@@ -156,6 +195,7 @@ def conv2d_lax(
     *,
     strides=1,
     padding="valid",
+    padding_mode="zeros",
     dilation_rate=1,
     groups=1,
     data_format="channels_last",
@@ -179,6 +219,7 @@ def conv2d_lax(
         bias,
         strides=strides,
         padding=padding,
+        padding_mode=padding_mode,
         dilation_rate=dilation_rate,
         groups=groups,
         data_format=data_format,
@@ -194,6 +235,7 @@ def conv2d_einsum(
     *,
     strides=1,
     padding="valid",
+    padding_mode="zeros",
     dilation_rate=1,
     groups=1,
     data_format="channels_last",
@@ -221,6 +263,7 @@ def conv2d_einsum(
         bias,
         strides=strides,
         padding=padding,
+        padding_mode=padding_mode,
         dilation_rate=dilation_rate,
         groups=groups,
         data_format=data_format,

@@ -4,6 +4,10 @@ contracted with the kernel by `jnp.einsum`.
 No convolution primitive (nor `conv_general_dilated_patches`) appears here, so
 comparing this implementation with the lax one is a real cross-check. The only
 Python loop runs over the KH * KW kernel taps, never over batch or pixels.
+
+`conv2d_einsum_core` is the one window contraction: the transposed convolution
+reaches it through `ConvSpec.lhs_dilation` (the input stretched with zeros) and
+a flipped kernel, the depthwise one as a grouped convolution.
 """
 
 from __future__ import annotations
@@ -40,9 +44,12 @@ def conv2d_einsum_core(x, kernel_hwio, spec: ConvSpec, precision):
     kh, kw, c_group, c_out = kernel_hwio.shape
     g = spec.groups
     h_axis = 2 if spec.channels_first else 1
+    # Interior padding stretches the input by lhs_dilation - 1 zeros between
+    # pixels (a transposed convolution run as a direct one); negative edge pads
+    # crop.
     pad_config = [(0, 0, 0)] * 4
-    pad_config[h_axis] = (*spec.pads[0], 0)
-    pad_config[h_axis + 1] = (*spec.pads[1], 0)
+    pad_config[h_axis] = (*spec.pads[0], spec.lhs_dilation[0] - 1)
+    pad_config[h_axis + 1] = (*spec.pads[1], spec.lhs_dilation[1] - 1)
     x_padded = lax.pad(x, jnp.zeros((), x.dtype), pad_config)
 
     # Taps stacked last: p = i * KW + j, matching the kernel reshape below.

@@ -15,6 +15,7 @@ def conv2d_lax_core(x, kernel_hwio, spec: ConvSpec, precision):
         kernel_hwio,
         window_strides=spec.strides,
         padding=spec.pads,
+        lhs_dilation=spec.lhs_dilation,
         rhs_dilation=spec.dilation_rate,
         dimension_numbers=(layout, "HWIO", layout),
         feature_group_count=spec.groups,

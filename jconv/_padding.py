@@ -1,7 +1,8 @@
 """The one place where a `padding` argument becomes explicit pads.
 
-Both implementations, the output-shape arithmetic and every later variant call
-`resolve_padding`, so "same" cannot mean two things in two places.
+Both implementations, the output-shape arithmetic and every variant (transposed,
+depthwise, padding modes) call these functions, so "same" cannot mean two things
+in two places.
 """
 
 from __future__ import annotations
@@ -9,14 +10,24 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+import jax.numpy as jnp
+
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
 
-PADDING_STRINGS = ("valid", "same")
+PADDING_STRINGS = ("valid", "same", "same_lower", "full")
+
+# How each `padding_mode` fills the border, as `jnp.pad`/`numpy.pad` modes.
+PADDING_MODES = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
 
 _PADDING_HELP = (
-    "must be 'valid', 'same', an int, a pair of ints (pad_h, pad_w) or "
-    "((top, bottom), (left, right))"
+    "must be 'valid', 'same', 'same_lower', 'full', an int, a pair of ints "
+    "(pad_h, pad_w) or ((top, bottom), (left, right))"
 )
 
 
@@ -47,13 +58,29 @@ def _explicit_pads(padding) -> Pads:
     return pads
 
 
-def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> Pair:
-    # TensorFlow's rule: the output has ceil(size / stride) rows; odd padding
-    # puts the extra row at the end (bottom/right).
-    span = (kernel - 1) * dilation + 1
+def _padding_string(padding) -> str | None:
+    """The lower-cased padding rule, None for explicit pads; refuses unknown
+    strings."""
+    if not isinstance(padding, str):
+        return None
+    rule = padding.lower()
+    if rule not in PADDING_STRINGS:
+        raise ValueError(f"`padding` (={padding!r}) {_PADDING_HELP}")
+    return rule
+
+
+def _span(kernel: int, dilation: int) -> int:
+    return (kernel - 1) * dilation + 1
+
+
+def _same_pads(size: int, kernel: int, stride: int, dilation: int, lower: bool) -> Pair:
+    # TensorFlow's rule: the output has ceil(size / stride) rows. An odd total
+    # puts the extra row at the end (bottom/right), or at the start for
+    # "same_lower" (lax's SAME_LOWER).
     out = -(-size // stride)
-    total = max((out - 1) * stride + span - size, 0)
-    return total // 2, total - total // 2
+    total = max((out - 1) * stride + _span(kernel, dilation) - size, 0)
+    small, large = total // 2, total - total // 2
+    return (large, small) if lower else (small, large)
 
 
 def resolve_padding(
@@ -65,14 +92,24 @@ def resolve_padding(
 ) -> Pads:
     """Explicit `((top, bottom), (left, right))` pads for a 2D convolution.
 
+    Per spatial axis, with `span = (kernel - 1) * dilation + 1`:
+
+    - `"valid"`: no pads.
+    - `"same"` (TensorFlow/Keras): `out = ceil(size / stride)` and a total pad of
+      `max((out - 1) * stride + span - size, 0)`, the odd extra row/column at
+      the bottom/right.
+    - `"same_lower"`: the same total, the odd extra at the top/left (lax's
+      `SAME_LOWER`).
+    - `"full"`: `span - 1` on both sides (every partial overlap of kernel and
+      input, the "full padding" of Dumoulin and Visin's guide).
+    - explicit: an int, `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+
     Args:
       input_hw: spatial size `(H, W)` of the input.
       kernel_hw: spatial size `(KH, KW)` of the (undilated) kernel.
       strides: `(stride_h, stride_w)`.
       dilation_rate: `(dilation_h, dilation_w)`.
-      padding: `"valid"`, `"same"` (case-insensitive; TensorFlow/Keras rule: the
-        odd extra row/column goes at the bottom/right), an int, a pair
-        `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+      padding: a rule above (string, case-insensitive) or explicit pads.
 
     Returns:
       `((top, bottom), (left, right))` as Python ints.
@@ -83,15 +120,133 @@ def resolve_padding(
     Example:
       >>> resolve_padding((5, 5), (4, 4), (2, 2), (1, 1), "same")
       ((1, 2), (1, 2))
+      >>> resolve_padding((5, 5), (4, 4), (2, 2), (1, 1), "same_lower")
+      ((2, 1), (2, 1))
+      >>> resolve_padding((5, 5), (3, 2), (1, 1), (2, 1), "full")
+      ((4, 4), (1, 1))
     """
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "valid":
-            return (0, 0), (0, 0)
-        if mode == "same":
-            return tuple(
-                _same_pads(*args)
-                for args in zip(input_hw, kernel_hw, strides, dilation_rate)
-            )
-        raise ValueError(f"`padding` (={padding!r}) {_PADDING_HELP}")
-    return _explicit_pads(padding)
+    rule = _padding_string(padding)
+    if rule is None:
+        return _explicit_pads(padding)
+    axes = tuple(zip(input_hw, kernel_hw, strides, dilation_rate))
+    if rule == "valid":
+        return (0, 0), (0, 0)
+    if rule == "full":
+        return tuple((_span(k, d) - 1,) * 2 for _, k, _, d in axes)
+    return tuple(_same_pads(*axis, lower=rule == "same_lower") for axis in axes)
+
+
+def transpose_output_size(
+    size: int,
+    kernel: int,
+    stride: int,
+    dilation: int,
+    padding,
+    output_padding: int | None,
+) -> int:
+    """Output length of a transposed convolution along one axis (Keras rule).
+
+    With `span = (kernel - 1) * dilation + 1` and `a = output_padding`:
+
+    - `a` None: `"valid"` gives `size * stride + max(span - stride, 0)`,
+      `"same"`/`"same_lower"` give `size * stride`, `"full"` gives
+      `size * stride - (stride + span - 2)`.
+    - `a` given: `(size - 1) * stride + span - 2 * pad + a` with `pad = 0`
+      ("valid"), `span // 2` ("same"), `span - 1` ("full").
+    - explicit pads `(lo, hi)`: `(size - 1) * stride + span - lo - hi + a`
+      (`a` None counts as 0), the guide's relationship 14.
+    """
+    span = _span(kernel, dilation)
+    rule = padding if isinstance(padding, str) else None
+    if rule is None:
+        lo, hi = padding
+        return (size - 1) * stride + span - lo - hi + (output_padding or 0)
+    if output_padding is None:
+        if rule == "valid":
+            return size * stride + max(span - stride, 0)
+        if rule == "full":
+            return size * stride - (stride + span - 2)
+        return size * stride
+    pad = {"valid": 0, "full": span - 1}.get(rule, span // 2)
+    return (size - 1) * stride + span - 2 * pad + output_padding
+
+
+def resolve_transpose_padding(
+    input_hw: Pair,
+    kernel_hw: Pair,
+    strides: Pair,
+    dilation_rate: Pair,
+    padding,
+    output_padding: Pair | None,
+) -> tuple[Pair, Pads]:
+    """Output size and pads of a transposed convolution.
+
+    The transposed convolution is the adjoint of the convolution with the same
+    kernel, strides and dilation, applied to an input of the output size; the
+    pads returned are that convolution's, by the same `resolve_padding` rule
+    (string rules are resolved on the output size, as TensorFlow does).
+
+    Returns:
+      `((H_out, W_out), ((top, bottom), (left, right)))`.
+
+    Example:
+      >>> resolve_transpose_padding((4, 4), (3, 3), (2, 2), (1, 1), "same", None)
+      ((8, 8), ((0, 1), (0, 1)))
+    """
+    rule = _padding_string(padding)
+    explicit = None if rule is not None else _explicit_pads(padding)
+    out_hw = tuple(
+        transpose_output_size(
+            size,
+            k,
+            s,
+            d,
+            rule if explicit is None else explicit[axis],
+            None if output_padding is None else output_padding[axis],
+        )
+        for axis, (size, k, s, d) in enumerate(
+            zip(input_hw, kernel_hw, strides, dilation_rate)
+        )
+    )
+    if explicit is not None:
+        return out_hw, explicit
+    return out_hw, resolve_padding(out_hw, kernel_hw, strides, dilation_rate, rule)
+
+
+def pad_spatial(x, pads: Pads, mode: str, h_axis: int):
+    """Pads the two spatial axes of `x` (starting at `h_axis`) by `mode`.
+
+    `mode` is a `padding_mode`: "zeros", "reflect" (mirror without repeating
+    the edge, numpy's "reflect"), "replicate" (repeat the edge, numpy's
+    "edge") or "circular" (wrap around, numpy's "wrap").
+    """
+    widths = [(0, 0)] * x.ndim
+    widths[h_axis], widths[h_axis + 1] = pads
+    return jnp.pad(x, widths, mode=PADDING_MODES[mode])
+
+
+def stretched_pads(
+    input_hw: Pair,
+    output_hw: Pair,
+    kernel_hw: Pair,
+    strides: Pair,
+    dilation_rate: Pair,
+    forward_pads: Pads,
+) -> Pads:
+    """Pads that turn a transposed convolution into a direct one.
+
+    The transposed convolution equals a stride-1 convolution, with the kernel
+    flipped and its channel axes swapped, of the input stretched by `stride - 1`
+    zeros between pixels and padded by `span - 1 - top` before and whatever
+    makes the output `output_hw` long after (the guide's `p' = k - p - 1`, plus
+    its `a` at the bottom/right). Either may be negative: then it crops.
+    """
+    pads = []
+    for size, out, k, s, d, (top, _) in zip(
+        input_hw, output_hw, kernel_hw, strides, dilation_rate, forward_pads
+    ):
+        span = _span(k, d)
+        lo = span - 1 - top
+        stretched = (size - 1) * s + 1
+        pads.append((lo, out + span - 1 - stretched - lo))
+    return tuple(pads)

@@ -1,7 +1,8 @@
 """An independent float64 reference: explicit loops over output pixels in NumPy.
 
 Nothing here comes from jconv: padding rules included, so a shared mistake
-cannot hide.
+cannot hide. The transposed convolution is a scatter-add loop over input
+pixels, written from its definition rather than as a convolution.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ def _pair(v):
 def _pads(padding, in_hw, k_hw, strides, dilation):
     if padding == "valid":
         return ((0, 0), (0, 0))
-    if padding == "same":
+    if padding == "full":
+        return tuple(((k - 1) * d, (k - 1) * d) for k, d in zip(k_hw, dilation))
+    if padding in ("same", "same_lower"):
         pads = []
         for size, k, s, d in zip(in_hw, k_hw, strides, dilation):
             out = -(-size // s)
             need = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-            pads.append((need // 2, need - need // 2))
+            pad = (need // 2, need - need // 2)
+            pads.append(pad[::-1] if padding == "same_lower" else pad)
         return tuple(pads)
     if isinstance(padding, int):
         return ((padding, padding), (padding, padding))
@@ -40,8 +44,13 @@ def reference_conv2d(
     dilation_rate=1,
     groups=1,
     data_format="channels_last",
+    padding_mode="zeros",
 ):
-    """Cross-correlation, Keras layouts, computed in float64."""
+    """Cross-correlation, Keras layouts, computed in float64.
+
+    `padding_mode` other than "zeros" pads with `numpy.pad` ("reflect",
+    "edge" for "replicate", "wrap" for "circular").
+    """
     x = np.asarray(x, np.float64)
     kernel = np.asarray(kernel, np.float64)
     unbatched = x.ndim == 3
@@ -55,8 +64,13 @@ def reference_conv2d(
     sh, sw = _pair(strides)
     dh, dw = _pair(dilation_rate)
     (top, bottom), (left, right) = _pads(padding, (h, w), (kh, kw), (sh, sw), (dh, dw))
-    xp = np.zeros((n, h + top + bottom, w + left + right, c))
-    xp[:, top : top + h, left : left + w] = x
+    numpy_mode = {
+        "zeros": "constant",
+        "reflect": "reflect",
+        "replicate": "edge",
+        "circular": "wrap",
+    }[padding_mode]
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), mode=numpy_mode)
     ho = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
     wo = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
     og = c_out // groups
@@ -78,3 +92,118 @@ def reference_conv2d(
     if data_format == "channels_first":
         out = out.transpose(0, 3, 1, 2)
     return out[0] if unbatched else out
+
+
+def _transpose_out_size(size, k, s, d, padding, output_padding):
+    """Keras' `Conv2DTranspose` output length; explicit pads as in PyTorch."""
+    span = (k - 1) * d + 1
+    if not isinstance(padding, str):
+        lo, hi = padding
+        return (size - 1) * s + span - lo - hi + (output_padding or 0)
+    if output_padding is None:
+        return {
+            "valid": size * s + max(span - s, 0),
+            "full": size * s - (s + span - 2),
+        }.get(padding, size * s)
+    pad = {"valid": 0, "full": span - 1}.get(padding, span // 2)
+    return (size - 1) * s + span - 2 * pad + output_padding
+
+
+def reference_conv2d_transpose(
+    x,
+    kernel,
+    bias=None,
+    *,
+    strides=1,
+    padding="valid",
+    output_padding=None,
+    dilation_rate=1,
+    data_format="channels_last",
+):
+    """Transposed convolution by scatter-add, Keras layouts, float64.
+
+    Kernel `(KH, KW, C_out, C_in)`. Input pixel `(i, j)` adds
+    `kernel[a, b] @ x[i, j]` to output pixel `(i*sh + a*dh - top,
+    j*sw + b*dw - left)`, where `top`/`left` are the pads the forward
+    convolution of an output-sized input would use.
+    """
+    x = np.asarray(x, np.float64)
+    kernel = np.asarray(kernel, np.float64)
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x[None]
+    if data_format == "channels_first":
+        x = x.transpose(0, 2, 3, 1)
+    n, h, w, _ = x.shape
+    kh, kw, c_out, _ = kernel.shape
+    strides, dilation = _pair(strides), _pair(dilation_rate)
+    ops = (None, None) if output_padding is None else _pair(output_padding)
+    explicit = (
+        None if isinstance(padding, str) else _pads(padding, None, None, None, None)
+    )
+    out_hw = tuple(
+        _transpose_out_size(
+            size, k, s, d, padding if explicit is None else explicit[axis], op
+        )
+        for axis, (size, k, s, d, op) in enumerate(
+            zip((h, w), (kh, kw), strides, dilation, ops)
+        )
+    )
+    (top, _), (left, _) = explicit or _pads(
+        padding, out_hw, (kh, kw), strides, dilation
+    )
+    (sh, sw), (dh, dw) = strides, dilation
+    out = np.zeros((n, *out_hw, c_out))
+    for i in range(h):
+        for j in range(w):
+            for a in range(kh):
+                for b in range(kw):
+                    p, q = i * sh + a * dh - top, j * sw + b * dw - left
+                    if 0 <= p < out_hw[0] and 0 <= q < out_hw[1]:
+                        out[:, p, q] += x[:, i, j] @ kernel[a, b].T
+    if bias is not None:
+        out += np.asarray(bias, np.float64)
+    if data_format == "channels_first":
+        out = out.transpose(0, 3, 1, 2)
+    return out[0] if unbatched else out
+
+
+def reference_depthwise_conv2d(
+    x,
+    kernel,
+    bias=None,
+    *,
+    strides=1,
+    padding="valid",
+    dilation_rate=1,
+    data_format="channels_last",
+    padding_mode="zeros",
+):
+    """Depthwise convolution, kernel `(KH, KW, C_in, M)`: channel `c` with
+    filter `m` gives output channel `c * M + m`. One single-channel
+    `reference_conv2d` per (channel, filter) pair, float64."""
+    x = np.asarray(x, np.float64)
+    kernel = np.asarray(kernel, np.float64)
+    c_axis = 1 if data_format == "channels_first" else -1
+    _, _, c_in, m = kernel.shape
+    outs = []
+    for c in range(c_in):
+        x_c = np.take(x, [c], axis=c_axis)
+        for f in range(m):
+            outs.append(
+                reference_conv2d(
+                    x_c,
+                    kernel[:, :, c : c + 1, f : f + 1],
+                    strides=strides,
+                    padding=padding,
+                    dilation_rate=dilation_rate,
+                    data_format=data_format,
+                    padding_mode=padding_mode,
+                )
+            )
+    out = np.concatenate(outs, axis=c_axis)
+    if bias is not None:
+        shape = [1] * out.ndim
+        shape[c_axis] = -1
+        out = out + np.asarray(bias, np.float64).reshape(shape)
+    return out

@@ -1,0 +1,74 @@
+"""Depthwise 2D convolution: a grouped `conv2d` with one group per channel."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from jconv._conv import _conv2d
+from jconv._spec import depthwise_groups
+
+
+def depthwise_conv2d(
+    x,
+    kernel,
+    bias=None,
+    *,
+    strides=1,
+    padding="valid",
+    padding_mode="zeros",
+    dilation_rate=1,
+    data_format="channels_last",
+    precision=None,
+    impl="lax",
+):
+    """Depthwise 2D convolution with Keras `DepthwiseConv2D` semantics.
+
+    Each input channel `c` is convolved with its own `depth_multiplier` filters
+    `kernel[:, :, c, m]`, giving output channel `c * depth_multiplier + m`. It
+    is `conv2d` with `groups=C_in` and the kernel reshaped to
+    `(KH, KW, 1, C_in * depth_multiplier)`, so every `conv2d` rule applies.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      x: `(N, H, W, C_in)`, or unbatched `(H, W, C_in)`.
+      kernel: `(KH, KW, C_in, depth_multiplier)`.
+      bias: `(C_in * depth_multiplier,)` or None.
+      output: `(N, H_out, W_out, C_in * depth_multiplier)`, `H_out` as in
+        `conv2d`.
+
+    Args:
+      x: input images, floating dtype.
+      kernel: depthwise kernel, floating dtype.
+      bias: optional per-output-channel bias.
+      strides, padding, padding_mode, dilation_rate, data_format, precision,
+        impl: as for `conv2d`.
+
+    Returns:
+      The convolved images, dtype promoted from `x`, `kernel` and `bias`.
+
+    Raises:
+      ValueError: bad shapes or values, named in the message.
+      TypeError: non-floating arrays, non-integer strides/dilation.
+
+    Example (2x2 average pooling is a depthwise convolution):
+      >>> import jax.numpy as jnp
+      >>> x = jnp.arange(2 * 4 * 4.0).reshape(1, 4, 4, 2)
+      >>> y = depthwise_conv2d(x, jnp.full((2, 2, 2, 1), 0.25), strides=2)
+      >>> y[0, :, :, 0]
+      Array([[ 5.,  9.],
+             [21., 25.]], dtype=float32)
+    """
+    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    groups, grouped_shape = depthwise_groups(x.shape, kernel.shape, data_format)
+    return _conv2d(
+        x,
+        kernel.reshape(grouped_shape),
+        bias,
+        strides=strides,
+        padding=padding,
+        padding_mode=padding_mode,
+        dilation_rate=dilation_rate,
+        groups=groups,
+        data_format=data_format,
+        precision=precision,
+        impl=impl,
+    )

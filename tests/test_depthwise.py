@@ -1,0 +1,221 @@
+"""`depthwise_conv2d`: Keras `DepthwiseConv2D` live, the float64 reference
+(beyond Keras: strides with dilation, explicit pads, padding modes),
+gradients."""
+
+import itertools
+import random
+
+import jax
+import keras
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from reference import reference_depthwise_conv2d
+
+import jconv
+
+IMPLS = ["lax", "einsum"]
+C_IN = 3
+
+AXES = {
+    "kernel": [(1, 1), (2, 2), (3, 3), (2, 3)],
+    "strides": [1, 2, (1, 2)],
+    "dilation_rate": [1, 2],
+    "padding": ["valid", "same", "same_lower", "full", ((0, 2), (1, 0))],
+    "depth_multiplier": [1, 2],
+    "data_format": ["channels_last", "channels_first"],
+    "hw": [(6, 6), (7, 6)],
+    "bias": [False, True],
+}
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _fits(case):
+    d = _pair(case["dilation_rate"])
+    # Unpadded axes need the dilated kernel to fit; explicit pads here add at most 2.
+    return all(
+        (k - 1) * dd + 1 <= size for k, dd, size in zip(case["kernel"], d, case["hw"])
+    )
+
+
+def sample(n, seed, keras_only=False):
+    cases = [dict(zip(AXES, v)) for v in itertools.product(*AXES.values())]
+    cases = [c for c in cases if _fits(c)]
+    if keras_only:
+        cases = [
+            c
+            for c in cases
+            if c["padding"] in ("valid", "same")
+            and (_pair(c["strides"]) == (1, 1) or _pair(c["dilation_rate"]) == (1, 1))
+        ]
+    return random.Random(seed).sample(cases, min(n, len(cases)))
+
+
+def case_id(case):
+    return "-".join(f"{k}={v}" for k, v in case.items()).replace(" ", "")
+
+
+def make_arrays(case, *, integer=False, seed=0, batch=2):
+    rng = np.random.default_rng(seed)
+    h, w = case["hw"]
+    shape = (
+        (batch, C_IN, h, w)
+        if case["data_format"] == "channels_first"
+        else (batch, h, w, C_IN)
+    )
+    m = case["depth_multiplier"]
+    if integer:
+        draw = lambda s: rng.integers(-3, 4, s).astype(np.float32)
+    else:
+        draw = lambda s: rng.standard_normal(s).astype(np.float32)
+    x, kernel, bias = draw(shape), draw((*case["kernel"], C_IN, m)), draw((C_IN * m,))
+    return x, kernel, (bias if case["bias"] else None)
+
+
+def kwargs(case):
+    return {k: case[k] for k in ("strides", "padding", "dilation_rate", "data_format")}
+
+
+DEFAULT_CASES = sample(14, seed=21)
+SLOW_CASES = sample(200, seed=22)
+
+
+def test_default_grid_covers_every_value():
+    for key, values in AXES.items():
+        seen = {repr(case[key]) for case in DEFAULT_CASES}
+        assert {repr(v) for v in values} <= seen, key
+
+
+def _check_reference(case, impl):
+    x, kernel, bias = make_arrays(case)
+    expected = reference_depthwise_conv2d(x, kernel, bias, **kwargs(case))
+    y = jconv.depthwise_conv2d(
+        x, kernel, bias, precision="highest", impl=impl, **kwargs(case)
+    )
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=case_id)
+def test_matches_reference(case, impl):
+    _check_reference(case, impl)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", SLOW_CASES, ids=case_id)
+def test_matches_reference_large_grid(case, impl):
+    _check_reference(case, impl)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("padding_mode", ["reflect", "replicate", "circular"])
+def test_padding_modes_match_reference(padding_mode, impl):
+    case = dict(DEFAULT_CASES[0], padding=((2, 1), (0, 2)), bias=True)
+    x, kernel, bias = make_arrays(case, seed=3)
+    expected = reference_depthwise_conv2d(
+        x, kernel, bias, padding_mode=padding_mode, **kwargs(case)
+    )
+    y = jconv.depthwise_conv2d(
+        x,
+        kernel,
+        bias,
+        padding_mode=padding_mode,
+        precision="highest",
+        impl=impl,
+        **kwargs(case),
+    )
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+# --- Keras DepthwiseConv2D, live --------------------------------------------
+
+KERAS_CASES = sample(10, seed=23, keras_only=True)
+
+
+def keras_depthwise(x, kernel, bias, case):
+    layer = keras.layers.DepthwiseConv2D(
+        kernel_size=case["kernel"],
+        depth_multiplier=case["depth_multiplier"],
+        use_bias=bias is not None,
+        dtype="float32",
+        **kwargs(case),
+    )
+    layer.build(x.shape)
+    layer.set_weights([kernel] if bias is None else [kernel, bias])
+    return np.asarray(layer(x))
+
+
+def test_keras_grid_covers_multipliers_formats_and_paddings():
+    for key in ("depth_multiplier", "data_format", "strides", "dilation_rate"):
+        assert {repr(c[key]) for c in KERAS_CASES} == {repr(v) for v in AXES[key]}
+    assert {c["padding"] for c in KERAS_CASES} == {"valid", "same"}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", KERAS_CASES, ids=case_id)
+def test_matches_keras(case, impl):
+    for integer in (True, False):
+        x, kernel, bias = make_arrays(case, integer=integer, seed=4)
+        expected = keras_depthwise(x, kernel, bias, case)
+        if (
+            bias is not None
+            and case["data_format"] == "channels_first"
+            and expected.shape[-1] == expected.shape[1]
+        ):
+            # Keras 3 on TensorFlow adds this bias along the width (see
+            # test_keras.py); move it back to the channel axis.
+            expected = expected - bias + bias[:, None, None]
+        y = np.asarray(
+            jconv.depthwise_conv2d(
+                x, kernel, bias, precision="highest", impl=impl, **kwargs(case)
+            )
+        )
+        assert y.shape == expected.shape
+        if integer:
+            np.testing.assert_array_equal(y, expected)
+        else:
+            np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+# --- Gradients ----------------------------------------------------------------
+
+GRAD_CASE = dict(
+    kernel=(2, 3),
+    strides=(2, 1),
+    dilation_rate=(1, 2),
+    padding="same",
+    depth_multiplier=2,
+    data_format="channels_first",
+    hw=(5, 6),
+    bias=True,
+)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_check_grads(impl):
+    x, kernel, bias = make_arrays(GRAD_CASE, batch=1)
+    with jax.enable_x64(True):
+        x, kernel, bias = (a.astype(np.float64) for a in (x, kernel, bias))
+
+        def f(x, kernel, bias):
+            return jconv.depthwise_conv2d(
+                x, kernel, bias, impl=impl, **kwargs(GRAD_CASE)
+            )
+
+        check_grads(f, (x, kernel, bias), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_unbatched_and_jit(impl):
+    x, kernel, bias = make_arrays(GRAD_CASE, seed=7)
+    f = lambda x: jconv.depthwise_conv2d(
+        x, kernel, bias, impl=impl, **kwargs(GRAD_CASE)
+    )
+    batched = f(x)
+    np.testing.assert_array_equal(jax.jit(f)(x), batched)
+    np.testing.assert_allclose(f(x[0]), batched[0], rtol=1e-6, atol=1e-6)

@@ -1,0 +1,194 @@
+"""`padding_mode` on `conv2d`: against `numpy.pad` (reflect/edge/wrap) followed
+by a valid convolution, a hand-worked case, limits, gradients."""
+
+import itertools
+import random
+
+import jax
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from reference import reference_conv2d
+
+import jconv
+
+IMPLS = ["lax", "einsum"]
+MODES = ["reflect", "replicate", "circular"]
+NUMPY_MODES = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
+
+AXES = {
+    "padding_mode": MODES,
+    "padding": ["same", "same_lower", "full", 2, ((0, 3), (2, 1))],
+    "kernel": [(2, 2), (3, 3), (4, 3)],
+    "strides": [1, 2, (1, 2)],
+    "dilation_rate": [1, (2, 1)],
+    "groups": [1, 2],
+    "data_format": ["channels_last", "channels_first"],
+    "hw": [(5, 5), (6, 5)],
+}
+
+
+def _mode_allows(case) -> bool:
+    """ "full" pads `span - 1` a side: reflect allows at most size - 1,
+    circular at most size (test_errors checks the refusals)."""
+    if case["padding"] != "full" or case["padding_mode"] == "replicate":
+        return True
+    slack = 1 if case["padding_mode"] == "reflect" else 0
+    d = case["dilation_rate"]
+    d = (d, d) if isinstance(d, int) else d
+    return all(
+        (k - 1) * dd <= size - slack
+        for k, dd, size in zip(case["kernel"], d, case["hw"])
+    )
+
+
+def sample(n, seed):
+    cases = [dict(zip(AXES, v)) for v in itertools.product(*AXES.values())]
+    cases = [c for c in cases if _mode_allows(c)]
+    return random.Random(seed).sample(cases, min(n, len(cases)))
+
+
+def case_id(case):
+    return "-".join(f"{k}={v}" for k, v in case.items()).replace(" ", "")
+
+
+def make_arrays(case, seed=0):
+    rng = np.random.default_rng(seed)
+    h, w = case["hw"]
+    channels_first = case["data_format"] == "channels_first"
+    x = rng.standard_normal((2, 4, h, w) if channels_first else (2, h, w, 4))
+    kernel = rng.standard_normal((*case["kernel"], 4 // case["groups"], 6))
+    return x.astype(np.float32), kernel.astype(np.float32)
+
+
+def kwargs(case):
+    keys = ("padding_mode", "padding", "strides", "dilation_rate", "groups")
+    return {k: case[k] for k in (*keys, "data_format")}
+
+
+DEFAULT_CASES = sample(12, seed=32)
+SLOW_CASES = sample(300, seed=33)
+
+
+def test_default_grid_covers_every_value():
+    for key, values in AXES.items():
+        seen = {repr(case[key]) for case in DEFAULT_CASES}
+        assert {repr(v) for v in values} <= seen, key
+
+
+def _check(case, impl):
+    x, kernel = make_arrays(case)
+    expected = reference_conv2d(x, kernel, **kwargs(case))
+    y = jconv.conv2d(x, kernel, precision="highest", impl=impl, **kwargs(case))
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=case_id)
+def test_matches_reference(case, impl):
+    _check(case, impl)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", SLOW_CASES, ids=case_id)
+def test_matches_reference_large_grid(case, impl):
+    _check(case, impl)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("mode", ["zeros", *MODES])
+def test_equals_numpy_pad_then_valid_convolution(mode, impl):
+    """The issue's definition, spelled out: `numpy.pad` by the explicit pads,
+    then an unpadded convolution."""
+    pads = ((2, 1), (0, 3))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 5, 6, 2)).astype(np.float32)
+    kernel = rng.standard_normal((3, 2, 2, 3)).astype(np.float32)
+    padded = np.pad(x, ((0, 0), *pads, (0, 0)), mode=NUMPY_MODES[mode])
+    expected = reference_conv2d(padded, kernel, padding="valid")
+    y = jconv.conv2d(
+        x, kernel, padding=pads, padding_mode=mode, precision="highest", impl=impl
+    )
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_hand_worked_corners(impl):
+    """A 1-pixel border around [[1, 2], [3, 4]] read back by a kernel that picks
+    the top-left tap: the padded image itself, worked out by hand."""
+    image = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)[None, :, :, None]
+    pick = np.zeros((3, 3, 1, 1), np.float32)
+    pick[0, 0] = 1.0
+    full = lambda mode: np.asarray(
+        jconv.conv2d(
+            image, pick, padding=((1, 2), (1, 2)), padding_mode=mode, impl=impl
+        )
+    )[0, :, :, 0]
+    # Output (i, j) reads padded pixel (i, j); a 2x2 image padded by 1 on
+    # top/left and 2 on bottom/right is 5x5, read by a 3x3 kernel: 3x3 out.
+    np.testing.assert_array_equal(full("zeros"), [[0, 0, 0], [0, 1, 2], [0, 3, 4]])
+    np.testing.assert_array_equal(full("replicate"), [[1, 1, 2], [1, 1, 2], [3, 3, 4]])
+    np.testing.assert_array_equal(full("circular"), [[4, 3, 4], [2, 1, 2], [4, 3, 4]])
+    # Reflect pads at most size - 1 = 1 here.
+    refl = jconv.conv2d(
+        image,
+        np.ones((1, 1, 1, 1), np.float32),
+        padding=1,
+        padding_mode="reflect",
+        impl=impl,
+    )[0, :, :, 0]
+    np.testing.assert_array_equal(
+        refl, [[4, 3, 4, 3], [2, 1, 2, 1], [4, 3, 4, 3], [2, 1, 2, 1]]
+    )
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_widest_allowed_pads(impl):
+    """reflect: size - 1; circular: size; replicate: any width."""
+    x = np.random.default_rng(2).standard_normal((1, 3, 4, 1)).astype(np.float32)
+    kernel = np.ones((2, 2, 1, 1), np.float32)
+    for mode, pads in [
+        ("reflect", ((2, 2), (3, 3))),
+        ("circular", ((3, 3), (4, 4))),
+        ("replicate", ((7, 7), (9, 9))),
+    ]:
+        expected = reference_conv2d(x, kernel, padding=pads, padding_mode=mode)
+        y = jconv.conv2d(
+            x, kernel, padding=pads, padding_mode=mode, precision="highest", impl=impl
+        )
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_zeros_is_the_default():
+    case = DEFAULT_CASES[0]
+    x, kernel = make_arrays(case)
+    kw = dict(kwargs(case), padding="same")
+    del kw["padding_mode"]
+    np.testing.assert_array_equal(
+        jconv.conv2d(x, kernel, padding_mode="zeros", **kw),
+        jconv.conv2d(x, kernel, **kw),
+    )
+
+
+@pytest.mark.parametrize(
+    "mode,impl", [("reflect", "lax"), ("circular", "einsum")], ids=IMPLS
+)
+def test_check_grads(mode, impl):
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        x = rng.standard_normal((1, 4, 3, 2))
+        kernel = rng.standard_normal((3, 2, 2, 2))
+
+        def f(x, kernel):
+            return jconv.conv2d(
+                x, kernel, strides=(2, 1), padding="same", padding_mode=mode, impl=impl
+            )
+
+        check_grads(f, (x, kernel), order=2, modes=("fwd", "rev"))

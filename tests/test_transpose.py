@@ -1,0 +1,441 @@
+"""`conv2d_transpose`: the float64 scatter-add reference, the adjoint of
+`conv2d` (its VJP), Keras `Conv2DTranspose` live, gradients."""
+
+import itertools
+import random
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+from reference import reference_conv2d_transpose
+
+import jconv
+
+IMPLS = ["lax", "einsum"]
+C_IN, C_OUT = 3, 2
+
+AXES = {
+    "kernel": [(1, 1), (2, 2), (3, 3), (4, 4), (2, 3)],
+    "strides": [1, 2, 3, (1, 2)],
+    "dilation_rate": [1, 2, (2, 1)],
+    "padding": ["valid", "same", "same_lower", "full", 1, ((0, 2), (1, 0))],
+    "output_padding": [None, 0, 1, (0, 1)],
+    "data_format": ["channels_last", "channels_first"],
+    "hw": [(4, 4), (5, 5), (5, 4)],
+    "bias": [False, True],
+}
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def valid(case) -> bool:
+    """Accepted by jconv: output padding below the stride, a non-empty output,
+    and not the "same" + even kernel span + zero output padding combination
+    that no convolution is the adjoint of (test_errors pins the refusal)."""
+    strides, dilation = _pair(case["strides"]), _pair(case["dilation_rate"])
+    spans = [(k - 1) * d + 1 for k, d in zip(case["kernel"], dilation)]
+    op = case["output_padding"]
+    if op is not None:
+        if any(a >= s for a, s in zip(_pair(op), strides)):
+            return False
+        if case["padding"] in ("same", "same_lower") and any(
+            span % 2 == 0 and a == 0 for span, a in zip(spans, _pair(op))
+        ):
+            return False
+    if case["padding"] == "full":
+        ops = (0, 0) if op is None else _pair(op)
+        return all(
+            (size - 1) * s + 2 - span + a >= 1
+            for size, s, span, a in zip(case["hw"], strides, spans, ops)
+        )
+    return True
+
+
+def sample(n, seed, keras_only=False):
+    cases = [dict(zip(AXES, v)) for v in itertools.product(*AXES.values())]
+    cases = [c for c in cases if valid(c)]
+    if keras_only:
+        # Keras: "valid"/"same" only, never strides > 1 with dilation > 1.
+        cases = [
+            c
+            for c in cases
+            if c["padding"] in ("valid", "same")
+            and (_pair(c["strides"]) == (1, 1) or _pair(c["dilation_rate"]) == (1, 1))
+        ]
+    return random.Random(seed).sample(cases, min(n, len(cases)))
+
+
+def case_id(case):
+    return "-".join(f"{k}={v}" for k, v in case.items()).replace(" ", "")
+
+
+def make_arrays(case, *, integer=False, seed=0, batch=2):
+    rng = np.random.default_rng(seed)
+    h, w = case["hw"]
+    shape = (
+        (batch, C_IN, h, w)
+        if case["data_format"] == "channels_first"
+        else (batch, h, w, C_IN)
+    )
+    k_shape = (*case["kernel"], C_OUT, C_IN)
+    if integer:
+        # Small integers: every product and partial sum is exact in float32.
+        draw = lambda s: rng.integers(-3, 4, s).astype(np.float32)
+    else:
+        draw = lambda s: rng.standard_normal(s).astype(np.float32)
+    x, kernel, bias = draw(shape), draw(k_shape), draw((C_OUT,))
+    return x, kernel, (bias if case["bias"] else None)
+
+
+def kwargs(case):
+    return {
+        k: case[k]
+        for k in (
+            "strides",
+            "padding",
+            "output_padding",
+            "dilation_rate",
+            "data_format",
+        )
+    }
+
+
+def conv_kwargs(case):
+    """The `conv2d` that `conv2d_transpose(**kwargs(case))` is the adjoint of."""
+    return {k: case[k] for k in ("strides", "padding", "dilation_rate", "data_format")}
+
+
+DEFAULT_CASES = sample(16, seed=20)
+SLOW_CASES = sample(300, seed=12)
+
+
+def test_default_grid_covers_every_value():
+    for key, values in AXES.items():
+        seen = {repr(case[key]) for case in DEFAULT_CASES}
+        assert {repr(v) for v in values} <= seen, key
+
+
+def _check_reference(case, impl, float64=False):
+    x, kernel, bias = make_arrays(case)
+    expected = reference_conv2d_transpose(x, kernel, bias, **kwargs(case))
+    y = jconv.conv2d_transpose(
+        x, kernel, bias, precision="highest", impl=impl, **kwargs(case)
+    )
+    assert y.dtype == np.float32
+    assert y.shape == expected.shape
+    assert y.shape == jconv.conv_transpose_output_shape(
+        x.shape, kernel.shape, **kwargs(case)
+    )
+    # Each output pixel sums at most 4*4*3 = 48 unit-scale products.
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    if not float64:
+        return  # the adjoint grid below checks float64 exactly
+    with jax.enable_x64(True):
+        y64 = jconv.conv2d_transpose(
+            x.astype(np.float64),
+            kernel.astype(np.float64),
+            None if bias is None else bias.astype(np.float64),
+            impl=impl,
+            **kwargs(case),
+        )
+        assert y64.dtype == np.float64
+        np.testing.assert_allclose(y64, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=case_id)
+def test_matches_reference(case, impl):
+    _check_reference(case, impl)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", SLOW_CASES, ids=case_id)
+def test_matches_reference_large_grid(case, impl):
+    _check_reference(case, impl, float64=True)
+
+
+# --- The adjoint of conv2d -------------------------------------------------
+
+ADJOINT_CASES = sample(10, seed=41)
+SLOW_ADJOINT_CASES = sample(200, seed=16)
+
+
+def _check_adjoint(case, impl):
+    """`conv2d_transpose(y)` is the VJP of `x -> conv2d(x)` at `y`, and
+    `<conv2d(x), y> == <x, conv2d_transpose(y)>`, in float64."""
+    y, kernel, _ = make_arrays(case, seed=5)
+    with jax.enable_x64(True):
+        y, kernel = y.astype(np.float64), kernel.astype(np.float64)
+        x_shape = jconv.conv_transpose_output_shape(
+            y.shape, kernel.shape, **kwargs(case)
+        )
+        x = np.random.default_rng(6).standard_normal(x_shape)
+
+        def conv(x):
+            return jconv.conv2d(x, kernel, impl=impl, **conv_kwargs(case))
+
+        conv_x, vjp = jax.vjp(conv, x)
+        assert conv_x.shape == y.shape
+        (expected,) = vjp(y)
+        got = jconv.conv2d_transpose(y, kernel, impl=impl, **kwargs(case))
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            jnp.vdot(conv_x, y), jnp.vdot(x, got), rtol=1e-12, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", ADJOINT_CASES, ids=case_id)
+def test_is_the_adjoint_of_conv2d(case, impl):
+    _check_adjoint(case, impl)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", SLOW_ADJOINT_CASES, ids=case_id)
+def test_is_the_adjoint_of_conv2d_large_grid(case, impl):
+    _check_adjoint(case, impl)
+
+
+def test_adjoint_grid_covers_every_rule():
+    for key in ("padding", "output_padding", "strides", "data_format"):
+        values = AXES[key]
+        seen = {repr(case[key]) for case in ADJOINT_CASES}
+        assert {repr(v) for v in values} <= seen, key
+
+
+def test_readme_example():
+    """The README's adjoint example, verbatim in substance."""
+    rng = np.random.default_rng(0)
+    x = jnp.ones((1, 8, 8, 3))
+    kernel = jnp.asarray(rng.standard_normal((3, 3, 3, 16)), jnp.float32)
+    y = jnp.asarray(rng.standard_normal((1, 4, 4, 16)), jnp.float32)
+    _, vjp = jax.vjp(lambda x: jconv.conv2d(x, kernel, strides=2, padding="same"), x)
+    for impl in IMPLS:
+        z = jconv.conv2d_transpose(y, kernel, strides=2, padding="same", impl=impl)
+        assert z.shape == (1, 8, 8, 3)
+        np.testing.assert_allclose(z, vjp(y)[0], rtol=1e-5, atol=1e-5)
+
+
+# --- Keras Conv2DTranspose, live --------------------------------------------
+
+KERAS_CASES = sample(12, seed=15, keras_only=True)
+# Named cases: strides 1-3, both paddings, output_padding, odd and even sizes.
+KERAS_CASES += [
+    dict(
+        kernel=(3, 3),
+        strides=2,
+        dilation_rate=1,
+        padding="same",
+        output_padding=1,
+        data_format="channels_last",
+        hw=(5, 5),
+        bias=True,
+    ),
+    dict(
+        kernel=(4, 4),
+        strides=2,
+        dilation_rate=1,
+        padding="same",
+        output_padding=None,
+        data_format="channels_last",
+        hw=(4, 4),
+        bias=False,
+    ),
+    dict(
+        kernel=(2, 2),
+        strides=3,
+        dilation_rate=1,
+        padding="valid",
+        output_padding=None,
+        data_format="channels_first",
+        hw=(5, 4),
+        bias=True,
+    ),
+    dict(
+        kernel=(4, 4),
+        strides=3,
+        dilation_rate=1,
+        padding="same",
+        output_padding=2,
+        data_format="channels_last",
+        hw=(4, 5),
+        bias=True,
+    ),
+    dict(
+        kernel=(3, 3),
+        strides=1,
+        dilation_rate=2,
+        padding="same",
+        output_padding=None,
+        data_format="channels_first",
+        hw=(5, 5),
+        bias=True,
+    ),
+]
+
+
+def test_keras_backend_is_tensorflow():
+    assert keras.backend.backend() == "tensorflow"
+
+
+def keras_conv2d_transpose(x, kernel, bias, case):
+    layer = keras.layers.Conv2DTranspose(
+        filters=kernel.shape[2],
+        kernel_size=case["kernel"],
+        use_bias=bias is not None,
+        dtype="float32",
+        **kwargs(case),
+    )
+    layer.build(x.shape)
+    layer.set_weights([kernel] if bias is None else [kernel, bias])
+    return np.asarray(layer(x))
+
+
+def undo_keras_bias_quirk(expected, bias, data_format):
+    """Keras 3 on TensorFlow adds a channels_first bias along the width when
+    the output width equals C_out (see test_keras.py); move it back."""
+    if (
+        bias is not None
+        and data_format == "channels_first"
+        and expected.shape[-1] == expected.shape[1]
+    ):
+        return expected - bias + bias[:, None, None]
+    return expected
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", KERAS_CASES, ids=case_id)
+def test_matches_keras(case, impl):
+    for integer in (True, False):
+        x, kernel, bias = make_arrays(case, integer=integer, seed=4)
+        expected = keras_conv2d_transpose(x, kernel, bias, case)
+        expected = undo_keras_bias_quirk(expected, bias, case["data_format"])
+        y = np.asarray(
+            jconv.conv2d_transpose(
+                x, kernel, bias, precision="highest", impl=impl, **kwargs(case)
+            )
+        )
+        assert y.shape == expected.shape
+        if integer:
+            np.testing.assert_array_equal(y, expected)
+        else:
+            np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_keras_grid_covers_strides_paddings_and_output_padding():
+    seen = {
+        (c["strides"], c["padding"], repr(c["output_padding"])) for c in KERAS_CASES
+    }
+    assert {s for s, _, _ in seen} >= {1, 2, 3}
+    assert {p for _, p, _ in seen} == {"valid", "same"}
+    assert {a for _, _, a in seen} >= {"None", "0", "1", "2"}
+    sizes = {h % 2 for c in KERAS_CASES for h in c["hw"]}
+    assert sizes == {0, 1}
+    for key in ("data_format", "bias", "dilation_rate"):
+        assert {repr(c[key]) for c in KERAS_CASES} == {repr(v) for v in AXES[key]}
+
+
+# --- Gradients, transforms, both implementations agree ----------------------
+
+GRAD_CASES = [
+    # Strided with output padding, and explicit pads with dilation.
+    dict(
+        kernel=(3, 2),
+        strides=2,
+        dilation_rate=1,
+        padding="same",
+        output_padding=1,
+        data_format="channels_last",
+        hw=(3, 3),
+        bias=True,
+    ),
+    dict(
+        kernel=(2, 3),
+        strides=(1, 2),
+        dilation_rate=(2, 1),
+        padding=((0, 2), (1, 0)),
+        output_padding=None,
+        data_format="channels_first",
+        hw=(3, 4),
+        bias=True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "case,impl", [(GRAD_CASES[0], "lax"), (GRAD_CASES[1], "einsum")], ids=IMPLS
+)
+def test_check_grads(case, impl):
+    x, kernel, bias = make_arrays(case, batch=1)
+    with jax.enable_x64(True):
+        x, kernel, bias = (a.astype(np.float64) for a in (x, kernel, bias))
+
+        def f(x, kernel, bias):
+            return jconv.conv2d_transpose(x, kernel, bias, impl=impl, **kwargs(case))
+
+        check_grads(f, (x, kernel, bias), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_jit_vmap_and_unbatched(impl):
+    case = GRAD_CASES[0]
+    x, kernel, bias = make_arrays(case, seed=8)
+    f = lambda x: jconv.conv2d_transpose(x, kernel, bias, impl=impl, **kwargs(case))
+    batched = f(x)
+    np.testing.assert_array_equal(jax.jit(f)(x), batched)
+    np.testing.assert_allclose(jax.vmap(f)(x), batched, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(f(x[0]), batched[0], rtol=1e-6, atol=1e-6)
+
+
+@st.composite
+def configs(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pads = draw(
+        st.tuples(
+            st.tuples(st.integers(0, 3), st.integers(0, 3)),
+            st.tuples(st.integers(0, 3), st.integers(0, 3)),
+        )
+    )
+    op = draw(st.tuples(st.integers(0, sh - 1), st.integers(0, sw - 1)))
+    h, w = draw(st.integers(2, 5)), draw(st.integers(2, 5))
+    spans = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    # Explicit pads: the output is (size - 1) * s + span - lo - hi + a.
+    for size, s, span, (lo, hi), a in zip((h, w), (sh, sw), spans, pads, op):
+        if (size - 1) * s + span - lo - hi + a < 1:
+            pads = ((0, 0), (0, 0))
+    data_format = draw(st.sampled_from(["channels_last", "channels_first"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    shape = (1, 2, h, w) if data_format == "channels_first" else (1, h, w, 2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    kernel = rng.standard_normal((kh, kw, 3, 2)).astype(np.float32)
+    return (
+        x,
+        kernel,
+        dict(
+            strides=(sh, sw),
+            padding=pads,
+            output_padding=op,
+            dilation_rate=(dh, dw),
+            data_format=data_format,
+        ),
+    )
+
+
+@settings(max_examples=10, deadline=None)
+@given(configs())
+def test_lax_and_einsum_agree(config):
+    x, kernel, kw = config
+    y_lax = jconv.conv2d_transpose(x, kernel, precision="highest", impl="lax", **kw)
+    y_ein = jconv.conv2d_transpose(x, kernel, precision="highest", impl="einsum", **kw)
+    np.testing.assert_allclose(y_lax, y_ein, rtol=1e-5, atol=1e-5)
