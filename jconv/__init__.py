@@ -1,6 +1,7 @@
 """jconv: differentiable 2D convolution in JAX, twice (lax and einsum)."""
 
 from jconv import document as document
+from jconv import learn as learn
 from jconv._arithmetic import conv_output_shape as conv_output_shape
 from jconv._arithmetic import (
     conv_transpose_output_shape as conv_transpose_output_shape,

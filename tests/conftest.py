@@ -9,3 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# Scripts that tests run in subprocesses (they need XLA_FLAGS set before JAX
+# starts); not test modules, so `--doctest-modules` must not import them.
+collect_ignore_glob = ["_sharded*.py"]
