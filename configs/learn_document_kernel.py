@@ -7,6 +7,7 @@ gradient descent on random images, down to float32 precision.
 
 import ml_collections
 import numpy as np
+from ml_collections import config_dict
 
 
 def get_config():
@@ -89,4 +90,31 @@ def get_config():
     c.train.kernel_rtol = 8 * float(np.finfo(np.float32).eps)
     # Stop when the gradient norm falls below grad_rtol x its initial value.
     c.train.grad_rtol = 0.0
+
+    # The device mesh the learning runs on (README, "Scaling out"). The product
+    # of the sizes is the number of devices used (the first ones JAX lists);
+    # with several processes it must be all of them. The default is 1 device.
+    c.mesh = ml_collections.ConfigDict()
+    # Devices splitting the pairs (data parallel): each holds num_pairs / data
+    # of them and XLA sums the gradients across devices. Must divide the
+    # number of pairs; -1 takes every device the other axis leaves.
+    c.mesh.data = 1
+    # Devices splitting each image's rows (for images too large for one
+    # device): XLA exchanges the halo rows a kernel needs. Must divide the
+    # input and output heights; -1 as for data.
+    c.mesh.height = 1
+
+    # Several processes (hosts) with jax.distributed; README, "Scaling out".
+    # Setting JCONV_DISTRIBUTED=1 in the environment is the same as
+    # initialize=True.
+    c.distributed = ml_collections.ConfigDict()
+    # Call jax.distributed.initialize() before anything runs.
+    c.distributed.initialize = False
+    # Process 0's "host:port", reachable from every process; None: detected
+    # by JAX (SLURM, Open MPI, Cloud TPU) or from JAX_COORDINATOR_ADDRESS.
+    c.distributed.coordinator_address = config_dict.placeholder(str)
+    # Number of processes; None: detected.
+    c.distributed.num_processes = config_dict.placeholder(int)
+    # This process's index, 0 .. num_processes - 1; None: detected.
+    c.distributed.process_id = config_dict.placeholder(int)
     return c

@@ -14,6 +14,11 @@ checkpoints, the least-squares reference, summary, plots and text.
 Each learning problem's least-squares solution (`jconv.learn.lstsq` on the
 patch matrix, float64) is the independent reference the learned kernel is
 compared with; its rank and null space say what the pairs can determine.
+
+Learning runs on the device mesh of `config.mesh` (`data` devices splitting
+the pairs, `height` devices splitting the image rows; 1 x 1 by default), with
+the same jitted step whatever its size; `config.distributed` (see
+`experiments.runner.initialize_distributed`) spreads it over several hosts.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ _TRAIN = dict.fromkeys(
         "grad_rtol",
     )
 )
+# Mesh axes: devices splitting the pairs, devices splitting the image rows.
+_MESH = dict.fromkeys(("data", "height"))
 FIELDS = {
     "document_example": {"experiment": None, "impls": None},
     "learn": {
@@ -68,6 +75,8 @@ FIELDS = {
         "model": _MODEL,
         "optimizer": _OPTIMIZER,
         "train": _TRAIN,
+        "mesh": _MESH,
+        "distributed": runner.DISTRIBUTED_FIELDS,
     },
     "noise_sweep": {
         "experiment": None,
@@ -78,6 +87,8 @@ FIELDS = {
         "optimizer": _OPTIMIZER,
         "train": _TRAIN,
         "sweep": {"noise_stds": None, "num_pairs": None},
+        "mesh": _MESH,
+        "distributed": runner.DISTRIBUTED_FIELDS,
     },
 }
 
@@ -293,7 +304,63 @@ def check_config(config) -> str:
         )
     for name in ("loss_rtol", "kernel_rtol", "grad_rtol"):
         _nonneg(train[name], f"train.{name}")
+    check_mesh(config, num_pairs=max(num_pairs))
     return experiment
+
+
+def _output_height(config) -> int:
+    from jconv import resolve_padding
+
+    size, k, s = config.data.image_size, config.target.kernel_size, config.model.strides
+    (top, bottom), _ = resolve_padding(
+        (size, size), (k, k), (s, s), (1, 1), config.model.padding
+    )
+    return (size + top + bottom - k) // s + 1
+
+
+def check_mesh(config, *, num_pairs: int) -> dict[str, int]:
+    """`config.mesh` resolved against the devices: `{"data": n, "height": m}`.
+
+    Refuses, naming the field: a size that is not an int >= 1 or -1, more
+    devices than JAX sees (with several processes: not all of them), a data
+    axis that does not divide the `num_pairs` pairs, a height axis that does
+    not divide the input or output image height. Sizes given as numbers are
+    checked before JAX is asked for its devices.
+    """
+    height_in, height_out = config.data.image_size, _output_height(config)
+    batch = (
+        "data.num_pairs"
+        if config.experiment == "learn"
+        else "the largest of sweep.num_pairs"
+    )
+
+    def divides(sizes):
+        for axis, size in sizes.items():
+            given = config.mesh[axis]
+            shown = "" if given == size else f" ({size} devices)"
+            if axis == "data":
+                runner.require(
+                    num_pairs % size == 0,
+                    "mesh.data",
+                    given,
+                    f"divide the batch{shown}: {batch} (={num_pairs}) pairs are "
+                    "split evenly over the data axis",
+                )
+            elif axis == "height":
+                runner.require(
+                    height_in % size == 0 and height_out % size == 0,
+                    "mesh.height",
+                    given,
+                    f"divide the image height{shown}: the input's, data.image_size "
+                    f"(={height_in}), and the output's (={height_out}, "
+                    f"{config.model.padding!r} padding, stride {config.model.strides})",
+                )
+
+    fixed = runner.check_mesh_sizes(config.mesh, field="mesh")
+    divides({axis: size for axis, size in fixed.items() if size != -1})
+    sizes = runner.mesh_sizes(config.mesh, field="mesh")
+    divides(sizes)
+    return sizes
 
 
 # ---------------------------------------------------------------------- setup
@@ -423,6 +490,8 @@ class TrainResult:
     converged: bool
     wall_seconds: float
     history: list[dict]  # metrics rows
+    mesh: dict  # axis name -> devices
+    devices: int  # devices the pairs were spread over
 
 
 def _row(step, metrics, names, wall) -> dict:
@@ -456,8 +525,7 @@ def train(
     the loss, kernel-error or gradient-norm tolerances; all problems must
     pass). An unfinished workdir resumes from its last checkpoint.
     """
-    import jax
-    import jax.numpy as jnp
+    from jax.sharding import PartitionSpec
 
     from jconv import learn
 
@@ -472,22 +540,24 @@ def train(
         end_factor=opt_cfg.end_factor,
         memory_size=opt_cfg.memory_size,
     )
-    problems = jax.tree.map(jnp.asarray, setup.problems)
+    sizes = check_mesh(config, num_pairs=max(setup.num_pairs))
+    mesh = runner.make_mesh(sizes)
+    replicated = PartitionSpec()
+    problems = runner.place(setup.problems, mesh, learn.problem_specs(mesh.axis_names))
     names, model = setup.names, setup.model
     num = len(names)
-    init = learn.init_state(model, optimizer, num)
+    init = runner.place(learn.init_state(model, optimizer, num), mesh, replicated)
+    wall_seconds = lambda t: runner.place(np.float32(t), mesh, replicated)
     ckpt = workdir.checkpoints(save_every=tcfg.checkpoint_every)
-    saved = {"state": init, "wall_seconds": jnp.zeros((), jnp.float32)}
+    saved = {"state": init, "wall_seconds": wall_seconds(0.0)}
     step, saved = ckpt.restore_latest(saved)
-    state, wall0 = saved["state"], float(saved["wall_seconds"])
+    state, wall0 = saved["state"], float(runner.fetch(saved["wall_seconds"]))
     chunk = learn.make_train_chunk(model, optimizer, tcfg.chunk_steps)
 
-    start = learn.evaluate(model, init.params, problems)
+    start = runner.fetch(learn.evaluate(model, init.params, problems))
     loss0 = np.asarray(start.loss)
     grad0 = np.asarray(start.grad_norm)
-    scale = np.asarray(
-        jnp.max(jnp.abs(problems.true_params["kernel"]), axis=(1, 2, 3, 4))
-    )
+    scale = np.max(np.abs(setup.problems.true_params["kernel"]), axis=(1, 2, 3, 4))
 
     def done(m) -> bool:
         ok = np.zeros(num, bool)
@@ -505,7 +575,11 @@ def train(
         "try a smaller learning rate, e.g. "
         f"--config.optimizer.learning_rate={opt_cfg.learning_rate / 10:g}"
     )
-    metrics_now = start if step == 0 else learn.evaluate(model, state.params, problems)
+    metrics_now = (
+        start
+        if step == 0
+        else runner.fetch(learn.evaluate(model, state.params, problems))
+    )
     converged = done(metrics_now)
     with (
         workdir.metrics(resume_step=step) as log,
@@ -515,7 +589,7 @@ def train(
             log.write(**_row(0, start, names, 0.0))
         while step < tcfg.max_steps and not converged:
             state, metrics_now, losses = chunk(state, problems)
-            losses = np.asarray(losses)
+            metrics_now, losses = runner.fetch((metrics_now, losses))
             finite = np.isfinite(losses).all(axis=1)
             if not finite.all():  # name the first step whose loss is not finite
                 first = int(np.argmin(finite))
@@ -534,14 +608,15 @@ def train(
                 hint=hint,
             )
             log.write(**_row(step, metrics_now, names, wall()))
-            ckpt.save(step, {"state": state, "wall_seconds": jnp.float32(wall())})
+            ckpt.save(step, {"state": state, "wall_seconds": wall_seconds(wall())})
             converged = done(metrics_now)
             bar.update(tcfg.chunk_steps)
-    ckpt.save(step, {"state": state, "wall_seconds": jnp.float32(wall())}, force=True)
+        history = log.rows
+    ckpt.save(step, {"state": state, "wall_seconds": wall_seconds(wall())}, force=True)
     ckpt.close()
-    history = runner.read_jsonl(workdir.path / runner.METRICS_JSONL)
-    params = jax.tree.map(np.asarray, state.params)
-    return TrainResult(params, step, converged, wall(), history)
+    params = runner.fetch(state.params)
+    devices = len(problems.x.sharding.device_set)
+    return TrainResult(params, step, converged, wall(), history, sizes, devices)
 
 
 # -------------------------------------------------------------------- summary
@@ -649,6 +724,8 @@ def summarize(setup: Setup, result: TrainResult, config) -> dict:
         "steps": result.steps,
         "wall_seconds": round(result.wall_seconds, 3),
         "converged": result.converged,
+        "mesh": result.mesh,
+        "devices": result.devices,
         "lstsq_kernel": per("lstsq_kernel"),
         "lstsq_kernel_max_abs_error": max(
             r["lstsq_kernel_max_abs_error"] for r in records
@@ -829,8 +906,12 @@ def report(summary: dict, workdir, plots: list[str]) -> str:
                 f"{row['lstsq_kernel_max_abs_error']:17.3g}"
             )
     stop = "tolerance reached" if summary["converged"] else "step budget"
+    where = ""
+    if summary.get("devices", 1) > 1:
+        axes = ", ".join(f"{k}={v}" for k, v in summary["mesh"].items())
+        where = f" on {summary['devices']} devices (mesh {axes})"
     lines += [
-        f"{summary['steps']} steps ({stop}), {summary['wall_seconds']:.1f} s, "
+        f"{summary['steps']} steps ({stop}){where}, {summary['wall_seconds']:.1f} s, "
         f"final loss {summary['final_loss']:.3g}",
         f"plots: {', '.join(str(workdir / p) for p in plots)}",
         f"summary: {workdir / runner.SUMMARY_JSON}",
@@ -886,8 +967,9 @@ def run_document_example(args: runner.Args) -> dict:
     )
     summary["plots"] = plots
     wd.write_summary(summary)
-    print(document.report(impls))
-    print(f"\nplots: {', '.join(str(wd.path / p) for p in plots)}")
+    if wd.writer:
+        print(document.report(impls))
+        print(f"\nplots: {', '.join(str(wd.path / p) for p in plots)}")
     return summary
 
 
@@ -914,8 +996,10 @@ def run(args: runner.Args) -> dict:
             }
             for r in summary["problems"]
         ]
-    plots = make_plots(setup, result, summary, wd.path)
+    # Only process 0 of a multi-process run writes (and plots, and prints).
+    plots = make_plots(setup, result, summary, wd.path) if wd.writer else []
     summary["plots"] = plots
     wd.write_summary(summary)
-    print(report(summary, wd.path, plots))
+    if wd.writer:
+        print(report(summary, wd.path, plots))
     return summary

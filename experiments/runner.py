@@ -43,6 +43,17 @@ API:
   - `progress(total, initial=, quiet=)`: a tqdm bar on stderr, shown only
     when the run lasts more than two seconds.
   - `plot_curves`, `plot_heatmaps`, `plot_images`: PNG files (Agg backend).
+
+Scaling out (JAX's own machinery, no home-made collectives):
+  - `main` calls `jax.distributed.initialize()` before the experiment runs
+    when `config.distributed.initialize` is True or the environment variable
+    `JCONV_DISTRIBUTED` is `1` (`initialize_distributed`); then only process 0
+    writes the workdir (`Workdir.writer`, `is_main_process()`), and every
+    process saves its part of each orbax checkpoint.
+  - `check_distributed(config)`, `mesh_sizes(mesh_config)`, `make_mesh(...)`:
+    a device mesh from a `{axis name: size}` sub-config, checked by name.
+  - `place(tree, mesh, specs)`: host arrays onto the mesh as `NamedSharding`
+    arrays (one process or several); `fetch(tree)`: back to NumPy.
 """
 
 from __future__ import annotations
@@ -65,6 +76,16 @@ CONFIG_JSON = "config.json"
 METRICS_JSONL = "metrics.jsonl"
 SUMMARY_JSON = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
+# Set to 1 (or true) to call jax.distributed.initialize() before the run.
+DISTRIBUTED_ENV = "JCONV_DISTRIBUTED"
+# `config.distributed`: how a run is launched on several processes.
+DISTRIBUTED_FIELDS = dict.fromkeys(
+    ("initialize", "coordinator_address", "num_processes", "process_id")
+)
+# Sub-configs that say how a run is launched, not what it computes: saved in
+# config.json but not compared when a run resumes (a restarted job may get
+# another coordinator address).
+LAUNCH_FIELDS = ("distributed",)
 
 
 # --------------------------------------------------------------------- errors
@@ -213,16 +234,20 @@ def parse_args(argv: Sequence[str]) -> Args:
 def main(experiment: Callable[[Args], Any], argv: Sequence[str] | None = None) -> None:
     """Parses the command line, runs `experiment(args)`, exits.
 
-    An `ExperimentError` (config, workdir, non-finite loss) prints
-    `error: <message>` on stderr and exits with its `exit_code`; anything else
-    propagates with its traceback.
+    Before the experiment (and before anything touches a JAX device), calls
+    `jax.distributed.initialize` if the config or the environment asks for it
+    (`initialize_distributed`). An `ExperimentError` (config, workdir,
+    non-finite loss) prints `error: <message>` on stderr and exits with its
+    `exit_code`; anything else propagates with its traceback.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--help" in argv or "-h" in argv:
         print(_USAGE)
         sys.exit(0)
     try:
-        experiment(parse_args(argv))
+        args = parse_args(argv)
+        initialize_distributed(args.config)
+        experiment(args)
     except ExperimentError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -276,25 +301,38 @@ def _diff(a, b, prefix="") -> list[str]:
 
 
 class MetricsWriter:
-    """Appends one JSON object per line to `metrics.jsonl`, flushed per line."""
+    """Appends one JSON object per line to `metrics.jsonl`, flushed per line.
 
-    def __init__(self, path: pathlib.Path, resume_step: int = 0):
+    `rows` holds every row of the run so far, as read back from JSON. With
+    `write=False` (a process other than 0 of a multi-process run) nothing is
+    read or written and `rows` holds only the rows written since.
+    """
+
+    def __init__(self, path: pathlib.Path, resume_step: int = 0, *, write=True):
         self.path = pathlib.Path(path)
+        self._file = None
+        self.rows: list[dict] = []
+        if not write:
+            return
         # On resume, rows logged after the checkpoint we restart from are
         # dropped: they will be logged again, identically.
         rows = read_jsonl(self.path) if self.path.exists() and resume_step else []
-        kept = [r for r in rows if r.get("step", 0) <= resume_step]
+        self.rows = [r for r in rows if r.get("step", 0) <= resume_step]
         self._file = self.path.open("w")
-        for row in kept:
+        for row in self.rows:
             self._file.write(_dump(row) + "\n")
         self._file.flush()
 
     def write(self, **row) -> None:
-        self._file.write(_dump(row) + "\n")
-        self._file.flush()
+        line = _dump(row)
+        self.rows.append(json.loads(line))
+        if self._file is not None:
+            self._file.write(line + "\n")
+            self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self):
         return self
@@ -305,13 +343,19 @@ class MetricsWriter:
 
 @dataclasses.dataclass
 class Workdir:
-    """A prepared run directory. `resuming` is True for an unfinished run."""
+    """A prepared run directory. `resuming` is True for an unfinished run.
+
+    `writer` is False on every process but 0 of a multi-process run: its
+    metrics and summary are then not written (checkpoints still are: orbax
+    needs every process to save its part).
+    """
 
     path: pathlib.Path
     resuming: bool
+    writer: bool = True
 
     def metrics(self, resume_step: int = 0) -> MetricsWriter:
-        return MetricsWriter(self.path / METRICS_JSONL, resume_step)
+        return MetricsWriter(self.path / METRICS_JSONL, resume_step, write=self.writer)
 
     def checkpoints(self, save_every: int, max_to_keep: int = 2) -> Checkpoints:
         return Checkpoints(self.path / CHECKPOINT_DIR, save_every, max_to_keep)
@@ -319,6 +363,8 @@ class Workdir:
     def write_summary(self, summary: Mapping[str, Any]) -> pathlib.Path:
         """Writes `summary.json` (atomically): from now on the run is finished."""
         path = self.path / SUMMARY_JSON
+        if not self.writer:
+            return path
         _write_atomic(path, json.dumps(to_jsonable(summary), indent=1) + "\n")
         return path
 
@@ -326,14 +372,46 @@ class Workdir:
 def prepare_workdir(path, config, *, overwrite: bool = False) -> Workdir:
     """Creates or reopens a run directory and writes `config.json` in it.
 
+    With several processes (`jax.distributed`), process 0 does all of the
+    below while the others wait for its verdict; they get a `Workdir` with
+    `writer=False`, or the same refusal. The workdir must be on a file system
+    every process sees (orbax writes each process's part of a checkpoint).
+
     - missing or empty: created, fresh run.
     - has `summary.json` (finished): `WorkdirError` unless `overwrite`, which
       deletes the old run first.
     - has `config.json` but no summary (killed): resumed if the config is the
-      same, else `WorkdirError` naming the fields that differ (`overwrite`
-      starts afresh).
+      same (the launch fields, `LAUNCH_FIELDS`, aside), else `WorkdirError`
+      naming the fields that differ (`overwrite` starts afresh).
     - other files but no `config.json`: `WorkdirError`; never deleted.
     """
+    if _process_count() == 1:
+        return _prepare_workdir_here(path, config, overwrite)
+    import jax
+    from jax.experimental import multihost_utils
+
+    status, error = 0, None
+    if jax.process_index() == 0:
+        try:
+            status = 2 if _prepare_workdir_here(path, config, overwrite).resuming else 1
+        except WorkdirError as e:
+            error = e
+    # A collective: every process waits here until process 0 has decided.
+    status = int(multihost_utils.broadcast_one_to_all(np.int32(status)))
+    if error is not None:
+        raise error
+    if status == 0:
+        raise WorkdirError(
+            f"--workdir {str(path)!r} was refused by process 0 (see its error)"
+        )
+    return Workdir(
+        path=pathlib.Path(path),
+        resuming=status == 2,
+        writer=jax.process_index() == 0,
+    )
+
+
+def _prepare_workdir_here(path, config, overwrite: bool) -> Workdir:
     path = pathlib.Path(path)
     resolved = json.loads(_dump(config))
     if path.exists() and not path.is_dir():
@@ -355,8 +433,12 @@ def prepare_workdir(path, config, *, overwrite: bool = False) -> Workdir:
         )
     if entries:
         saved = json.loads((path / CONFIG_JSON).read_text())
-        if saved != resolved:
-            diffs = "; ".join(_diff(saved, resolved))
+        saved, compared = (
+            {k: v for k, v in c.items() if k not in LAUNCH_FIELDS}
+            for c in (saved, resolved)
+        )
+        if saved != compared:
+            diffs = "; ".join(_diff(saved, compared))
             raise WorkdirError(
                 f"--workdir {str(path)!r} holds an unfinished run with another "
                 f"config ({diffs}); pass --overwrite to start afresh"
@@ -365,6 +447,262 @@ def prepare_workdir(path, config, *, overwrite: bool = False) -> Workdir:
     path.mkdir(parents=True, exist_ok=True)
     _write_atomic(path / CONFIG_JSON, json.dumps(resolved, indent=1) + "\n")
     return Workdir(path=path, resuming=False)
+
+
+# ------------------------------------------------- several devices, processes
+
+
+def _process_count() -> int:
+    # Never the first to touch JAX: a script that has not imported it (the
+    # benchmark's parent process) must not start a backend here.
+    jax = sys.modules.get("jax")
+    if jax is None or not jax.distributed.is_initialized():
+        return 1
+    return jax.process_count()
+
+
+def is_main_process() -> bool:
+    """True unless this is a process other than 0 of a `jax.distributed` run.
+
+    Only the main process writes files (metrics, summary, plots) and prints.
+    """
+    if _process_count() == 1:
+        return True
+    import jax
+
+    return jax.process_index() == 0
+
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
+
+
+def check_distributed(config) -> None:
+    """Checks `config.distributed` (if the config has one), naming fields.
+
+    Fields: `initialize` (bool), `coordinator_address` (`"host:port"` or
+    None), `num_processes` (int >= 1 or None), `process_id` (int >= 0 or
+    None). None leaves the value to JAX's auto-detection.
+    """
+    dist = config.get("distributed") if hasattr(config, "get") else None
+    if dist is None:
+        return
+    check_fields(dist, DISTRIBUTED_FIELDS, prefix="distributed.")
+    init = dist.get("initialize", False)
+    require(isinstance(init, bool), "distributed.initialize", init, "be True or False")
+    address = dist.get("coordinator_address")
+    require(
+        address is None or (isinstance(address, str) and ":" in address),
+        "distributed.coordinator_address",
+        address,
+        "be 'host:port' (process 0's address) or None (auto-detect)",
+    )
+    num, pid = dist.get("num_processes"), dist.get("process_id")
+    for field, value, low in (("num_processes", num, 1), ("process_id", pid, 0)):
+        require(
+            value is None
+            or (
+                isinstance(value, int) and not isinstance(value, bool) and value >= low
+            ),
+            f"distributed.{field}",
+            value,
+            f"be an int >= {low} or None (auto-detect)",
+        )
+    if num is not None and pid is not None:
+        require(
+            pid < num,
+            "distributed.process_id",
+            pid,
+            f"be < distributed.num_processes (={num})",
+        )
+
+
+def initialize_distributed(config=None, environ: Mapping[str, str] | None = None):
+    """Calls `jax.distributed.initialize(...)` if the config or environment asks.
+
+    Asked by `config.distributed.initialize = True`, or by the environment
+    variable `JCONV_DISTRIBUTED=1` (also `true`, `yes`). The call passes the
+    config's `coordinator_address`, `num_processes` and `process_id` that are
+    set (not None); JAX finds the others itself (SLURM, Open MPI, Cloud TPU,
+    or its variables `JAX_COORDINATOR_ADDRESS`, ...). Must run before anything
+    touches a JAX device; `main` calls it right after parsing the flags. Does
+    nothing if `jax.distributed` is already initialised.
+
+    Returns:
+      The keyword arguments passed to `jax.distributed.initialize`, or None
+      if it was not called.
+
+    Raises:
+      ConfigError: a bad `config.distributed` field, or a bad value of
+        `JCONV_DISTRIBUTED`, named.
+    """
+    environ = os.environ if environ is None else environ
+    check_distributed(config)
+    dist = config.get("distributed") if hasattr(config, "get") else None
+    flag = environ.get(DISTRIBUTED_ENV, "").strip().lower()
+    if flag not in _TRUE + _FALSE:
+        raise ConfigError(
+            f"environment variable {DISTRIBUTED_ENV} (={environ[DISTRIBUTED_ENV]!r}) "
+            "must be 1 (initialise jax.distributed) or 0"
+        )
+    if not (flag in _TRUE or (dist is not None and dist.get("initialize", False))):
+        return None
+    kwargs = {
+        name: dist.get(name)
+        for name in ("coordinator_address", "num_processes", "process_id")
+        if dist is not None and dist.get(name) is not None
+    }
+    import jax
+
+    if jax.distributed.is_initialized():
+        return None
+    jax.distributed.initialize(**kwargs)
+    return kwargs
+
+
+def check_mesh_sizes(mesh_config, *, field: str = "mesh") -> dict[str, int]:
+    """`{axis name: size}` checked without asking for devices: every size an
+    int >= 1 or -1 (at most one -1). Raises `ConfigError` naming the field."""
+    sizes = dict(mesh_config.items())
+    require(sizes, field, sizes, "name at least one axis")
+    for axis, size in sizes.items():
+        require(
+            isinstance(size, int) and not isinstance(size, bool)
+            and (size >= 1 or size == -1),
+            f"{field}.{axis}",
+            size,
+            "be an int >= 1, or -1 for the devices the other axes leave",
+        )  # fmt: skip
+    free = [axis for axis, size in sizes.items() if size == -1]
+    require(len(free) <= 1, field, sizes, "have at most one axis of size -1")
+    return sizes
+
+
+def mesh_sizes(
+    mesh_config, *, field: str = "mesh", device_count: int | None = None
+) -> dict[str, int]:
+    """`{axis name: size}` from a mesh sub-config, checked against the devices.
+
+    One size may be -1: the devices the other axes leave. The product of the
+    sizes is the number of devices used (the first ones, in `jax.devices()`
+    order); it may be fewer than JAX sees in one process, but with several
+    processes it must be all of them (every process takes part in each step).
+
+    Args:
+      mesh_config: `ConfigDict` or mapping, axis name -> int.
+      field: its dotted path in the root config, for messages.
+      device_count: the devices to fit (default `jax.device_count()`, which
+        starts JAX's backend: call after `initialize_distributed`).
+
+    Raises:
+      ConfigError: naming `config.<field>.<axis>` or `config.<field>`.
+
+    Example:
+      >>> mesh_sizes({"data": -1, "height": 2}, device_count=8)
+      {'data': 4, 'height': 2}
+      >>> mesh_sizes({"data": 16}, device_count=8)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      experiments.runner.ConfigError: `config.mesh` (={'data': 16}) must use at most ...
+    """
+    sizes = check_mesh_sizes(mesh_config, field=field)
+    free = [axis for axis, size in sizes.items() if size == -1]
+    if device_count is None:
+        import jax
+
+        device_count = jax.device_count()
+    fixed = math.prod(size for size in sizes.values() if size != -1)
+    if free:
+        require(
+            device_count % fixed == 0,
+            f"{field}.{free[0]}",
+            -1,
+            f"leave a whole number of devices: {device_count} devices are not a "
+            f"multiple of the other axes' {fixed}",
+        )
+        sizes[free[0]] = device_count // fixed
+    used = math.prod(sizes.values())
+    processes = _process_count()
+    if processes > 1:
+        require(
+            used == device_count,
+            field,
+            dict(mesh_config.items()),
+            f"use all {device_count} devices of the {processes} processes (the "
+            f"product of its sizes is {used}); -1 on one axis takes the rest",
+        )
+    require(
+        used <= device_count,
+        field,
+        dict(mesh_config.items()),
+        f"use at most the devices JAX sees ({device_count}; the product of its "
+        f"sizes is {used})",
+    )
+    return sizes
+
+
+def make_mesh(sizes: Mapping[str, int]):
+    """A `jax.sharding.Mesh` over the first `prod(sizes)` devices.
+
+    `sizes` as returned by `mesh_sizes` (no -1). The axes are `Auto`: XLA
+    decides how each jitted computation is split, from its inputs' shardings.
+    """
+    import jax
+
+    count = math.prod(sizes.values())
+    return jax.make_mesh(
+        tuple(sizes.values()),
+        tuple(sizes),
+        axis_types=(jax.sharding.AxisType.Auto,) * len(sizes),
+        devices=jax.devices()[:count],
+    )
+
+
+def place(tree, mesh, specs):
+    """Host arrays onto `mesh`: each leaf as a global `jax.Array` with
+    `NamedSharding(mesh, spec)`.
+
+    `specs` is a `PartitionSpec` for every leaf, or a tree of them shaped like
+    a prefix of `tree`. Every process must pass the same values: each one
+    keeps only the shards of its own devices (`jax.make_array_from_callback`),
+    so this works unchanged on one process or several.
+    """
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    def put(spec, sub):
+        sharding = NamedSharding(mesh, spec)
+
+        def one(leaf):
+            host = np.asarray(leaf)
+            return jax.make_array_from_callback(
+                host.shape, sharding, lambda index: host[index]
+            )
+
+        return jax.tree.map(one, sub)
+
+    is_spec = lambda x: isinstance(x, PartitionSpec)
+    return jax.tree.map(put, specs, tree, is_leaf=is_spec)
+
+
+def fetch(tree):
+    """Every leaf of `tree` as a NumPy array, wherever its shards are.
+
+    An array split over the devices of several processes is gathered
+    (`multihost_utils.process_allgather`, a collective: every process must
+    call `fetch` at the same point).
+    """
+    import jax
+
+    def one(leaf):
+        if isinstance(leaf, jax.Array) and not (
+            leaf.is_fully_addressable or leaf.is_fully_replicated
+        ):
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+        return np.asarray(leaf)
+
+    return jax.tree.map(one, tree)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -476,7 +814,7 @@ def progress(total: int, *, initial: int = 0, quiet: bool = False, desc: str = "
     return tqdm(
         total=total,
         initial=initial,
-        disable=quiet,
+        disable=quiet or not is_main_process(),
         delay=2.0,
         desc=desc or None,
         unit="step",
@@ -514,6 +852,8 @@ def plot_curves(
     Non-positive values are dropped from a log axis (a loss of exactly 0).
     `styles` maps a series name to a matplotlib format string (`"o--"`).
     """
+    if not is_main_process():
+        return pathlib.Path(path)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     x = np.asarray(x, np.float64)
@@ -552,6 +892,8 @@ def plot_heatmaps(
     share_scale: bool = True,
 ) -> pathlib.Path:
     """2D arrays side by side as heatmaps, each cell annotated with its value."""
+    if not is_main_process():
+        return pathlib.Path(path)
     plt = _pyplot()
     mats = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
     n = len(mats)
@@ -591,6 +933,8 @@ def plot_images(path, images: Mapping[str, Any], *, title: str = "") -> pathlib.
 
     Each image is scaled to its own range (a filter's output can be negative).
     """
+    if not is_main_process():
+        return pathlib.Path(path)
     plt = _pyplot()
     n = len(images)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), dpi=100, squeeze=False)

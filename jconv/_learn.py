@@ -6,6 +6,11 @@ Several independent problems (one per true kernel, or per point of a sweep)
 are stacked on a leading axis `G` and trained at once under `jax.vmap`: each
 keeps its own parameters and optimiser state (an L-BFGS line search included),
 so stacking changes nothing about any one of them.
+
+The same jitted step runs on one device or many: place the problems on a
+device mesh as `problem_specs` says (pairs split over the mesh axis `"data"`,
+image rows over `"height"`) and XLA splits every step, exchanging halo rows
+and summing gradients across devices itself.
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec
 
 from jconv._conv import IMPLS, conv2d
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "lbfgs")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
+# Mesh axis names `problem_specs` splits over: the pairs (data parallelism)
+# and the image rows (large images).
+DATA_AXIS = "data"
+HEIGHT_AXIS = "height"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +88,35 @@ class Problem(NamedTuple):
     y: jax.Array
     weight: jax.Array
     true_params: dict
+
+
+def problem_specs(axis_names) -> Problem:
+    """How stacked problems are split over a device mesh, as `PartitionSpec`s.
+
+    The pairs `N` go over the mesh axis `"data"` and the image rows `H` over
+    `"height"`, each only if `axis_names` has it; the true parameters (and
+    the training state) are replicated. With `jax.sharding.NamedSharding`,
+    these make every step of `make_train_chunk` data-parallel (and split each
+    image's rows) without changing its code.
+
+    Args:
+      axis_names: the mesh's axis names (`mesh.axis_names`).
+
+    Returns:
+      A `Problem` whose fields are `PartitionSpec`s, for stacked problems:
+      `x`, `y`: `(G, N, H, W, C)`; `weight`: `(G, N)`; `true_params`: all.
+
+    Example:
+      >>> specs = problem_specs(("data",))
+      >>> specs.x, specs.weight
+      (P(None, 'data', None), P(None, 'data'))
+    """
+    data = DATA_AXIS if DATA_AXIS in axis_names else None
+    height = HEIGHT_AXIS if HEIGHT_AXIS in axis_names else None
+    pairs = PartitionSpec(None, data, height)
+    return Problem(
+        x=pairs, y=pairs, weight=PartitionSpec(None, data), true_params=PartitionSpec()
+    )
 
 
 class TrainState(NamedTuple):
@@ -267,6 +306,10 @@ def make_train_chunk(
     Running two chunks of `n` steps gives exactly the state of one chunk of
     `2n` steps computed the same way: a run resumed from a checkpoint ends
     where an uninterrupted run does.
+
+    The same function serves one device or a mesh of them: with `problems`
+    placed by `problem_specs` and the state replicated, XLA partitions each
+    step (the loss's mean over pairs becomes a sum across devices).
     """
     if chunk_steps < 1:
         raise ValueError(f"`chunk_steps` (={chunk_steps!r}) must be positive")

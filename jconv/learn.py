@@ -8,6 +8,8 @@ Public names for the experiments (`experiments/learn_kernel.py`) and for users:
 - `ConvModel`, `Problem`, `TrainState`, `Metrics`, `loss_fn`, `make_optimizer`,
   `make_schedule`, `init_state`, `make_train_chunk`, `evaluate`: gradient
   descent on stacked problems, one `lax.scan` per chunk of steps.
+- `problem_specs`, `DATA_AXIS`, `HEIGHT_AXIS`: how stacked problems are split
+  over a device mesh (pairs over `"data"`, image rows over `"height"`).
 
 Example (the document's kernel from 8 random images, plain gradient descent):
   >>> import jax, jax.numpy as jnp
@@ -24,6 +26,8 @@ Example (the document's kernel from 8 random images, plain gradient descent):
   True
 """
 
+from jconv._learn import DATA_AXIS as DATA_AXIS
+from jconv._learn import HEIGHT_AXIS as HEIGHT_AXIS
 from jconv._learn import OPTIMIZERS as OPTIMIZERS
 from jconv._learn import SCHEDULES as SCHEDULES
 from jconv._learn import ConvModel as ConvModel
@@ -36,6 +40,7 @@ from jconv._learn import loss_fn as loss_fn
 from jconv._learn import make_optimizer as make_optimizer
 from jconv._learn import make_schedule as make_schedule
 from jconv._learn import make_train_chunk as make_train_chunk
+from jconv._learn import problem_specs as problem_specs
 from jconv._lstsq import LstsqResult as LstsqResult
 from jconv._lstsq import lstsq as lstsq
 from jconv._lstsq import patch_matrix as patch_matrix

@@ -282,6 +282,52 @@ def test_nan_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, capsys
             r"`config.optimizer.lr` is not a field of the config",
         ),
         (["--config.optimizer.learning_rate=fast"], r"learning_rate=fast"),
+        (
+            ["--config.mesh.data=3"],
+            r"`config.mesh.data` \(=3\) must divide the batch: data.num_pairs "
+            r"\(=32\) pairs are split evenly over the data axis",
+        ),
+        (
+            ["--config.mesh.height=4"],
+            r"`config.mesh.height` \(=4\) must divide the image height: the "
+            r"input's, data.image_size \(=16\), and the output's \(=14, 'valid' "
+            r"padding, stride 1\)",
+        ),
+        (
+            ["--config.mesh.data=64", "--config.data.num_pairs=64"],
+            r"`config.mesh` \(=\{'data': 64, 'height': 1\}\) must use at most the "
+            r"devices JAX sees \(\d+; the product of its sizes is 64\)",
+        ),
+        (
+            ["--config.mesh.data=0"],
+            r"`config.mesh.data` \(=0\) must be an int >= 1, or -1 for the devices",
+        ),
+        (
+            ["--config.mesh.data=-1", "--config.mesh.height=-1"],
+            r"`config.mesh` \(=\{'data': -1, 'height': -1\}\) must have at most "
+            r"one axis of size -1",
+        ),
+        (
+            ["--config.mesh.model=2"],
+            r"`config.mesh.model` is not a field of the config",
+        ),
+        (
+            ["--config.distributed.num_processes=0"],
+            r"`config.distributed.num_processes` \(=0\) must be an int >= 1 or None",
+        ),
+        (
+            [
+                "--config.distributed.num_processes=2",
+                "--config.distributed.process_id=2",
+            ],
+            r"`config.distributed.process_id` \(=2\) must be < "
+            r"distributed.num_processes \(=2\)",
+        ),
+        (
+            ["--config.distributed.coordinator_address=node0"],
+            r"`config.distributed.coordinator_address` \(='node0'\) must be "
+            r"'host:port'",
+        ),
     ],
 )
 def test_bad_config_is_refused_before_anything(tmp_path, capsys, overrides, match):
@@ -293,10 +339,55 @@ def test_bad_config_is_refused_before_anything(tmp_path, capsys, overrides, matc
     assert not workdir.exists()
 
 
+def test_noise_sweep_mesh_divides_its_largest_batch(tmp_path, capsys):
+    code, err = run_error(
+        capsys, "noise_sweep", tmp_path / "run", "--config.mesh.data=3"
+    )
+    assert code == runner.ConfigError.exit_code
+    assert (
+        "`config.mesh.data` (=3) must divide the batch: the largest of "
+        "sweep.num_pairs (=16) pairs are split evenly over the data axis" in err
+    )
+
+
+def test_bad_distributed_environment_variable_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(runner.DISTRIBUTED_ENV, "maybe")
+    code, err = run_error(capsys, "learn_document_kernel", tmp_path / "run")
+    assert code == runner.ConfigError.exit_code
+    assert (
+        "error: environment variable JCONV_DISTRIBUTED (='maybe') must be 1 "
+        "(initialise jax.distributed) or 0" in err
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_ignores_the_launch_fields(tmp_path):
+    # A restarted job may get another coordinator: `distributed` is saved in
+    # config.json but not compared; the mesh is compared.
+    from configs import learn_document_kernel
+
+    config = learn_document_kernel.get_config()
+    wd = runner.prepare_workdir(tmp_path / "run", config)
+    config.distributed.coordinator_address = "node7:1234"
+    assert runner.prepare_workdir(tmp_path / "run", config).resuming
+    config.mesh.data = 2
+    with pytest.raises(runner.WorkdirError, match=r"config.mesh.data: 1 \(saved\)"):
+        runner.prepare_workdir(tmp_path / "run", config)
+    saved = json.loads((wd.path / "config.json").read_text())
+    assert saved["distributed"]["coordinator_address"] is None
+
+
 @pytest.mark.parametrize(
     "edit, match",
     [
         ("c.optimizer.lr = 0.1", r"`config.optimizer.lr` is not a known field"),
+        ("c.mesh.model = 2", r"`config.mesh.model` is not a known field"),
+        (
+            "c.distributed.port = 2",
+            r"`config.distributed.port` is not a known field; known fields here: "
+            r"coordinator_address, initialize, num_processes, process_id",
+        ),
+        ('del c["mesh"]', r"`config.mesh` is missing"),
         ("c.extra = 1", r"`config.extra` is not a known field"),
         ('del c.train["grad_rtol"]', r"`config.train.grad_rtol` is missing"),
         ("c.experiment = 'train'", r"`config.experiment` \(='train'\) must be"),

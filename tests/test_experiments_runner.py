@@ -186,3 +186,134 @@ def test_plots_write_png(tmp_path):
     ]
     for path in paths:
         assert path.read_bytes()[:4] == png
+
+
+# ------------------------------------------------------- several processes
+
+
+@pytest.fixture
+def initialize_calls(monkeypatch):
+    """Records jax.distributed.initialize calls instead of making them."""
+    import jax
+
+    calls = []
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(
+        jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs)
+    )
+    monkeypatch.delenv(runner.DISTRIBUTED_ENV, raising=False)
+    return calls
+
+
+def _distributed(**fields):
+    import ml_collections
+
+    dist = {
+        "initialize": False,
+        "coordinator_address": None,
+        "num_processes": None,
+        "process_id": None,
+    }
+    return ml_collections.ConfigDict({"distributed": {**dist, **fields}})
+
+
+def test_initialize_distributed_from_the_config(initialize_calls):
+    config = _distributed(
+        initialize=True,
+        coordinator_address="10.0.0.1:1234",
+        num_processes=4,
+        process_id=2,
+    )
+    kwargs = runner.initialize_distributed(config, environ={})
+    expected = {
+        "coordinator_address": "10.0.0.1:1234",
+        "num_processes": 4,
+        "process_id": 2,
+    }
+    assert initialize_calls == [expected] and kwargs == expected
+    # Unset fields are left to JAX's auto-detection (SLURM, Open MPI, TPU).
+    runner.initialize_distributed(_distributed(initialize=True), environ={})
+    assert initialize_calls[-1] == {}
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES"])
+def test_initialize_distributed_from_the_environment(initialize_calls, value):
+    environ = {runner.DISTRIBUTED_ENV: value}
+    runner.initialize_distributed(_distributed(num_processes=2), environ=environ)
+    # A config without a `distributed` sub-config (another experiment) too.
+    runner.initialize_distributed({"seed": 0}, environ=environ)
+    assert initialize_calls == [{"num_processes": 2}, {}]
+
+
+@pytest.mark.parametrize("value", ["", "0", "false", "no"])
+def test_initialize_distributed_not_asked(initialize_calls, value):
+    environ = {runner.DISTRIBUTED_ENV: value}
+    assert runner.initialize_distributed(_distributed(), environ=environ) is None
+    assert runner.initialize_distributed({"seed": 0}, environ=environ) is None
+    assert initialize_calls == []
+
+
+def test_main_initializes_before_the_experiment(initialize_calls, tmp_path):
+    path = tmp_path / "config.py"
+    path.write_text(
+        CONFIG.replace(
+            "    return config",
+            "    config.distributed = ml_collections.ConfigDict()\n"
+            "    config.distributed.initialize = False\n"
+            "    config.distributed.coordinator_address = 'node0:1234'\n"
+            "    config.distributed.num_processes = 2\n"
+            "    config.distributed.process_id = 0\n"
+            "    return config",
+        )
+    )
+    seen = []
+    experiment = lambda args: seen.append(list(initialize_calls))
+    argv = [f"--config={path}", f"--workdir={tmp_path / 'w'}"]
+    runner.main(experiment, [*argv, "--config.distributed.process_id=1"])
+    assert seen == [[]]  # not asked
+    runner.main(
+        experiment,
+        [
+            *argv,
+            "--config.distributed.initialize=True",
+            "--config.distributed.process_id=1",
+        ],
+    )
+    called = {"coordinator_address": "node0:1234", "num_processes": 2, "process_id": 1}
+    assert seen[-1] == [called]
+
+
+def test_one_process_is_the_writer():
+    # Without jax.distributed this process is process 0 of 1.
+    assert runner.is_main_process()
+
+
+def test_mesh_sizes():
+    assert runner.mesh_sizes({"data": 1}, device_count=1) == {"data": 1}
+    assert runner.mesh_sizes({"data": -1, "h": 2}, device_count=8) == {
+        "data": 4,
+        "h": 2,
+    }
+    # Fewer devices than there are is allowed in one process (the first ones).
+    assert runner.mesh_sizes({"data": 2}, device_count=8) == {"data": 2}
+    with pytest.raises(
+        runner.ConfigError,
+        match=r"`config.mesh.data` \(=-1\) must leave a whole number of devices: "
+        r"8 devices are not a multiple of the other axes' 3",
+    ):
+        runner.mesh_sizes({"data": -1, "h": 3}, device_count=8)
+    with pytest.raises(runner.ConfigError, match=r"`config.m.x` \(=True\) must be"):
+        runner.mesh_sizes({"x": True}, field="m", device_count=8)
+
+
+def test_place_and_fetch_on_one_device():
+    from jax.sharding import PartitionSpec as P
+
+    mesh = runner.make_mesh({"data": 1})
+    tree = {"a": np.arange(6.0).reshape(2, 3), "b": np.float32(2)}
+    placed = runner.place(tree, mesh, {"a": P("data"), "b": P()})
+    assert placed["a"].sharding.spec == P("data")
+    assert placed["a"].sharding.mesh.axis_names == ("data",)
+    fetched = runner.fetch(placed)
+    np.testing.assert_array_equal(fetched["a"], tree["a"])
+    assert fetched["b"].dtype == np.float32 and fetched["b"] == 2
