@@ -1,0 +1,271 @@
+"""Flax Linen modules on jconv: `Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D`.
+
+Fields follow `flax.linen.Conv` (`features`, `kernel_size`, `strides`,
+`padding`, `use_bias`, `dtype`, `param_dtype`, `precision`, `kernel_init`,
+`bias_init`; the input channels are read from the first input, as Linen
+does) with Keras' names for the rest (`dilation_rate`, `groups`,
+`output_padding`, `depth_multiplier`, `data_format`), plus jconv's
+`padding_mode` and `impl` (`"lax"` or `"einsum"`). Parameters are `kernel`
+and `bias` in Keras' layouts; `init` with the same key gives the same kernel
+as `linen.Conv` (same names, same initialisers).
+
+Every field is checked when the module is constructed (the input channels,
+unknown until then, at the first call), by the same code that checks
+`jconv.conv2d`'s arguments. `padding` defaults to "SAME" as in Flax; see
+`jconv.nnx` for how Flax's padding strings compare with Keras'.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> layer = Conv2D(features=8, kernel_size=(3, 3), strides=2, impl="einsum")
+  >>> x = jnp.ones((2, 9, 9, 3))
+  >>> variables = layer.init(jax.random.key(0), x)
+  >>> variables["params"]["kernel"].shape
+  (3, 3, 3, 8)
+  >>> jax.jit(layer.apply)(variables, x).shape
+  (2, 5, 5, 8)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jconv import _layers
+from jconv._keras_io import linen_from_keras as from_keras
+from jconv._keras_io import to_keras as to_keras
+from jconv._layers import (
+    default_bias_init,
+    default_kernel_init,
+    default_transpose_kernel_init,
+)
+
+__all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "from_keras", "to_keras"]
+
+
+class _Conv(nn.Module):
+    """The call shared by the three modules; `_layer(in_features)` checks the
+    fields (`in_features` None at construction)."""
+
+    def __post_init__(self):
+        _layers.check_dtype(self.dtype, "dtype")
+        _layers.check_dtype(self.param_dtype, "param_dtype")
+        self._layer(None)
+        super().__post_init__()
+
+    def _layer(self, in_features):
+        raise NotImplementedError
+
+    @nn.compact
+    def __call__(self, x):
+        """Applies the layer to `x` (see the class docstring for shapes)."""
+        channel_axis = -3 if self.data_format == "channels_first" else -1
+        layer = self._layer(x.shape[channel_axis])
+        kernel = self.param(
+            "kernel",
+            lambda key: layer.init_kernel(
+                self.kernel_init, key, layer.in_features, self.param_dtype
+            ),
+        )
+        bias = None
+        if self.use_bias:
+            bias = self.param(
+                "bias",
+                self.bias_init,
+                layer.bias_shape(layer.in_features),
+                self.param_dtype,
+            )
+        return layer(
+            x,
+            kernel,
+            bias,
+            dtype=self.dtype,
+            precision=_layers.hashable(self.precision),
+        )
+
+
+class Conv2D(_Conv):
+    """2D convolution, `jconv.conv2d` with its parameters: a 2D
+    `flax.linen.Conv` with Keras `Conv2D` semantics.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, H, W, C_in)`, unbatched `(H, W, C_in)`, or more leading
+        batch axes.
+      kernel: `(KH, KW, C_in // groups, features)`.
+      bias: `(features,)`.
+      output: `(N, H_out, W_out, features)`, `H_out` as in `jconv.conv2d`.
+
+    Attributes:
+      features: output channels.
+      kernel_size: int or `(KH, KW)`.
+      strides: int or `(sh, sw)`.
+      padding: "SAME" (default, as Flax; any case), "valid", "same_lower",
+        "full", an int, `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+      padding_mode: "zeros", "reflect", "replicate" or "circular".
+      dilation_rate: int or `(dh, dw)` (Flax's `kernel_dilation`).
+      groups: channel groups (Flax's `feature_group_count`).
+      use_bias: add a bias.
+      data_format: "channels_last" (Flax's layout) or "channels_first".
+      dtype: computation dtype; None infers it from input and parameters.
+      param_dtype: parameter dtype.
+      precision: passed to the contraction.
+      kernel_init, bias_init: initialisers (LeCun normal, zeros).
+      impl: "lax" or "einsum".
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> conv = Conv2D(features=6, kernel_size=3, padding="valid", groups=2)
+      >>> params = conv.init(jax.random.key(0), jnp.ones((1, 7, 7, 4)))["params"]
+      >>> params["kernel"].shape
+      (3, 3, 2, 6)
+    """
+
+    features: int
+    kernel_size: Any
+    strides: Any = 1
+    padding: Any = "SAME"
+    padding_mode: str = "zeros"
+    dilation_rate: Any = 1
+    groups: int = 1
+    use_bias: bool = True
+    data_format: str = "channels_last"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+    kernel_init: Any = default_kernel_init
+    bias_init: Any = default_bias_init
+    impl: str = "lax"
+
+    def _layer(self, in_features):
+        return _layers.conv_layer(
+            in_features=in_features,
+            out_features=self.features,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            padding_mode=self.padding_mode,
+            dilation_rate=self.dilation_rate,
+            groups=self.groups,
+            data_format=self.data_format,
+            use_bias=self.use_bias,
+            impl=self.impl,
+            names=_layers.LINEN_NAMES,
+        )
+
+
+class Conv2DTranspose(_Conv):
+    """Transposed 2D convolution, `jconv.conv2d_transpose` with its parameters
+    (Keras `Conv2DTranspose` semantics).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, H, W, C_in)` (or unbatched, or more batch axes).
+      kernel: `(KH, KW, features, C_in)` (Keras' layout).
+      bias: `(features,)`.
+      output: `(N, H_out, W_out, features)`, `H_out` as in
+        `jconv.conv2d_transpose`.
+
+    Attributes:
+      features, kernel_size, strides, padding, dilation_rate, use_bias,
+      data_format, dtype, param_dtype, precision, bias_init, impl: as for
+      `Conv2D`.
+      output_padding: None, int or `(ah, aw)`, each smaller than the stride.
+      kernel_init: the kernel's initialiser (LeCun normal over its last axis,
+        the input channels).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> up = Conv2DTranspose(features=3, kernel_size=3, strides=2)
+      >>> x = jnp.ones((1, 4, 4, 8))
+      >>> variables = up.init(jax.random.key(0), x)
+      >>> variables["params"]["kernel"].shape, up.apply(variables, x).shape
+      ((3, 3, 3, 8), (1, 8, 8, 3))
+    """
+
+    features: int
+    kernel_size: Any
+    strides: Any = 1
+    padding: Any = "SAME"
+    output_padding: Any = None
+    dilation_rate: Any = 1
+    use_bias: bool = True
+    data_format: str = "channels_last"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+    kernel_init: Any = default_transpose_kernel_init
+    bias_init: Any = default_bias_init
+    impl: str = "lax"
+
+    def _layer(self, in_features):
+        return _layers.transpose_layer(
+            in_features=in_features,
+            out_features=self.features,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+            use_bias=self.use_bias,
+            impl=self.impl,
+            names=_layers.LINEN_NAMES,
+        )
+
+
+class DepthwiseConv2D(_Conv):
+    """Depthwise 2D convolution, `jconv.depthwise_conv2d` with its parameters
+    (Keras `DepthwiseConv2D` semantics).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, H, W, C_in)` (or unbatched, or more batch axes).
+      kernel: `(KH, KW, C_in, depth_multiplier)`.
+      bias: `(C_in * depth_multiplier,)`.
+      output: `(N, H_out, W_out, C_in * depth_multiplier)`.
+
+    `kernel_init` is called with the grouped shape `(KH, KW, 1, C_in *
+    depth_multiplier)` and the result reshaped, as in `jconv.nnx`.
+
+    Attributes:
+      kernel_size, strides, padding, padding_mode, dilation_rate, use_bias,
+      data_format, dtype, param_dtype, precision, kernel_init, bias_init,
+      impl: as for `Conv2D`.
+      depth_multiplier: filters per input channel.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> dw = DepthwiseConv2D(kernel_size=3, depth_multiplier=2)
+      >>> x = jnp.ones((1, 6, 6, 4))
+      >>> variables = dw.init(jax.random.key(0), x)
+      >>> variables["params"]["kernel"].shape, dw.apply(variables, x).shape
+      ((3, 3, 4, 2), (1, 6, 6, 8))
+    """
+
+    kernel_size: Any
+    strides: Any = 1
+    depth_multiplier: int = 1
+    padding: Any = "SAME"
+    padding_mode: str = "zeros"
+    dilation_rate: Any = 1
+    use_bias: bool = True
+    data_format: str = "channels_last"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+    kernel_init: Any = default_kernel_init
+    bias_init: Any = default_bias_init
+    impl: str = "lax"
+
+    def _layer(self, in_features):
+        return _layers.depthwise_layer(
+            in_features=in_features,
+            depth_multiplier=self.depth_multiplier,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            padding_mode=self.padding_mode,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+            use_bias=self.use_bias,
+            impl=self.impl,
+        )

@@ -1,0 +1,325 @@
+"""Flax NNX modules on jconv: `Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D`.
+
+Constructor arguments follow `flax.nnx.Conv` (`in_features`, `out_features`,
+`kernel_size`, `strides`, then keywords `padding`, `use_bias`, `dtype`,
+`param_dtype`, `precision`, `kernel_init`, `bias_init`, `rngs`) with Keras'
+names for the rest (`dilation_rate`, `groups`, `output_padding`,
+`depth_multiplier`, `data_format`), plus jconv's `padding_mode` and `impl`
+(`"lax"` or `"einsum"`). Parameters are `kernel` and `bias` in Keras' layouts,
+so weights move between Keras, `nnx.Conv` and these modules unchanged.
+
+Every argument is checked when the module is built, by the same code that
+checks `jconv.conv2d`'s, and a bad one raises there, named.
+
+`padding` defaults to `"SAME"` as in Flax (`jconv.conv2d` and Keras default to
+"valid"). Flax's "SAME" is lax's, which is TensorFlow's rule: for even kernels
+and strides > 1 too, Flax, Keras and jconv pad alike (the extra row/column at
+the bottom/right). Flax's "CIRCULAR"/"REFLECT" strings are not accepted: use
+`padding="same"` with `padding_mode="circular"`/`"reflect"`, which for strides
+> 1 pads by the "same" rule for that stride where Flax pads
+`((k - 1) // 2, k // 2)` whatever the stride.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from flax import nnx
+  >>> layer = Conv2D(3, 8, (3, 3), strides=2, rngs=nnx.Rngs(0), impl="einsum")
+  >>> layer.kernel.shape, layer.bias.shape
+  ((3, 3, 3, 8), (8,))
+  >>> layer(jnp.ones((2, 9, 9, 3))).shape
+  (2, 5, 5, 8)
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+
+from jconv import _layers
+from jconv._keras_io import nnx_from_keras as from_keras
+from jconv._keras_io import to_keras as to_keras
+from jconv._layers import (
+    default_bias_init,
+    default_kernel_init,
+    default_transpose_kernel_init,
+)
+
+__all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "from_keras", "to_keras"]
+
+
+class _Conv(nnx.Module):
+    """Parameters, attributes and the call, shared by the three modules."""
+
+    def _setup(self, layer: _layers.Layer, *, use_bias, dtype, param_dtype,
+               precision, kernel_init, bias_init, rngs):  # fmt: skip
+        _layers.check_dtype(dtype, "dtype")
+        _layers.check_dtype(param_dtype, "param_dtype")
+        if not isinstance(rngs, nnx.Rngs):
+            raise TypeError(
+                f"`rngs` (={rngs!r}) must be an `nnx.Rngs`, e.g. `nnx.Rngs(0)`"
+            )
+        self._layer = layer
+        for name, value in layer.kwargs:
+            setattr(self, name, value)
+        self.kernel_size = layer.kernel_size
+        self.in_features = layer.in_features
+        self.use_bias = use_bias
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.precision = _layers.hashable(precision)
+        # Flax's order: the kernel's key first, then the bias's.
+        self.kernel = nnx.Param(
+            layer.init_kernel(
+                kernel_init, rngs.params(), layer.in_features, param_dtype
+            )
+        )
+        self.bias: nnx.Param | None
+        if use_bias:
+            shape = layer.bias_shape(layer.in_features)
+            self.bias = nnx.Param(bias_init(rngs.params(), shape, param_dtype))
+        else:
+            self.bias = nnx.data(None)
+
+    def __call__(self, x):
+        """Applies the layer to `x` (see the class docstring for shapes)."""
+        bias = None if self.bias is None else self.bias[...]
+        return self._layer(
+            x, self.kernel[...], bias, dtype=self.dtype, precision=self.precision
+        )
+
+
+class Conv2D(_Conv):
+    """2D convolution, `jconv.conv2d` with its parameters: `flax.nnx.Conv` in
+    2D with Keras `Conv2D` semantics and Keras' argument names for dilation and
+    groups.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, H, W, in_features)`, unbatched `(H, W, in_features)`, or more
+        leading batch axes (flattened for the call and restored, as Flax does).
+      kernel: `(KH, KW, in_features // groups, out_features)`.
+      bias: `(out_features,)`.
+      output: `(N, H_out, W_out, out_features)`, `H_out` as in `jconv.conv2d`
+        ("same": `ceil(H / stride)`).
+
+    Args:
+      in_features: input channels.
+      out_features: output channels.
+      kernel_size: int or `(KH, KW)`.
+      strides: int or `(sh, sw)`.
+      padding: "same" (default, as Flax; any case), "valid", "same_lower",
+        "full", an int, `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+      padding_mode: "zeros", "reflect", "replicate" or "circular".
+      dilation_rate: int or `(dh, dw)` (Flax's `kernel_dilation`).
+      groups: channel groups (Flax's `feature_group_count`).
+      use_bias: add a bias.
+      data_format: "channels_last" (Flax's layout) or "channels_first".
+      dtype: computation dtype; None infers it from the input and parameters.
+      param_dtype: parameter dtype.
+      precision: passed to the contraction.
+      kernel_init: `init(key, shape, dtype)` for the kernel (LeCun normal).
+      bias_init: `init(key, shape, dtype)` for the bias (zeros).
+      impl: "lax" or "einsum".
+      rngs: an `nnx.Rngs`; its `params` stream gives the kernel's key, then the
+        bias's, as `nnx.Conv`'s does (same seed, same initial weights).
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> conv = Conv2D(4, 6, 3, padding="valid", groups=2, rngs=nnx.Rngs(0))
+      >>> conv.kernel.shape
+      (3, 3, 2, 6)
+      >>> conv(jnp.ones((7, 7, 4))).shape
+      (5, 5, 6)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size,
+        strides=1,
+        *,
+        padding="SAME",
+        padding_mode="zeros",
+        dilation_rate=1,
+        groups: int = 1,
+        use_bias: bool = True,
+        data_format="channels_last",
+        dtype=None,
+        param_dtype=jnp.float32,
+        precision=None,
+        kernel_init=default_kernel_init,
+        bias_init=default_bias_init,
+        impl="lax",
+        rngs: nnx.Rngs,
+    ):
+        layer = _layers.conv_layer(
+            in_features=in_features,
+            out_features=out_features,
+            kernel_size=kernel_size,
+            strides=strides,
+            padding=padding,
+            padding_mode=padding_mode,
+            dilation_rate=dilation_rate,
+            groups=groups,
+            data_format=data_format,
+            use_bias=use_bias,
+            impl=impl,
+        )
+        self.out_features = out_features
+        self._setup(layer, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+                    precision=precision, kernel_init=kernel_init,
+                    bias_init=bias_init, rngs=rngs)  # fmt: skip
+
+
+class Conv2DTranspose(_Conv):
+    """Transposed 2D convolution, `jconv.conv2d_transpose` with its parameters
+    (Keras `Conv2DTranspose` semantics): the adjoint of a `Conv2D` with the same
+    kernel, strides, padding and dilation.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, H, W, in_features)` (or unbatched, or more batch axes).
+      kernel: `(KH, KW, out_features, in_features)` (Keras' layout; also
+        `nnx.ConvTranspose`'s with `transpose_kernel=True`).
+      bias: `(out_features,)`.
+      output: `(N, H_out, W_out, out_features)`, `H_out` as in
+        `jconv.conv2d_transpose` ("same": `H * stride`).
+
+    Args:
+      in_features, out_features, kernel_size, strides, padding, dilation_rate,
+      use_bias, data_format, dtype, param_dtype, precision, bias_init, impl,
+      rngs: as for `Conv2D`.
+      output_padding: None, int or `(ah, aw)`, each smaller than the stride.
+      kernel_init: the kernel's initialiser (LeCun normal over its last axis,
+        the input channels).
+
+    Note: unlike Flax's `nnx.ConvTranspose`, `padding` is the padding of the
+    convolution this is the adjoint of (Keras' meaning); for `"valid"` and
+    kernels at least as large as the stride the two agree.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> up = Conv2DTranspose(8, 3, (3, 3), strides=2, rngs=nnx.Rngs(0))
+      >>> up.kernel.shape
+      (3, 3, 3, 8)
+      >>> up(jnp.ones((1, 4, 4, 8))).shape
+      (1, 8, 8, 3)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size,
+        strides=1,
+        *,
+        padding="SAME",
+        output_padding=None,
+        dilation_rate=1,
+        use_bias: bool = True,
+        data_format="channels_last",
+        dtype=None,
+        param_dtype=jnp.float32,
+        precision=None,
+        kernel_init=default_transpose_kernel_init,
+        bias_init=default_bias_init,
+        impl="lax",
+        rngs: nnx.Rngs,
+    ):
+        layer = _layers.transpose_layer(
+            in_features=in_features,
+            out_features=out_features,
+            kernel_size=kernel_size,
+            strides=strides,
+            padding=padding,
+            output_padding=output_padding,
+            dilation_rate=dilation_rate,
+            data_format=data_format,
+            use_bias=use_bias,
+            impl=impl,
+        )
+        self.out_features = out_features
+        self._setup(layer, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+                    precision=precision, kernel_init=kernel_init,
+                    bias_init=bias_init, rngs=rngs)  # fmt: skip
+
+
+class DepthwiseConv2D(_Conv):
+    """Depthwise 2D convolution, `jconv.depthwise_conv2d` with its parameters
+    (Keras `DepthwiseConv2D` semantics): input channel `c` is convolved with
+    its own `depth_multiplier` filters, giving output channels
+    `c * depth_multiplier + m`.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, H, W, in_features)` (or unbatched, or more batch axes).
+      kernel: `(KH, KW, in_features, depth_multiplier)`.
+      bias: `(in_features * depth_multiplier,)`.
+      output: `(N, H_out, W_out, in_features * depth_multiplier)`.
+
+    It is `Conv2D(in_features, in_features * depth_multiplier,
+    groups=in_features)` with the kernel reshaped to `(KH, KW, 1, in_features
+    * depth_multiplier)`, and `kernel_init` is called with that grouped shape
+    (fan-in `KH * KW`), so an `nnx.Conv` with `feature_group_count=in_features`
+    and the same seed starts from the same weights.
+
+    Args:
+      in_features, kernel_size, strides, padding, padding_mode, dilation_rate,
+      use_bias, data_format, dtype, param_dtype, precision, kernel_init,
+      bias_init, impl, rngs: as for `Conv2D`.
+      depth_multiplier: filters per input channel.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> dw = DepthwiseConv2D(4, (3, 3), depth_multiplier=2, rngs=nnx.Rngs(0))
+      >>> dw.kernel.shape, dw.bias.shape
+      ((3, 3, 4, 2), (8,))
+      >>> dw(jnp.ones((1, 6, 6, 4))).shape
+      (1, 6, 6, 8)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        kernel_size,
+        strides=1,
+        *,
+        depth_multiplier: int = 1,
+        padding="SAME",
+        padding_mode="zeros",
+        dilation_rate=1,
+        use_bias: bool = True,
+        data_format="channels_last",
+        dtype=None,
+        param_dtype=jnp.float32,
+        precision=None,
+        kernel_init=default_kernel_init,
+        bias_init=default_bias_init,
+        impl="lax",
+        rngs: nnx.Rngs,
+    ):
+        layer = _layers.depthwise_layer(
+            in_features=in_features,
+            depth_multiplier=depth_multiplier,
+            kernel_size=kernel_size,
+            strides=strides,
+            padding=padding,
+            padding_mode=padding_mode,
+            dilation_rate=dilation_rate,
+            data_format=data_format,
+            use_bias=use_bias,
+            impl=impl,
+        )
+        self.depth_multiplier = depth_multiplier
+        self._setup(layer, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+                    precision=precision, kernel_init=kernel_init,
+                    bias_init=bias_init, rngs=rngs)  # fmt: skip

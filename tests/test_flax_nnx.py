@@ -1,0 +1,523 @@
+"""`jconv.nnx` against Flax's own `nnx.Conv`/`nnx.ConvTranspose` (which call
+`lax.conv_general_dilated` directly): same initial weights from the same seed,
+same outputs and gradients with the same weights, and the NNX machinery (jit,
+grad, Optimizer, orbax) around them.
+
+Small-integer data makes every product and partial sum exact in float32, so
+outputs must be equal to the last bit whatever order either side sums in.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import pytest
+from flax import nnx
+
+import jconv
+import jconv.nnx as jnnx
+
+IMPLS = ["lax", "einsum"]
+
+# (kernel, strides, dilation_rate, padding, groups, hw): Flax's "SAME" with
+# even kernels and strides > 1 on odd and even inputs included.
+SLOW = pytest.mark.slow
+CONV_CASES = [
+    pytest.param((3, 3), 1, 1, "SAME", 1, (7, 7), marks=SLOW),
+    ((3, 3), 1, 1, "VALID", 2, (7, 8)),
+    ((2, 2), 2, 1, "SAME", 1, (7, 7)),
+    pytest.param((2, 2), 2, 1, "SAME", 1, (8, 8), marks=SLOW),
+    ((4, 4), 2, 1, "SAME", 2, (9, 8)),
+    pytest.param((4, 4), 3, 1, "SAME", 1, (8, 7), marks=SLOW),
+    pytest.param((2, 3), (1, 2), 1, "SAME", 1, (7, 8), marks=SLOW),
+    pytest.param((3, 3), 1, 2, "SAME", 1, (8, 8), marks=SLOW),
+    ((2, 2), 1, (2, 1), "SAME", 2, (7, 7)),
+    ((3, 3), 2, 2, "SAME", 1, (9, 9)),
+    pytest.param((3, 3), 2, 1, 1, 1, (8, 8), marks=SLOW),
+    ((3, 2), 1, 1, (2, 0), 2, (7, 7)),
+    ((3, 3), (2, 1), 1, ((0, 2), (1, 0)), 1, (8, 7)),
+    pytest.param((5, 5), 2, 1, "VALID", 1, (9, 9), marks=SLOW),
+    pytest.param((1, 1), 2, 1, "SAME", 2, (7, 8), marks=SLOW),
+]
+
+
+def _ints(rng, shape):
+    return rng.integers(-3, 4, shape).astype(np.float32)
+
+
+def _case_id(value):
+    return str(value).replace(" ", "")
+
+
+def _flax_padding(padding):
+    # Flax reads (p_h, p_w) as symmetric pads per axis, as jconv does.
+    return padding
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(
+    "kernel_size, strides, dilation, padding, groups, hw", CONV_CASES, ids=_case_id
+)
+def test_conv2d_matches_flax_conv(
+    kernel_size, strides, dilation, padding, groups, hw, impl
+):
+    c_in, c_out = 4, 6
+    kwargs = dict(strides=strides, padding=padding)
+    ours = jnnx.Conv2D(
+        c_in,
+        c_out,
+        kernel_size,
+        dilation_rate=dilation,
+        groups=groups,
+        impl=impl,
+        rngs=nnx.Rngs(0),
+        **kwargs,
+    )
+    theirs = nnx.Conv(
+        c_in,
+        c_out,
+        kernel_size,
+        kernel_dilation=dilation,
+        feature_group_count=groups,
+        rngs=nnx.Rngs(0),
+        **kwargs,
+    )
+    # Same seed, same initialiser, same key order: same initial weights.
+    np.testing.assert_array_equal(ours.kernel[...], theirs.kernel[...])
+    np.testing.assert_array_equal(ours.bias[...], theirs.bias[...])
+
+    rng = np.random.default_rng(1)
+    kernel = _ints(rng, ours.kernel.shape)
+    bias = _ints(rng, (c_out,))
+    for module in (ours, theirs):
+        module.kernel[...] = kernel
+        module.bias[...] = bias
+    x = _ints(rng, (2, *hw, c_in))
+    expected = np.asarray(theirs(x))
+    np.testing.assert_array_equal(ours(x), expected)
+    if padding == "SAME" and groups == 2:
+        # Unbatched and extra batch axes, as Flax allows.
+        np.testing.assert_array_equal(ours(x[0]), expected[0])
+        y = ours(x.reshape(1, 2, *x.shape[1:]))
+        np.testing.assert_array_equal(y, expected.reshape(1, 2, *expected.shape[1:]))
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride",
+    [(7, 2, 2), (8, 2, 2), (8, 4, 2), (9, 4, 3), (7, 6, 3), (10, 2, 4)],
+)
+def test_same_padding_is_flax_and_keras_same(size, kernel, stride):
+    """Flax's "SAME" is lax's, which is TensorFlow's rule: with even kernels
+    and strides > 1 too, the odd pixel goes at the bottom/right in all three."""
+    lax_pads = jax.lax.padtype_to_pads(
+        (size, size), (kernel, kernel), (stride, stride), "SAME"
+    )
+    ours = jconv.resolve_padding(
+        (size, size), (kernel, kernel), (stride, stride), (1, 1), "same"
+    )
+    assert tuple(map(tuple, lax_pads)) == ours
+
+
+@pytest.mark.parametrize("mode", ["circular", "reflect"])
+def test_flax_circular_and_reflect_pad_without_the_stride(mode):
+    """Flax's "CIRCULAR"/"REFLECT" pad `((k - 1) // 2, k // 2)` whatever the
+    stride; jconv's "same" uses the stride: explicit pads give Flax's."""
+    rng = np.random.default_rng(2)
+    x = _ints(rng, (1, 8, 8, 2))
+    theirs = nnx.Conv(2, 3, (3, 4), strides=2, padding=mode.upper(), rngs=nnx.Rngs(0))
+    explicit = jnnx.Conv2D(
+        2,
+        3,
+        (3, 4),
+        strides=2,
+        padding=((1, 1), (1, 2)),
+        padding_mode=mode,
+        rngs=nnx.Rngs(0),
+    )
+    same = jnnx.Conv2D(
+        2, 3, (3, 4), strides=2, padding="same", padding_mode=mode, rngs=nnx.Rngs(0)
+    )
+    expected = np.asarray(theirs(x))
+    np.testing.assert_allclose(explicit(x), expected, rtol=0, atol=0)
+    assert jconv.resolve_padding((8, 8), (3, 4), (2, 2), (1, 1), "same") == (
+        (0, 1),
+        (1, 1),
+    )
+    assert same(x).shape == expected.shape
+    assert not np.array_equal(same(x), expected)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(
+    "kernel_size, strides, dilation, hw",
+    [
+        ((3, 3), 2, 1, (5, 5)),
+        ((2, 3), (1, 3), 1, (4, 4)),
+        pytest.param((4, 4), 2, 1, (4, 5), marks=SLOW),
+        pytest.param((3, 3), 1, 2, (5, 4), marks=SLOW),
+    ],
+)
+def test_conv2d_transpose_matches_flax_conv_transpose(
+    kernel_size, strides, dilation, hw, impl
+):
+    """Flax's `ConvTranspose(transpose_kernel=True)` takes the same kernel
+    layout; its padding pads the stretched input (lax.conv_transpose), where
+    jconv's (Keras') is the forward convolution's. "VALID" agrees while the
+    kernel spans at least the stride; explicit forward pads `(lo, hi)` are
+    Flax's `(span - 1 - lo, span - 1 - hi + output_padding)`."""
+    c_in, c_out = 4, 3
+    rng = np.random.default_rng(3)
+    x = _ints(rng, (2, *hw, c_in))
+    kernel = _ints(rng, (*kernel_size, c_out, c_in))
+    bias = _ints(rng, (c_out,))
+    d = (dilation, dilation)
+    span = [(k - 1) * di + 1 for k, di in zip(kernel_size, d)]
+    s = (strides, strides) if isinstance(strides, int) else strides
+    pads, output_padding = ((1, 0), (0, 1)), tuple(si - 1 for si in s)
+    flax_pads = [
+        (sp - 1 - lo, sp - 1 - hi + a)
+        for sp, (lo, hi), a in zip(span, pads, output_padding)
+    ]
+    for ours_padding, flax_padding, op in [
+        ("valid", "VALID", None),
+        (pads, flax_pads, output_padding),
+    ]:
+        ours = jnnx.Conv2DTranspose(
+            c_in,
+            c_out,
+            kernel_size,
+            strides,
+            padding=ours_padding,
+            output_padding=op,
+            dilation_rate=dilation,
+            impl=impl,
+            rngs=nnx.Rngs(0),
+        )
+        theirs = nnx.ConvTranspose(
+            c_in,
+            c_out,
+            kernel_size,
+            strides,
+            padding=flax_padding,
+            kernel_dilation=dilation,
+            transpose_kernel=True,
+            rngs=nnx.Rngs(0),
+        )
+        assert ours.kernel.shape == theirs.kernel.shape == kernel.shape
+        for module in (ours, theirs):
+            module.kernel[...] = kernel
+            module.bias[...] = bias
+        expected = np.asarray(theirs(x))
+        np.testing.assert_array_equal(ours(x), expected)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(
+    "multiplier, kernel_size, strides, dilation, padding",
+    [
+        (2, (2, 2), 2, 1, "SAME"),
+        (2, (3, 3), (2, 1), 1, ((1, 0), (2, 1))),
+        pytest.param(1, (3, 3), 1, 1, "SAME", marks=SLOW),
+        pytest.param(3, (3, 2), 1, 2, "VALID", marks=SLOW),
+    ],
+)
+def test_depthwise_matches_flax_grouped_conv(
+    multiplier, kernel_size, strides, dilation, padding, impl
+):
+    """A depthwise kernel `(KH, KW, C, M)` is Flax's grouped kernel `(KH, KW,
+    1, C * M)` with `feature_group_count=C`; the same seed initialises both."""
+    c_in = 4
+    kwargs = dict(strides=strides, padding=padding)
+    ours = jnnx.DepthwiseConv2D(
+        c_in,
+        kernel_size,
+        depth_multiplier=multiplier,
+        dilation_rate=dilation,
+        impl=impl,
+        rngs=nnx.Rngs(0),
+        **kwargs,
+    )
+    theirs = nnx.Conv(
+        c_in,
+        c_in * multiplier,
+        kernel_size,
+        kernel_dilation=dilation,
+        feature_group_count=c_in,
+        rngs=nnx.Rngs(0),
+        **kwargs,
+    )
+    grouped = theirs.kernel.shape
+    assert ours.kernel.shape == (*kernel_size, c_in, multiplier)
+    np.testing.assert_array_equal(ours.kernel[...].reshape(grouped), theirs.kernel[...])
+    rng = np.random.default_rng(4)
+    kernel = _ints(rng, ours.kernel.shape)
+    ours.kernel[...] = kernel
+    theirs.kernel[...] = kernel.reshape(grouped)
+    bias = _ints(rng, (c_in * multiplier,))
+    ours.bias[...] = bias
+    theirs.bias[...] = bias
+    x = _ints(rng, (2, 7, 8, c_in))
+    np.testing.assert_array_equal(ours(x), theirs(x))
+
+
+def test_channels_first():
+    rng = np.random.default_rng(5)
+    x = _ints(rng, (2, 7, 8, 4))
+    last = jnnx.Conv2D(4, 6, (3, 2), strides=2, rngs=nnx.Rngs(0))
+    first = jnnx.Conv2D(
+        4, 6, (3, 2), strides=2, data_format="channels_first", rngs=nnx.Rngs(0)
+    )
+    np.testing.assert_array_equal(
+        first(x.transpose(0, 3, 1, 2)), np.asarray(last(x)).transpose(0, 3, 1, 2)
+    )
+
+
+@pytest.mark.parametrize(
+    "dtype, param_dtype, x_dtype",
+    [
+        (None, jnp.float32, jnp.bfloat16),
+        (jnp.bfloat16, jnp.float32, jnp.float32),
+        (None, jnp.bfloat16, jnp.bfloat16),
+        (None, jnp.float32, jnp.int32),
+    ],
+)
+def test_dtypes_follow_flax(dtype, param_dtype, x_dtype):
+    kwargs = dict(dtype=dtype, param_dtype=param_dtype)
+    ours = jnnx.Conv2D(3, 4, (3, 3), rngs=nnx.Rngs(0), **kwargs)
+    theirs = nnx.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0), **kwargs)
+    assert ours.kernel.dtype == theirs.kernel.dtype == param_dtype
+    x = jnp.asarray(_ints(np.random.default_rng(6), (1, 6, 6, 3)), x_dtype)
+    y, expected = ours(x), theirs(x)
+    assert y.dtype == expected.dtype
+    np.testing.assert_allclose(
+        np.asarray(y, np.float32), np.asarray(expected, np.float32), rtol=2e-2
+    )
+
+
+class _Net(nnx.Module):
+    """Two convolutions and a linear read-out, either jconv's or Flax's."""
+
+    def __init__(self, conv, *, rngs, **kw):
+        self.conv1 = conv(3, 8, (3, 3), strides=2, rngs=rngs, **kw)
+        self.conv2 = conv(8, 8, (2, 2), rngs=rngs, **kw)
+        self.out = nnx.Linear(8, 1, rngs=rngs)
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(x))))
+        return self.out(h.mean(axis=(1, 2)))[:, 0]
+
+
+def _loss(model, x, y):
+    return jnp.mean((model(x) - y) ** 2)
+
+
+def _data(seed=7):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((16, 8, 8, 3)).astype(np.float32)
+    return x, x[:, ::2, ::2, 0].sum(axis=(1, 2)) / 4
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_jit_grad_and_optimizer_match_flax(impl):
+    """`nnx.jit` + `nnx.grad` + `nnx.Optimizer(optax.adam)`: the jconv network
+    follows the same training trajectory as the same network on `nnx.Conv`."""
+    x, y = _data()
+    ours = _Net(jnnx.Conv2D, rngs=nnx.Rngs(0), impl=impl, precision="highest")
+    theirs = _Net(nnx.Conv, rngs=nnx.Rngs(0), precision="highest")
+
+    grads = [nnx.jit(nnx.grad(_loss))(m, x, y) for m in (ours, theirs)]
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), *grads
+    )
+
+    @nnx.jit
+    def step(model, optimizer, x, y):
+        loss, g = nnx.value_and_grad(_loss)(model, x, y)
+        optimizer.update(model, g)
+        return loss
+
+    losses = {}
+    for name, model in (("ours", ours), ("theirs", theirs)):
+        optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+        losses[name] = [float(step(model, optimizer, x, y)) for _ in range(15)]
+    np.testing.assert_allclose(losses["ours"], losses["theirs"], rtol=1e-3)
+    assert losses["ours"][-1] < 0.5 * losses["ours"][0]
+
+
+def test_orbax_save_restore(tmp_path):
+    model = _Net(jnnx.Conv2D, rngs=nnx.Rngs(0), impl="einsum")
+    x, _ = _data()
+    expected = np.asarray(model(x))
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp_path / "ckpt", nnx.state(model))
+    checkpointer.wait_until_finished()
+
+    fresh = _Net(jnnx.Conv2D, rngs=nnx.Rngs(1), impl="einsum")
+    assert not np.allclose(fresh(x), expected)
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: fresh))
+    restored = checkpointer.restore(tmp_path / "ckpt", abstract)
+    nnx.update(fresh, restored)
+    np.testing.assert_array_equal(fresh(x), expected)
+    np.testing.assert_array_equal(nnx.merge(graphdef, restored)(x), expected)
+
+
+# (constructor, keyword arguments, exception, message)
+BAD = [
+    (
+        jnnx.Conv2D,
+        dict(in_features=0),
+        ValueError,
+        r"`in_features` \(=0\) must be positive",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(out_features=8.0),
+        TypeError,
+        r"`out_features` \(=8.0\) must be an int",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(kernel_size=(3, 0)),
+        ValueError,
+        r"`kernel_size` \(=\(3, 0\)\) must be positive",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(kernel_size="3"),
+        TypeError,
+        r"`kernel_size` \(='3'\) must be an int or a pair",
+    ),
+    (jnnx.Conv2D, dict(strides=0), ValueError, r"`strides` \(=0\) must be positive"),
+    (
+        jnnx.Conv2D,
+        dict(dilation_rate=(1, 2, 3)),
+        TypeError,
+        r"`dilation_rate` \(=\(1, 2, 3\)\)",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(padding="middle"),
+        ValueError,
+        r"`padding` \(='middle'\) must be 'valid', 'same'",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(padding=-1),
+        ValueError,
+        r"`padding` \(=-1\) must not be negative",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(padding="CIRCULAR"),
+        ValueError,
+        r"`padding` \(='CIRCULAR'\) .*padding_mode='circular'",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(padding_mode="mirror"),
+        ValueError,
+        r"`padding_mode` \(='mirror'\) must be one of",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(groups=3),
+        ValueError,
+        r"`in_features` \(=4\) must be divisible by `groups` \(=3\)",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(groups=4),
+        ValueError,
+        r"`out_features` \(=6\) must be divisible by `groups` \(=4\)",
+    ),
+    (jnnx.Conv2D, dict(groups=0), ValueError, r"`groups` \(=0\) must be positive"),
+    (
+        jnnx.Conv2D,
+        dict(data_format="NHWC"),
+        ValueError,
+        r"`data_format` \(='NHWC'\) must be one of",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(impl="cuda"),
+        ValueError,
+        r"`impl` \(='cuda'\) must be one of \('lax', 'einsum'\)",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(use_bias="yes"),
+        TypeError,
+        r"`use_bias` \(='yes'\) must be a bool",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(dtype=jnp.int32),
+        TypeError,
+        r"`dtype` \(=.*int32.*\) must be a floating dtype",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(param_dtype="fp32"),
+        TypeError,
+        r"`param_dtype` \(='fp32'\) is not a dtype",
+    ),
+    (
+        jnnx.Conv2D,
+        dict(param_dtype=None),
+        TypeError,
+        r"`param_dtype` \(=None\) is not a dtype",
+    ),
+    (jnnx.Conv2D, dict(rngs=0), TypeError, r"`rngs` \(=0\) must be an `nnx.Rngs`"),
+    (
+        jnnx.Conv2DTranspose,
+        dict(strides=2, output_padding=2),
+        ValueError,
+        r"`output_padding` \(=2\) must be smaller than `strides`",
+    ),
+    (
+        jnnx.Conv2DTranspose,
+        dict(kernel_size=2, strides=2, output_padding=0),
+        ValueError,
+        r"`output_padding` \(=\(0, 0\)\) with `padding`='SAME'",
+    ),
+    (
+        jnnx.Conv2DTranspose,
+        dict(out_features=-2),
+        ValueError,
+        r"`out_features` \(=-2\) must be positive",
+    ),
+    (
+        jnnx.DepthwiseConv2D,
+        dict(depth_multiplier=0),
+        ValueError,
+        r"`depth_multiplier` \(=0\) must be positive",
+    ),
+    (
+        jnnx.DepthwiseConv2D,
+        dict(padding=((1, 2), (3,))),
+        ValueError,
+        r"`padding` \(=\(\(1, 2\), \(3,\)\)\)",
+    ),
+]
+
+_DEFAULTS = {
+    jnnx.Conv2D: dict(in_features=4, out_features=6, kernel_size=3),
+    jnnx.Conv2DTranspose: dict(in_features=4, out_features=6, kernel_size=3),
+    jnnx.DepthwiseConv2D: dict(in_features=4, kernel_size=3),
+}
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, exc, match", BAD, ids=[f"{b[0].__name__}-{b[3][:30]}" for b in BAD]
+)
+def test_bad_arguments_raise_at_construction(cls, kwargs, exc, match):
+    kwargs = {**_DEFAULTS[cls], "rngs": nnx.Rngs(0), **kwargs}
+    with pytest.raises(exc, match=match):
+        cls(**kwargs)
+
+
+def test_input_mismatch_raises_at_call():
+    conv = jnnx.Conv2D(4, 6, 3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"`kernel` shape \(3, 3, 4, 6\) does not"):
+        conv(jnp.ones((1, 5, 5, 3)))

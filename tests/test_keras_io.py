@@ -1,0 +1,256 @@
+"""Keras layers (TensorFlow backend, live) to jconv's Flax modules and back.
+
+Each case compares outputs twice: small-integer data, where every product and
+partial sum is exact in float32, so the two must be equal to the last bit; and
+standard-normal data, within rtol = atol = 1e-5 (summation order differs
+between XLA and TensorFlow/oneDNN).
+"""
+
+import jax
+import keras
+import numpy as np
+import pytest
+from flax import nnx
+
+import jconv.linen as jlinen
+import jconv.nnx as jnnx
+
+IMPLS = ["lax", "einsum"]
+
+# (Keras layer constructor, keyword arguments, input shape). Channels-first
+# cases keep the output width different from C_out: there Keras' TF backend
+# adds the bias along the width (see test_keras.py).
+CASES = [
+    (keras.layers.Conv2D, dict(filters=6, kernel_size=3, padding="same"), (7, 7, 4)),
+    (
+        keras.layers.Conv2D,
+        dict(filters=6, kernel_size=(2, 2), strides=2, padding="same", groups=2),
+        (7, 8, 4),
+    ),
+    (
+        keras.layers.Conv2D,
+        dict(filters=4, kernel_size=(4, 3), strides=(2, 1), padding="same"),
+        (9, 8, 2),
+    ),
+    (
+        keras.layers.Conv2D,
+        dict(filters=5, kernel_size=3, dilation_rate=2, data_format="channels_first"),
+        (3, 9, 8),
+    ),
+    (keras.layers.Conv2D, dict(filters=4, kernel_size=2, use_bias=False), (6, 6, 3)),
+    (
+        keras.layers.Conv2DTranspose,
+        dict(filters=3, kernel_size=3, strides=2, padding="same"),
+        (4, 5, 4),
+    ),
+    (
+        keras.layers.Conv2DTranspose,
+        dict(filters=3, kernel_size=(4, 3), strides=2, padding="valid"),
+        (4, 4, 2),
+    ),
+    (
+        keras.layers.Conv2DTranspose,
+        dict(
+            filters=2,
+            kernel_size=3,
+            strides=(2, 3),
+            padding="same",
+            output_padding=(0, 2),
+        ),
+        (3, 4, 3),
+    ),
+    (
+        keras.layers.Conv2DTranspose,
+        dict(filters=4, kernel_size=2, dilation_rate=2),
+        (5, 5, 3),
+    ),
+    (
+        keras.layers.DepthwiseConv2D,
+        dict(kernel_size=3, padding="same", depth_multiplier=2),
+        (7, 7, 3),
+    ),
+    (
+        keras.layers.DepthwiseConv2D,
+        dict(kernel_size=(2, 3), strides=2, padding="same"),
+        (8, 7, 4),
+    ),
+    (
+        keras.layers.DepthwiseConv2D,
+        dict(
+            kernel_size=3,
+            dilation_rate=(2, 1),
+            depth_multiplier=3,
+            data_format="channels_first",
+        ),
+        (2, 8, 9),
+    ),
+]
+
+
+def _id(case):
+    cls, kwargs, _ = case
+    return cls.__name__ + "-" + "-".join(f"{k}={v}" for k, v in kwargs.items())
+
+
+def _inputs(shape, *, integer, seed=0):
+    rng = np.random.default_rng(seed)
+    if integer:
+        return rng.integers(-3, 4, (2, *shape)).astype(np.float32)
+    return rng.standard_normal((2, *shape)).astype(np.float32)
+
+
+def _keras_layer(cls, kwargs, shape, *, seed=0):
+    """A built layer with small-integer weights (exact products and sums)."""
+    layer = cls(**kwargs)
+    layer.build((None, *shape))
+    rng = np.random.default_rng(seed + 1)
+    layer.set_weights(
+        [rng.integers(-3, 4, w.shape).astype(np.float32) for w in layer.get_weights()]
+    )
+    return layer
+
+
+def _check(y, expected, integer):
+    assert y.shape == expected.shape
+    if integer:
+        np.testing.assert_array_equal(y, expected)
+    else:
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_backend_is_tensorflow():
+    # Keras on JAX would compare lax with itself.
+    assert keras.backend.backend() == "tensorflow"
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_from_keras_matches_keras(case, impl):
+    cls, kwargs, shape = case
+    layer = _keras_layer(cls, kwargs, shape)
+    module = jnnx.from_keras(layer, impl=impl, precision="highest")
+    assert type(module).__name__ == cls.__name__
+    linen_module, variables = jlinen.from_keras(layer, impl=impl, precision="highest")
+    assert type(linen_module).__name__ == cls.__name__
+    for integer in (True, False):
+        x = _inputs(shape, integer=integer)
+        expected = np.asarray(layer(x))
+        _check(np.asarray(module(x)), expected, integer)
+        _check(np.asarray(linen_module.apply(variables, x)), expected, integer)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_to_keras_matches_module(case):
+    """Keras layer -> NNX module -> new Keras layer, and the Linen path: the
+    layer built by `to_keras` has the same configuration and weights, and the
+    same outputs as the module it came from."""
+    cls, kwargs, shape = case
+    layer = _keras_layer(cls, kwargs, shape)
+    module = jnnx.from_keras(layer)
+    linen_module, variables = jlinen.from_keras(layer)
+    x = _inputs(shape, integer=True)
+    expected = np.asarray(module(x))
+    for back in (jnnx.to_keras(module), jlinen.to_keras(linen_module, variables)):
+        assert type(back) is cls
+        config, original = back.get_config(), layer.get_config()
+        for key in (
+            "kernel_size",
+            "strides",
+            "padding",
+            "dilation_rate",
+            "data_format",
+            "use_bias",
+            "filters",
+            "groups",
+            "output_padding",
+            "depth_multiplier",
+        ):
+            assert config.get(key) == original.get(key), key
+        for w_back, w in zip(back.get_weights(), layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(w_back, w)
+        np.testing.assert_array_equal(np.asarray(back(x)), expected)
+
+
+def test_to_keras_from_fresh_modules():
+    """Modules built in Flax (random initial weights) export to Keras layers
+    that compute the same thing."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 7, 6, 4)).astype(np.float32)
+    modules = [
+        jnnx.Conv2D(4, 6, (3, 2), strides=2, groups=2, rngs=nnx.Rngs(0)),
+        jnnx.Conv2DTranspose(4, 3, 3, strides=2, padding="valid", rngs=nnx.Rngs(0)),
+        jnnx.DepthwiseConv2D(
+            4, 3, depth_multiplier=2, use_bias=False, rngs=nnx.Rngs(0)
+        ),
+    ]
+    for module in modules:
+        np.testing.assert_allclose(
+            np.asarray(jnnx.to_keras(module)(x)), module(x), rtol=1e-5, atol=1e-5
+        )
+    up = jlinen.Conv2DTranspose(3, (2, 3), 2, padding="same", output_padding=1)
+    variables = up.init(jax.random.key(0), x)
+    np.testing.assert_allclose(
+        np.asarray(jlinen.to_keras(up, variables)(x)),
+        up.apply(variables, x),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_from_keras_refuses():
+    unbuilt = keras.layers.Conv2D(4, 3)
+    with pytest.raises(ValueError, match=r"`layer` \(Conv2D '.*'\) is not built"):
+        jnnx.from_keras(unbuilt)
+    relu = keras.layers.Conv2D(4, 3, activation="relu")
+    relu.build((None, 5, 5, 2))
+    with pytest.raises(ValueError, match=r"has `activation` \(='relu'\); jconv"):
+        jnnx.from_keras(relu)
+    conv1d = keras.layers.Conv1D(4, 3)
+    conv1d.build((None, 5, 2))
+    with pytest.raises(TypeError, match=r"`layer` \(=<Conv1D.*\) must be a keras"):
+        jlinen.from_keras(conv1d)
+    layer = keras.layers.Conv2D(4, 3)
+    layer.build((None, 5, 5, 2))
+    with pytest.raises(ValueError, match=r"`impl` \(='cuda'\) must be one of"):
+        jnnx.from_keras(layer, impl="cuda")
+
+
+def test_to_keras_refuses():
+    rngs = nnx.Rngs(0)
+    cases = [
+        (
+            jnnx.Conv2D(2, 4, 3, padding=1, rngs=rngs),
+            ValueError,
+            r"`padding` \(=1\) has no Keras equivalent",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 3, padding="full", rngs=rngs),
+            ValueError,
+            r"`padding` \(='full'\) has no Keras equivalent",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 3, padding_mode="reflect", rngs=rngs),
+            ValueError,
+            r"`padding_mode` \(='reflect'\) has no Keras equivalent",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 3, dtype="bfloat16", rngs=rngs),
+            ValueError,
+            r"`dtype` \(='bfloat16'\) differs from the parameters' \(float32\)",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 3, strides=2, dilation_rate=2, rngs=rngs),
+            ValueError,
+            r"`strides > 1` not supported in conjunction with `dilation_rate > 1`",
+        ),
+    ]
+    for module, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            jnnx.to_keras(module)
+    linen_conv = jlinen.Conv2D(4, 3)
+    with pytest.raises(TypeError, match=r"pass `variables`"):
+        jlinen.to_keras(linen_conv)
+    with pytest.raises(ValueError, match=r"`variables` has no 'kernel'"):
+        jlinen.to_keras(linen_conv, {"params": {}})
+    with pytest.raises(TypeError, match=r"`module` \(=Conv\) must be a jconv"):
+        jnnx.to_keras(nnx.Conv(2, 4, 3, rngs=rngs))
