@@ -15,7 +15,7 @@ def get_config():
     # Images per convolution, per shape (the full config's are 16 to 256).
     c.batch = ml_collections.ConfigDict(
         dict(doc4x4=1, mnist=8, resnet56=1, resnet28=1, resnet14=2,
-             stem=1, depthwise=2)
+             stem=1, depthwise=1)
     )  # fmt: skip
     c.inner_iters = ml_collections.ConfigDict(
         dict(doc4x4=100, mnist=1, resnet56=1, resnet28=1, resnet14=1,

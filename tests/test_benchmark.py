@@ -121,12 +121,13 @@ def test_wrong_answer_is_recorded_and_not_timed(tmp_path, monkeypatch):
     fake = types.SimpleNamespace(meta=_OffByOne.meta, prepare=_OffByOne.prepare)
     monkeypatch.setitem(sys.modules, "fake_backend", fake)
     spec = {
-        "kind": "jobs", "impl": "fake", "warmup": 0, "repeats": 1,
+        "kind": "jobs", "warmup": 0, "repeats": 1,
         "tolerance": {"float32": 1e-4, "bfloat16": 2e-2, "float32_gpu": 1e-2},
         "measure_memory": True, "reference_impl": "jconv_lax",
         "reference_platform": "cpu",
-        "jobs": [{"shape": "doc4x4", "batch": 1, "inner_iters": 1, "mode": "fwd",
-                  "dtype": "float32", "inputs": str(tmp_path / "in.npz"),
+        "jobs": [{"impl": "fake", "shape": "doc4x4", "batch": 1, "inner_iters": 1,
+                  "mode": "fwd", "dtype": "float32",
+                  "inputs": str(tmp_path / "in.npz"),
                   "reference": str(tmp_path / "ref.npz"), "write_reference": False}],
     }  # fmt: skip
     out = io.StringIO()

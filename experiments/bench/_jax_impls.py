@@ -18,9 +18,11 @@ less work in the loop than a real training step would:
 from __future__ import annotations
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
+import jaxlib
 import numpy as np
 from jax import lax
 
@@ -36,7 +38,7 @@ def meta() -> dict:
     device = jax.devices()[0]
     return {
         "jax": jax.__version__,
-        "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
+        "jaxlib": jaxlib.__version__,
         "platform": device.platform,
         "device_kind": device.device_kind,
         "device_count": jax.device_count(),
@@ -97,6 +99,20 @@ def loop_fn(step):
     return loop
 
 
+def program_signature(compiled) -> list[str]:
+    """The compiled program's instructions with names and source locations
+    removed, sorted: equal for two programs that differ only in naming and in
+    the order of independent instructions."""
+    text = compiled.as_text()
+    lines = []
+    for line in text.splitlines():
+        line = re.sub(r", metadata=\{[^}]*\}", "", line)
+        line = re.sub(r"%[\w.-]+", "%", line)
+        if " = " in line:
+            lines.append(line.strip())
+    return sorted(lines)
+
+
 def _memory(compiled) -> dict:
     ma = compiled.memory_analysis()
     if ma is None:
@@ -141,5 +157,20 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
             loop(x, k, ct, jnp.int32(n)).block_until_ready()
 
     info = {"via": via, "layout": "NHWC / HWIO (native)", **_memory(compiled)}
+    if impl == "jconv_lax":
+        raw = jax.jit(step_fn(conv_fn("lax_raw", case)[0], mode)).lower(x, k, ct)
+        same = program_signature(raw.compile()) == program_signature(compiled)
+        info["same_program_as_lax_raw"] = same
     arg_bytes = x.nbytes + k.nbytes + (ct.nbytes if mode != "fwd" else 0)
-    return Prepared(outputs=outputs, run=run, arg_bytes=int(arg_bytes), info=info)
+    eager = None
+    if mode == "fwd":
+        # What a Python caller pays per call: jconv's public function (argument
+        # checks, then its own jit) against a jitted raw lax call.
+        direct = f if impl != "lax_raw" else jax.jit(f)
+
+        def eager():
+            jax.block_until_ready(direct(x, k))
+
+    return Prepared(
+        outputs=outputs, run=run, arg_bytes=int(arg_bytes), info=info, eager=eager
+    )

@@ -48,6 +48,21 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _cpu_features() -> list[str]:
+    """The vector extensions that decide CPU convolution speed (bfloat16 above
+    all: without AVX512_BF16 or AMX, bfloat16 is converted to float32)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [w for w in wanted if w in flags]
+    except OSError:
+        pass
+    return []
+
+
 def _memory_gib() -> float | None:
     try:
         with open("/proc/meminfo") as f:
@@ -64,6 +79,7 @@ def describe_host() -> dict:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "cpu": _cpu_model(),
+        "cpu_features": _cpu_features(),
         "cpu_count": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "os": platform.platform(),

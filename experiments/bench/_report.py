@@ -45,9 +45,17 @@ def summarise_race(sides: dict, race: dict, data: dict) -> dict:
             keras_jit_compile=keras_side["jit_compile"],
             keras_steps_per_execution=keras_side["steps_per_execution"],
             keras_iterations=keras_side["iterations"],
+            keras_fastest_seconds=keras_side["fast"]["seconds"],
+            keras_fastest_first_fit_seconds=keras_side["fast"]["first_fit_seconds"],
+            keras_fastest_kernel_max_abs_error=keras_side["fast"][
+                "kernel_max_abs_error"
+            ],
         )
     if "jconv_seconds" in out and "keras_seconds" in out:
         out["speedup_vs_keras"] = out["keras_seconds"] / out["jconv_seconds"]
+        out["speedup_vs_keras_fastest"] = (
+            out["keras_fastest_seconds"] / out["jconv_seconds"]
+        )
         out["speedup_vs_keras_including_compile"] = (
             out["keras_seconds"] + out["keras_first_fit_seconds"]
         ) / (out["jconv_seconds"] + out["jconv_compile_seconds"])
@@ -89,7 +97,7 @@ def _fmt_s(seconds) -> str:
 
 
 def _fmt_mib(n) -> str:
-    return "n/a" if n is None else f"{n / 2**20:.1f}"
+    return "n/a" if n is None else f"{n / 2**20:.3g}"
 
 
 def _fmt_rate(record) -> str:
@@ -105,14 +113,21 @@ def _cell(record) -> str:
         return "—"
     if record.get("status") != "ok":
         return f"{record.get('status')}¹"
-    return f"{_fmt_s(record['median_seconds'])} · {_fmt_rate(record)}"
+    text = (
+        f"{_fmt_s(record['median_seconds'])} (min {_fmt_s(record['min_seconds'])})"
+        f" · {_fmt_rate(record)}"
+    )
+    if record.get("single_call_seconds") is not None:
+        text += f" (1 call: {_fmt_s(record['single_call_seconds'])})"
+    return text
 
 
 def _machine_line(machine: dict) -> str:
     host = machine["host"]
     dev = machine.get("jax_device", {})
     text = (
-        f"{host['cpu']}, {host['cpu_count']} cores, {host['memory_gib']} GiB, "
+        f"{host['cpu']} ({' '.join(host.get('cpu_features', []))}), "
+        f"{host['cpu_count']} cores, {host['memory_gib']} GiB, "
         f"{host['os']}, Python {host['python']}; JAX device: "
         f"{dev.get('platform')} ({dev.get('device_kind')}); load average "
         f"{host.get('load_average_at_start')} at start, "
@@ -137,10 +152,15 @@ def markdown(results: dict) -> str:
         "",
         f"Machine: {_machine_line(results['machine'])}.",
         "",
-        "Median time per convolution (warm-up excluded; small shapes run many "
-        "iterations inside one call) and achieved rate. FLOPs: "
-        "`2·N·Ho·Wo·KH·KW·(C_in/groups)·C_out` forward, 3x that for fwd+bwd "
-        "(input and kernel gradients).",
+        "Median (and minimum) time per convolution over the repeats, warm-up "
+        "excluded, and the rate achieved at the median. "
+        "FLOPs: `2·N·Ho·Wo·KH·KW·(C_in/groups)·C_out` forward, 3x that for "
+        "fwd+bwd (input and kernel gradients). Shapes with `inner_iters > 1` "
+        "run that many convolutions per call (a jitted `fori_loop`, a "
+        "`tf.function` loop, a Python loop for PyTorch) and also show the time "
+        "of a single call, dispatch included.",
+        "",
+        "Rows: " + "; ".join(_case_line(r) for r in _first_per_shape(recs)) + ".",
     ]
     for dtype in DTYPES:
         for mode in MODES:
@@ -214,10 +234,110 @@ def markdown(results: dict) -> str:
             + f"; the largest error seen: {err:.2g} ({worst['shape']} "
             f"{worst['impl']} {worst['mode']} {worst['dtype']}).",
         ]
+    lines += ["", *overhead_lines(index, shapes)]
+    wins = peer_wins(recs)
+    lines += ["", "## Where a peer is faster than jconv", ""]
+    if wins:
+        lines += [
+            "Against the faster of jconv_lax and jconv_einsum in the same case:",
+            "",
+            "| shape | mode | dtype | peer | peer faster by |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {w['shape']} | {w['mode']} | {w['dtype']} | {w['peer']} | "
+            f"{w['speedup']:.2f}x |"
+            for w in wins
+        ]
+    else:
+        lines.append("Nowhere: jconv is at least as fast in every case.")
     race = results.get("kernel_race")
     if race:
         lines += ["", "## Kernel-learning race", "", *race_lines(race)]
     return "\n".join(lines) + "\n"
+
+
+def _first_per_shape(records) -> list[dict]:
+    seen = {}
+    for r in records:
+        if "x_shape" in r:
+            seen.setdefault(r["shape"], r)
+    return list(seen.values())
+
+
+def _case_line(r) -> str:
+    text = (
+        f"`{r['shape']}` x{tuple(r['x_shape'])} k{tuple(r['kernel_shape'])} "
+        f"{r['padding']}"
+    )
+    if r["strides"] != [1, 1]:
+        text += f" stride {r['strides'][0]}"
+    if r["groups"] > 1:
+        text += f" groups {r['groups']}"
+    return text + (f", {r['inner_iters']} per call" if r["inner_iters"] > 1 else "")
+
+
+def overhead_lines(index: dict, shapes) -> list[str]:
+    """jconv_lax against raw lax: inside jit (same compiled program, so any
+    gap is noise) and per eager Python call (jconv's argument checks)."""
+    rows = []
+    for shape in shapes:
+        for dtype in DTYPES:
+            ours = index.get((shape, "jconv_lax", "fwd", dtype), {})
+            raw = index.get((shape, "lax_raw", "fwd", dtype), {})
+            if not (ours.get("median_seconds") and raw.get("median_seconds")):
+                continue
+            eager = ""
+            if ours.get("eager_call_seconds") and raw.get("eager_call_seconds"):
+                eager = (
+                    f"{_fmt_s(ours['eager_call_seconds'])} vs "
+                    f"{_fmt_s(raw['eager_call_seconds'])}"
+                )
+            same = {True: "yes", False: "no"}.get(
+                ours.get("same_program_as_lax_raw"), "?"
+            )
+            rows.append(
+                f"| {shape} | {dtype} | {same} | "
+                f"{ours['median_seconds'] / raw['median_seconds']:.2f} | {eager} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## jconv_lax against raw lax (forward)",
+        "",
+        "Whether jconv's compiled program equals raw lax's (instructions "
+        "compared with names stripped; if so, a time ratio away from 1 is "
+        "timing noise), the time ratio of the jitted calls, and one eager "
+        "Python call of `jconv.conv2d` (argument checks, then its jit) vs a "
+        "jitted `lax.conv_general_dilated`.",
+        "",
+        "| shape | dtype | same program | jconv_lax / lax_raw | eager call: "
+        "jconv vs lax |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def peer_wins(records) -> list[dict]:
+    """Cases where a peer beats every jconv implementation, by how much."""
+    index = {(r["shape"], r["impl"], r["mode"], r["dtype"]): r for r in records}
+    out = []
+    for (shape, impl, mode, dtype), r in index.items():
+        if impl not in ("torch", "keras_tf") or r.get("status") != "ok":
+            continue
+        ours = [
+            index.get((shape, j, mode, dtype), {}).get("median_seconds")
+            for j in ("jconv_lax", "jconv_einsum")
+        ]
+        ours = [t for t in ours if t]
+        if ours and r["median_seconds"] < min(ours):
+            out.append(
+                {
+                    "shape": shape, "mode": mode, "dtype": dtype, "peer": impl,
+                    "speedup": min(ours) / r["median_seconds"],
+                }
+            )  # fmt: skip
+    return sorted(out, key=lambda w: -w["speedup"])
 
 
 def _tolerances(records) -> dict:
@@ -245,10 +365,16 @@ def race_lines(race: dict) -> list[str]:
             f"{_fmt_s(race['keras_first_fit_seconds'])} | "
             f"{race['keras_kernel_max_abs_error']:.2g} | "
             f"{race['keras_final_loss']:.2g} |",
+            f"| Keras model.fit, jit_compile=True, steps_per_execution="
+            f"{race['steps']} | {_fmt_s(race['keras_fastest_seconds'])} | "
+            f"{_fmt_s(race['keras_fastest_first_fit_seconds'])} | "
+            f"{race['keras_fastest_kernel_max_abs_error']:.2g} | |",
             "",
-            f"Speed-up over Keras: **{race['speedup_vs_keras']:.0f}x** warm "
+            f"Speed-up over Keras' `model.fit` with its defaults: "
+            f"**{race['speedup_vs_keras']:.0f}x** warm "
             f"({race['speedup_vs_keras_including_compile']:.1f}x counting "
-            "compile/tracing on both sides). jconv per impl: "
+            "compile/tracing on both sides); over its fastest settings: "
+            f"{race['speedup_vs_keras_fastest']:.1f}x. jconv per impl: "
             + ", ".join(
                 f"{i} {_fmt_s(s)}" for i, s in race["jconv_seconds_by_impl"].items()
             )

@@ -215,15 +215,26 @@ def _enrich(record: dict, case, platform: str, gpu_kind: str) -> dict:
     return record
 
 
+def _worker_groups(impls) -> list[tuple[str, list[str]]]:
+    """One worker per framework: the JAX implementations share one, so their
+    repeats interleave and they are timed side by side."""
+    groups = [("jax", [i for i in impls if i in JAX_IMPLS])]
+    groups += [(i, [i]) for i in impls if i in PEER_IMPLS]
+    return [(name, members) for name, members in groups if members]
+
+
 def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
     records, metas = {}, {}
     paths = {}
     for case in cases:
         paths[case.shape] = scratch / f"inputs_{case.shape}.npz"
         _write_inputs(case, config.seed, paths[case.shape])
-    for impl in impls:
+    for group, members in _worker_groups(impls):
+        # The reference implementation's jobs come first: they write the
+        # arrays every other job is checked against.
         jobs = [
             {
+                "impl": impl,
                 "shape": case.shape,
                 "batch": case.batch,
                 "inner_iters": case.inner_iters,
@@ -233,26 +244,28 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
                 "reference": str(scratch / f"ref_{case.shape}_{dtype}_{mode}.npz"),
                 "write_reference": impl == REFERENCE_IMPL,
             }
+            for impl in members
             for case in cases
             for dtype in config.dtypes
             for mode in config.modes
         ]
-        if impl in PEER_IMPLS and platform == "gpu" and not config.peers_on_gpu_machine:
+        if (
+            group in PEER_IMPLS
+            and platform == "gpu"
+            and not config.peers_on_gpu_machine
+        ):
             reason = (
                 "JAX runs on the GPU and this peer's installed build is CPU-only "
                 "(torch==2.13.0+cpu, tensorflow-cpu); set "
                 "config.peers_on_gpu_machine=True to time it on the host CPU"
             )
             for job in jobs:
-                row = {k: job[k] for k in ("shape", "mode", "dtype")}
-                records[_key(row | {"impl": impl})] = dict(
-                    row, impl=impl, status="skipped", reason=reason
-                )
+                row = {k: job[k] for k in ("shape", "impl", "mode", "dtype")}
+                records[_key(row)] = dict(row, status="skipped", reason=reason)
                 bar.update(1)
             continue
         spec = {
             "kind": "jobs",
-            "impl": impl,
             "jobs": jobs,
             "warmup": config.warmup,
             "repeats": config.repeats,
@@ -261,31 +274,34 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
             "reference_impl": REFERENCE_IMPL,
             "reference_platform": platform,
         }
-        seen = set()
-        for row in _worker_lines(spec, scratch, logs / f"{impl}.log"):
+        checked = set()
+        for row in _worker_lines(spec, scratch, logs / f"{group}.log"):
             kind = row.pop("kind")
             if kind == "meta":
-                metas[impl] = row
+                metas[group] = row
+            elif kind == "checked":
+                checked.add(_key(row))
+                bar.update(1)
             elif kind == "record":
                 records[_key(row)] = row
-                seen.add(_key(row))
                 metrics.write(**row)
-                bar.update(1)
             elif kind == "memory":
                 records[_key(row)].update(row)
             elif kind == "exit":
-                metas.setdefault(impl, {})["worker_seconds"] = row["seconds"]
-            if kind == "exit" and row["returncode"] != 0:
+                metas.setdefault(group, {})["worker_seconds"] = row["seconds"]
+                if row["returncode"] == 0:
+                    continue
                 for job in jobs:
-                    key = (job["shape"], impl, job["mode"], job["dtype"])
-                    if key not in seen:
+                    key = (job["shape"], job["impl"], job["mode"], job["dtype"])
+                    if key not in records:
                         records[key] = dict(
                             zip(("shape", "impl", "mode", "dtype"), key),
                             status="failed",
                             reason=f"worker exited with code {row['returncode']}; "
-                            f"see logs/{impl}.log",
+                            f"see logs/{group}.log",
                         )
-                        bar.update(1)
+                        if key not in checked:
+                            bar.update(1)
     return records, metas
 
 

@@ -1,45 +1,15 @@
-"""Wall-clock timing and resident-memory sampling, framework-free.
-
-`run(n)` callables are synchronised by their owner (JAX `block_until_ready`,
-a TensorFlow `.numpy()`, PyTorch CPU is synchronous), so a perf-counter pair
-around them measures the work.
-"""
+"""Resident-memory sampling, framework-free (Linux `/proc`, glibc)."""
 
 from __future__ import annotations
 
 import ctypes
 import gc
 import os
-import statistics
 import threading
 import time
-from collections.abc import Callable
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _STATM = "/proc/self/statm"
-
-
-def measure(run: Callable[[int], object], *, inner_iters: int, warmup: int,
-            repeats: int) -> dict:  # fmt: skip
-    """Times `run(inner_iters)` `repeats` times after `warmup` untimed calls.
-
-    Returns:
-      `median_seconds` and `min_seconds` per single convolution (a call's time
-      divided by `inner_iters`), and every per-call time in `times`.
-    """
-    for _ in range(warmup):
-        run(inner_iters)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(inner_iters)
-        times.append(time.perf_counter() - start)
-    per_conv = [t / inner_iters for t in times]
-    return {
-        "median_seconds": statistics.median(per_conv),
-        "min_seconds": min(per_conv),
-        "call_seconds": times,
-    }
 
 
 def rss_bytes() -> int | None:

@@ -1,13 +1,14 @@
-"""One benchmark worker: a fresh process per implementation.
+"""One benchmark worker: a fresh process per framework.
 
     python -m experiments.bench._worker SPEC.json
 
-Each implementation runs in its own process so that only its framework is
-loaded (no idle thread pool of another one competes for the cores), and its
-resident memory is its own. The worker prints one JSON object per line on
-stdout: `meta` first, a `record` per job as soon as it is timed, then a
-`memory` line per job (measured after all timing, see `release_freed_memory`),
-or a single `race` result. Framework logs go to stderr.
+Each framework (JAX, PyTorch, TensorFlow) runs in its own process so that
+only its framework is loaded (no idle thread pool of another one competes for
+the cores), and its resident memory is its own. The worker prints one JSON
+object per line on stdout: `meta` first, `checked` per job once its answer is checked, a
+`record` per job once all are timed, then a `memory` line per job (measured
+after all timing, see `release_freed_memory`), or a single `race` result.
+Framework logs go to stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import random
+import statistics
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -60,49 +64,105 @@ def _check(prepared, job: dict, spec: dict, impl: str) -> tuple[str, dict]:
     return ("ok" if check["passed"] else "mismatch"), check
 
 
+def _prepare_and_check(backend, job: dict, spec: dict):
+    """(record, case, prepared): the answer checked, nothing timed yet."""
+    impl = job["impl"]
+    case = _cases.make_case(job["shape"], job["batch"], job["inner_iters"])
+    key = {k: job[k] for k in ("shape", "impl", "mode", "dtype")}
+    if not job.get("write_reference") and not os.path.exists(job["reference"]):
+        why = f"no reference: {spec['reference_impl']} did not run this case"
+        return dict(key, status="skipped", reason=why), case, None
+    with np.load(job["inputs"]) as data:
+        arrays = {n: data[n] for n in ("x", "kernel", "ct")}
+    try:
+        prepared = backend.prepare(impl, case, job["mode"], job["dtype"], arrays)
+        status, check = _check(prepared, job, spec, impl)
+    except Exception as e:
+        # The framework refused the case (a dtype or an op it has no CPU
+        # kernel for): recorded with its reason, never silently dropped.
+        traceback.print_exc(file=sys.stderr)
+        why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+        return dict(key, status="unsupported", reason=why), case, None
+    record = dict(key, status=status, check=check, **prepared.info)
+    if status != "ok":
+        record["reason"] = "answer differs from the reference: not timed"
+        return record, case, None
+    return record, case, prepared
+
+
+def _timed_items(record, case, prepared):
+    """What is timed for one row, as `(record, name, fn, n)`: `fn(n)` does `n`
+    convolutions, timed as one sample. The convolution itself (`inner_iters`
+    per call); for small shapes also a single call, and for JAX an eager
+    Python call of the public function, each sampled as a burst of up to 50
+    back-to-back calls (rows timed in between leave the caches cold)."""
+    burst = min(case.inner_iters, 50)
+    items = [("main", prepared.run, case.inner_iters)]
+    if case.inner_iters > 1:
+        items.append(("single_call", _repeat(lambda: prepared.run(1)), burst))
+    if prepared.eager is not None:
+        items.append(("eager_call", _repeat(prepared.eager), burst))
+    return [(record, name, fn, n) for name, fn, n in items]
+
+
+def _repeat(call):
+    def run(n):
+        for _ in range(n):
+            call()
+
+    return run
+
+
 def run_jobs(spec: dict) -> None:
-    impl = spec["impl"]
-    backend = importlib.import_module(BACKENDS[impl])
-    meta = backend.meta()
-    emit("meta", impl=impl, **meta)
-    measured = []
+    """Checks every job, warms it up, then times all of them round-robin.
+
+    Each round times every row once, in a shuffled order, so a burst of load
+    from other processes on a shared machine spreads over all rows instead of
+    landing on one row's repeats; rows of one worker (the three JAX
+    implementations share one) are timed side by side.
+    """
+    modules = {BACKENDS[job["impl"]] for job in spec["jobs"]}
+    backends = {m: importlib.import_module(m) for m in sorted(modules)}
+    meta = {}
+    for module in backends.values():
+        meta.update(module.meta())
+    emit("meta", **meta)
+    items, measured = [], []
     for job in spec["jobs"]:
-        case = _cases.make_case(job["shape"], job["batch"], job["inner_iters"])
-        key = {k: job[k] for k in ("shape", "mode", "dtype")} | {"impl": impl}
-        if not job.get("write_reference") and not os.path.exists(job["reference"]):
-            why = f"no reference: {spec['reference_impl']} did not run this case"
-            emit("record", **key, status="skipped", reason=why)
+        backend = backends[BACKENDS[job["impl"]]]
+        record, case, prepared = _prepare_and_check(backend, job, spec)
+        emit("checked", **{k: record[k] for k in ("shape", "impl", "mode", "dtype")})
+        if prepared is None:
+            emit("record", **record)
             continue
-        with np.load(job["inputs"]) as data:
-            arrays = {n: data[n] for n in ("x", "kernel", "ct")}
-        try:
-            prepared = backend.prepare(impl, case, job["mode"], job["dtype"], arrays)
-            status, check = _check(prepared, job, spec, impl)
-        except Exception as e:
-            # The framework refused the case (a dtype or an op it has no CPU
-            # kernel for): recorded with its reason, never silently dropped.
-            traceback.print_exc(file=sys.stderr)
-            why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
-            emit("record", **key, status="unsupported", reason=why)
-            continue
-        record = dict(key, status=status, check=check, **prepared.info)
-        if status == "ok":
+        new = _timed_items(record, case, prepared)
+        for _ in range(spec["warmup"]):
+            for _, _, fn, n in new:
+                fn(n)
+        items += new
+        measured.append((record, case, prepared))
+    times = {id(item): [] for item in items}
+    rng = random.Random(0)
+    for _ in range(spec["repeats"]):
+        order = list(items)
+        rng.shuffle(order)
+        for item in order:
+            _, _, fn, n = item
+            start = time.perf_counter()
+            fn(n)
+            times[id(item)].append((time.perf_counter() - start) / n)
+    for item in items:
+        record, name, _, n = item
+        per_conv = times[id(item)]
+        if name == "main":
             record.update(
-                _timing.measure(
-                    prepared.run,
-                    inner_iters=case.inner_iters,
-                    warmup=spec["warmup"],
-                    repeats=spec["repeats"],
-                )
+                median_seconds=statistics.median(per_conv),
+                min_seconds=min(per_conv),
+                seconds=per_conv,
             )
-            if case.inner_iters > 1:
-                single = _timing.measure(
-                    prepared.run, inner_iters=1, warmup=1, repeats=spec["repeats"]
-                )
-                record["single_call_seconds"] = single["median_seconds"]
-            measured.append((key, case, prepared))
         else:
-            record["reason"] = "answer differs from the reference: not timed"
+            record[f"{name}_seconds"] = statistics.median(per_conv)
+    for record, _, _ in measured:
         emit("record", **record)
     if spec["measure_memory"] and measured:
         _measure_memory(measured, on_host=meta.get("platform", "cpu") == "cpu")
@@ -110,7 +170,8 @@ def run_jobs(spec: dict) -> None:
 
 def _measure_memory(measured, on_host: bool) -> None:
     released = _timing.release_freed_memory()
-    for key, case, prepared in measured:
+    for record, case, prepared in measured:
+        key = {k: record[k] for k in ("shape", "impl", "mode", "dtype")}
         if not (on_host and released):
             why = (
                 "host RSS does not see accelerator memory"
