@@ -467,6 +467,7 @@ def plot_race(race: dict, path) -> pathlib.Path:
     if "keras_seconds" in race:
         bars["Keras fit"] = race["keras_seconds"]
         bars["Keras first fit (1 step)"] = race["keras_first_fit_seconds"]
+        bars["Keras fit, XLA, one call"] = race["keras_fastest_seconds"]
     for impl, s in race.get("jconv_seconds_by_impl", {}).items():
         bars[f"jconv {impl} (scan)"] = s
     if "jconv_compile_seconds" in race:
