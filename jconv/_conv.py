@@ -82,21 +82,25 @@ def _check_impl(impl) -> None:
         raise ValueError(f"`impl` (={impl!r}) must be one of {tuple(IMPLS)}")
 
 
+def _as_array(a):
+    # Arrays (NumPy, JAX, tracers) go straight to the jitted body: a
+    # `jnp.asarray` round trip costs more than the convolution on small inputs.
+    return a if hasattr(a, "dtype") and hasattr(a, "shape") else jnp.asarray(a)
+
+
 def _as_arrays(x, kernel, bias):
     """Floating arrays of one promoted dtype (bias may be None)."""
-    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    x, kernel = _as_array(x), _as_array(kernel)
     _check_floating(x, "x")
     _check_floating(kernel, "kernel")
-    arrays = (x, kernel)
+    arrays = [x, kernel]
     if bias is not None:
-        bias = jnp.asarray(bias)
+        bias = _as_array(bias)
         _check_floating(bias, "bias")
-        arrays += (bias,)
+        arrays.append(bias)
     dtype = jnp.result_type(*arrays)
-    x, kernel = x.astype(dtype), kernel.astype(dtype)
-    if bias is not None:
-        bias = bias.astype(dtype)
-    return x, kernel, bias
+    x, kernel, *rest = (a if a.dtype == dtype else a.astype(dtype) for a in arrays)
+    return x, kernel, (rest[0] if rest else None)
 
 
 def _static_precision(precision):
