@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-slow lint format clean
+.PHONY: run test test-slow bench-quick bench lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ test: lint
 
 test-slow: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -m slow
+
+bench-quick: $(VENV)/.test-deps
+	$(BIN)/python -m experiments.benchmark --config=configs/benchmark_quick.py \
+		--workdir=runs/benchmark_quick --overwrite
+
+bench: $(VENV)/.test-deps
+	$(BIN)/python -m experiments.benchmark --config=configs/benchmark.py \
+		--workdir=runs/benchmark --overwrite
 
 format: $(VENV)/.test-deps
 	$(BIN)/ruff format .
