@@ -16,18 +16,25 @@ compute the same sum, and `choose_formulation` picks one from static shapes:
 - `"tap_sum"` (depthwise: groups > 1, one input channel per group):
   `y = sum_p window_p * k[p]`, elementwise. There is nothing to contract over
   channels, so a matmul would be a batch of 1-wide products; the tap sum never
-  builds the P-fold window buffer and was ~7x faster than lax on CPU.
-- `"transposed"` (groups == 1 and P * C_in <= `SMALL_CONTRACTION`, e.g. a
-  1-channel image): `(O, P*C) @ (P*C, M)`, `"ko,km->om"`. With a tiny
-  contraction axis the long pixel axis must be the GEMM's last (vectorised)
-  dimension; MNIST's 1->32 layer ran at 0.2x lax this way.
+  builds the P-fold window buffer; 3x3 on (16, 56, 56, 128) ran at 0.22x lax
+  forward+backward on CPU.
+- `"transposed"` (groups == 1, P * C_in <= `SMALL_CONTRACTION` and
+  C_out <= `SMALL_OUTPUT`, e.g. the 1-channel kernel-learning race):
+  `(O, P*C) @ (P*C, M)`, `"ko,km->om"`. With tiny contraction and output axes
+  the long pixel axis must be the GEMM's last (vectorised) dimension: 9 -> 1
+  and 9 -> 4 ran at 0.22x and 0.26x lax forward+backward this way, im2col at
+  0.28x and 0.30x; at 9 -> 32 (MNIST's first layer) im2col wins, 0.29x against
+  0.94x, because the output transpose back to NHWC then dominates.
 - `"im2col"` (everything else): windows concatenated on the channel axis with
   taps before channels, HWIO's own memory order, so the kernel reshapes to
   `(P*C, O)` for free and one GEMM `"mk,ko->mo"` does the work (with groups,
   `"mpgc,pcgo->mgo"`). The window buffer is P times the input; when it would
-  exceed `WINDOW_BUDGET_BYTES` the batch is split into the fewest equal chunks
-  that fit, run one after another by `lax.map`, which bounds the peak memory of
-  the forward and backward passes at a small cost in speed.
+  exceed `WINDOW_BUDGET_BYTES` (128 MiB: the ResNet 3x3 shapes at batch 16,
+  110 MiB at most, stay whole) the batch is split into the fewest equal chunks
+  that fit, run one after another by `lax.map` under `jax.checkpoint`, so the
+  backward pass rebuilds one chunk's windows at a time instead of keeping all
+  of them. That bounds peak memory but costs speed (ResNet56 forced into 2
+  chunks: 2.2x lax forward+backward against 1.7x whole, in one loaded run).
 
 Backward passes are plain autodiff of these expressions.
 """
@@ -40,19 +47,22 @@ from jax import lax
 
 from jconv._spec import ConvSpec
 
-# P * C_in at or below which the pixel axis goes last in the GEMM (1-channel
-# 3x3 and 5x5 kernels: 9, 25; the 7x7 RGB stem, 147, is faster as im2col).
+# P * C_in and C_out at or below which the pixel axis goes last in the GEMM
+# (1-channel 3x3 and 5x5 kernels: 9, 25, into a few channels); measured points
+# in the module doc.
 SMALL_CONTRACTION = 32
+SMALL_OUTPUT = 8
 # Largest im2col window buffer (bytes) built at once; above it, batch chunks.
 WINDOW_BUDGET_BYTES = 128 * 2**20
 
 
-def choose_formulation(c_in: int, groups: int, kernel_hw) -> str:
+def choose_formulation(c_in: int, c_out: int, groups: int, kernel_hw) -> str:
     """`"tap_sum"`, `"transposed"` or `"im2col"`: the rule in the module doc."""
     c_group = c_in // groups
     if groups > 1 and c_group == 1:
         return "tap_sum"
-    if groups == 1 and kernel_hw[0] * kernel_hw[1] * c_in <= SMALL_CONTRACTION:
+    small_k = kernel_hw[0] * kernel_hw[1] * c_in <= SMALL_CONTRACTION
+    if groups == 1 and small_k and c_out <= SMALL_OUTPUT:
         return "transposed"
     return "im2col"
 
@@ -160,7 +170,7 @@ FORMULATIONS = {
 
 def conv2d_einsum_core(x, kernel_hwio, spec: ConvSpec, precision):
     """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias."""
-    kh, kw, _, _ = kernel_hwio.shape
+    kh, kw, _, c_out = kernel_hwio.shape
     x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
     # Interior padding stretches the input by lhs_dilation - 1 zeros between
     # pixels (a transposed convolution run as a direct one); negative edge pads
@@ -172,6 +182,6 @@ def conv2d_einsum_core(x, kernel_hwio, spec: ConvSpec, precision):
         (0, 0, 0),
     ]
     x_padded = lax.pad(x_nhwc, jnp.zeros((), x.dtype), pad_config)
-    formulation = choose_formulation(x_nhwc.shape[-1], spec.groups, (kh, kw))
+    formulation = choose_formulation(x_nhwc.shape[-1], c_out, spec.groups, (kh, kw))
     y_nhwc = FORMULATIONS[formulation](x_padded, kernel_hwio, spec, precision)
     return jnp.moveaxis(y_nhwc, 3, 1) if spec.channels_first else y_nhwc

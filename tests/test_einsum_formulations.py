@@ -14,7 +14,7 @@ from jconv import _einsum
 # (name, c_in, c_out, groups, kernel, strides, dilation, formulation)
 CASES = [
     ("depthwise", 4, 8, 4, (3, 3), 2, 1, "tap_sum"),
-    ("one_channel", 1, 5, 1, (3, 3), 1, 2, "transposed"),
+    ("one_channel", 1, 4, 1, (3, 3), 1, 2, "transposed"),
     ("dense", 8, 6, 1, (3, 2), (1, 2), 1, "im2col"),
     ("grouped", 8, 6, 2, (3, 3), 1, (2, 1), "im2col"),
 ]
@@ -88,7 +88,7 @@ def _check(x, k, groups, strides, dilation, data_format):
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_each_formulation_runs_and_agrees(case, data_format, monkeypatch):
     _, c_in, c_out, groups, kernel, strides, dilation, formulation = case
-    assert _einsum.choose_formulation(c_in, groups, kernel) == formulation
+    assert _einsum.choose_formulation(c_in, c_out, groups, kernel) == formulation
     ran = _recording(monkeypatch)
     x, k = _inputs(3, c_in, c_out, groups, kernel, data_format)
     _check(x, k, groups, strides, dilation, data_format)
@@ -96,15 +96,16 @@ def test_each_formulation_runs_and_agrees(case, data_format, monkeypatch):
 
 
 def test_rule_boundaries():
-    # P * C_in at the threshold is still transposed, one more channel is not.
-    assert _einsum.SMALL_CONTRACTION == 32
-    assert _einsum.choose_formulation(2, 1, (4, 4)) == "transposed"
-    assert _einsum.choose_formulation(3, 1, (3, 4)) == "im2col"
+    # P * C_in and C_out at the thresholds are still transposed, one more is not.
+    assert (_einsum.SMALL_CONTRACTION, _einsum.SMALL_OUTPUT) == (32, 8)
+    assert _einsum.choose_formulation(2, 8, 1, (4, 4)) == "transposed"
+    assert _einsum.choose_formulation(3, 8, 1, (3, 4)) == "im2col"
+    assert _einsum.choose_formulation(1, 9, 1, (3, 3)) == "im2col"
     # One input channel without groups is a dense conv, not a depthwise one.
-    assert _einsum.choose_formulation(1, 1, (7, 7)) == "im2col"
+    assert _einsum.choose_formulation(1, 1, 1, (7, 7)) == "im2col"
     # Groups with several channels each stay a (grouped) GEMM.
-    assert _einsum.choose_formulation(8, 4, (3, 3)) == "im2col"
-    assert _einsum.choose_formulation(8, 8, (3, 3)) == "tap_sum"
+    assert _einsum.choose_formulation(8, 8, 4, (3, 3)) == "im2col"
+    assert _einsum.choose_formulation(8, 16, 8, (3, 3)) == "tap_sum"
 
 
 def test_batch_chunks_fewest_divisor_within_budget():
