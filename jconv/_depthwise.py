@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
-from jconv._conv import _conv2d
+from jconv._conv import _as_array, _conv2d
 from jconv._spec import depthwise_groups
 
 
@@ -57,7 +55,7 @@ def depthwise_conv2d(
       Array([[ 5.,  9.],
              [21., 25.]], dtype=float32)
     """
-    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    x, kernel = _as_array(x), _as_array(kernel)
     groups, grouped_shape = depthwise_groups(x.shape, kernel.shape, data_format)
     return _conv2d(
         x,
