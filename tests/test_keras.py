@@ -4,9 +4,10 @@ Two comparisons per case:
 - small-integer data, where every product and partial sum is exact in float32:
   jconv must equal Keras bit for bit, whatever order either sums in;
 - standard-normal data at `precision="highest"`: summation order differs
-  between XLA and TensorFlow/oneDNN, so results agree to a few float32 ulps of
-  the largest partial sum (rtol = atol = 1e-5 on unit-scale data, at most
-  5*5*2 = 50 products a sum).
+  between XLA and TensorFlow (and between CPUs), so the two agree within
+  `2 * gamma_n * sum|products|` per element, n the products in each sum
+  (`_tol.py`).
+`channels_first` layers run through XLA on every CPU (`_keras.py`).
 """
 
 import keras
@@ -14,6 +15,9 @@ import numpy as np
 import pytest
 from _data import conv_kwargs, make_arrays
 from _grid import case_id, sample
+from _keras import bias_lands_on_width, built, call, undo_bias_quirk
+from _tol import assert_conv_close
+from reference import reference_conv2d
 
 import jconv
 
@@ -64,35 +68,22 @@ KERAS_CASES += [
 
 
 def test_backend_is_tensorflow():
-    # Keras on JAX would compare lax with itself.
+    # Keras on JAX would compare lax with itself. The one backend check: every
+    # Keras reference goes through `_keras.py`.
     assert keras.backend.backend() == "tensorflow"
 
 
-def keras_bias_lands_on_width(case, out_shape, bias) -> bool:
-    """Keras 3's TensorFlow backend turns the layer's bias add into
-    `tf.nn.bias_add`, guessing the layout from shapes alone
-    (`keras/src/backend/tensorflow/numpy.py`, `add`): with channels_first and an
-    output width equal to C_out it adds the bias along the width axis. jconv
-    follows the layer's documented meaning (bias per output channel); the float64
-    reference agrees with jconv there (test_reference.py)."""
-    return (
-        bias is not None
-        and case["data_format"] == "channels_first"
-        and out_shape[-1] == out_shape[1]
-    )
-
-
 def keras_conv2d(x, kernel, bias, case):
-    layer = keras.layers.Conv2D(
+    layer = built(
+        keras.layers.Conv2D,
+        [kernel] if bias is None else [kernel, bias],
+        x.shape,
         filters=kernel.shape[-1],
         kernel_size=case["kernel"],
         use_bias=bias is not None,
-        dtype="float32",
         **conv_kwargs(case),
     )
-    layer.build(x.shape)
-    layer.set_weights([kernel] if bias is None else [kernel, bias])
-    return np.asarray(layer(x))
+    return call(layer, x)
 
 
 @pytest.mark.parametrize("impl", ["lax", "einsum"])
@@ -100,10 +91,9 @@ def keras_conv2d(x, kernel, bias, case):
 def test_matches_keras(case, impl):
     for integer in (True, False):
         x, kernel, bias = make_arrays(case, integer=integer, seed=4)
-        expected = keras_conv2d(x, kernel, bias, case)
-        if keras_bias_lands_on_width(case, expected.shape, bias):
-            # Move Keras' bias from the width axis to the channel axis.
-            expected = expected - bias + bias[:, None, None]
+        expected = undo_bias_quirk(
+            keras_conv2d(x, kernel, bias, case), bias, case["data_format"]
+        )
         y = np.asarray(
             jconv.conv2d(
                 x, kernel, bias, precision="highest", impl=impl, **conv_kwargs(case)
@@ -113,7 +103,9 @@ def test_matches_keras(case, impl):
         if integer:
             np.testing.assert_array_equal(y, expected)
         else:
-            np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+            assert_conv_close(
+                y, expected, reference_conv2d, x, kernel, bias, **conv_kwargs(case)
+            )
 
 
 def test_document_example_matches_keras():
@@ -152,7 +144,7 @@ def test_keras_channels_first_bias_quirk():
     )
     x, kernel, bias = make_arrays(case, integer=True, seed=4)
     expected = keras_conv2d(x, kernel, bias, case)
-    assert keras_bias_lands_on_width(case, expected.shape, bias)
+    assert bias_lands_on_width(case["data_format"], expected.shape, bias)
     y = np.asarray(jconv.conv2d(x, kernel, bias, **conv_kwargs(case)))
     no_bias = np.asarray(jconv.conv2d(x, kernel, **conv_kwargs(case)))
     np.testing.assert_array_equal(y, no_bias + bias[:, None, None])

@@ -7,6 +7,7 @@ import random
 import jax
 import numpy as np
 import pytest
+from _tol import assert_conv_close
 from jax.test_util import check_grads
 from reference import reference_conv2d
 
@@ -85,8 +86,7 @@ def _check(case, impl):
     x, kernel = make_arrays(case)
     expected = reference_conv2d(x, kernel, **kwargs(case))
     y = jconv.conv2d(x, kernel, precision="highest", impl=impl, **kwargs(case))
-    assert y.shape == expected.shape
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    assert_conv_close(y, expected, reference_conv2d, x, kernel, **kwargs(case))
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -116,7 +116,7 @@ def test_equals_numpy_pad_then_valid_convolution(mode, impl):
     y = jconv.conv2d(
         x, kernel, padding=pads, padding_mode=mode, precision="highest", impl=impl
     )
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    assert_conv_close(y, expected, reference_conv2d, padded, kernel)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -163,7 +163,9 @@ def test_widest_allowed_pads(impl):
         y = jconv.conv2d(
             x, kernel, padding=pads, padding_mode=mode, precision="highest", impl=impl
         )
-        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+        assert_conv_close(
+            y, expected, reference_conv2d, x, kernel, padding=pads, padding_mode=mode
+        )
 
 
 def test_zeros_is_the_default():

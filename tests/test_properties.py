@@ -1,8 +1,10 @@
 """Hypothesis: for any valid configuration, lax and einsum agree."""
 
 import numpy as np
+from _tol import assert_conv_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import reference_conv2d
 
 import jconv
 
@@ -58,4 +60,4 @@ def test_lax_and_einsum_agree(config):
     y_lax = jconv.conv2d_lax(x, kernel, bias, precision="highest", **kwargs)
     y_einsum = jconv.conv2d_einsum(x, kernel, bias, precision="highest", **kwargs)
     assert y_lax.shape == y_einsum.shape
-    np.testing.assert_allclose(y_lax, y_einsum, rtol=1e-5, atol=1e-5)
+    assert_conv_close(y_lax, y_einsum, reference_conv2d, x, kernel, bias, **kwargs)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from _data import conv_kwargs, make_arrays
 from _grid import AXES, case_id, sample
+from _tol import assert_conv_close
 from reference import reference_conv2d
 
 import jconv
@@ -21,9 +22,8 @@ def _check(case, impl):
         x, kernel, bias, precision="highest", impl=impl, **conv_kwargs(case)
     )
     assert y.dtype == np.float32
-    # float32, unit-scale data, at most 5*5*2 = 50 products a sum: a few ulps of
-    # the largest partial sum.
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    kw = conv_kwargs(case)
+    assert_conv_close(y, expected, reference_conv2d, x, kernel, bias, **kw)
     with jax.enable_x64(True):
         y64 = jconv.conv2d(
             x.astype(np.float64),
@@ -33,7 +33,9 @@ def _check(case, impl):
             **conv_kwargs(case),
         )
         assert y64.dtype == np.float64
-        np.testing.assert_allclose(y64, expected, rtol=1e-12, atol=1e-12)
+        assert_conv_close(
+            y64, expected, reference_conv2d, x, kernel, bias, dtype=np.float64, **kw
+        )
 
 
 @pytest.mark.parametrize("impl", IMPLS)

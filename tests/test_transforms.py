@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _tol import assert_conv_close, assert_sums_close
 from reference import reference_conv2d
 
 import jconv
@@ -13,12 +14,15 @@ import jconv
 IMPLS = ["lax", "einsum"]
 
 
-def _arrays(seed=0, shape=(3, 9, 8, 4), k_shape=(3, 2, 4, 6)):
+def _arrays(seed=0, shape=(3, 9, 8, 4), k_shape=(3, 2, 4, 6), integer=False):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(np.float32)
-    kernel = rng.standard_normal(k_shape).astype(np.float32)
-    bias = rng.standard_normal(k_shape[-1]).astype(np.float32)
-    return x, kernel, bias
+    if integer:
+        # Small integers: every product and partial sum is exact in float32, so
+        # any two evaluations agree to the bit, whatever kernel XLA picks.
+        draw = lambda s: rng.integers(-3, 4, s).astype(np.float32)
+    else:
+        draw = lambda s: rng.standard_normal(s).astype(np.float32)
+    return draw(shape), draw(k_shape), draw(k_shape[-1])
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -37,13 +41,14 @@ def test_jit_with_static_configuration(impl):
         impl=impl,
         precision="highest",
     )
-    expected = reference_conv2d(x, kernel, bias, strides=2, padding=((1, 0), (2, 1)))
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    kw = dict(strides=2, padding=((1, 0), (2, 1)))
+    expected = reference_conv2d(x, kernel, bias, **kw)
+    assert_conv_close(y, expected, reference_conv2d, x, kernel, bias, **kw)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_jit_of_closure_equals_eager(impl):
-    x, kernel, bias = _arrays(1)
+    x, kernel, bias = _arrays(1, integer=True)
     f = functools.partial(jconv.conv2d, padding="same", dilation_rate=2, impl=impl)
     np.testing.assert_array_equal(jax.jit(f)(x, kernel, bias), f(x, kernel, bias))
 
@@ -56,9 +61,8 @@ def test_vmap_over_kernels_and_images(impl):
     # One kernel per image: vmap over both leading axes.
     y = jax.vmap(lambda xi, ki: f(xi, ki))(x, kernels)
     for i in range(3):
-        np.testing.assert_allclose(
-            y[i], reference_conv2d(x[i], kernels[i]), rtol=1e-5, atol=1e-5
-        )
+        expected = reference_conv2d(x[i], kernels[i])
+        assert_conv_close(y[i], expected, reference_conv2d, x[i], kernels[i])
     # vmap over an extra leading axis of batched input.
     y2 = jax.vmap(f, in_axes=(0, None))(np.stack([x, x]), kernel)
     assert y2.shape == (2, 3, 7, 7, 6)
@@ -67,7 +71,7 @@ def test_vmap_over_kernels_and_images(impl):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_unbatched_input_gives_unbatched_output(impl, data_format):
-    x, kernel, bias = _arrays(3)
+    x, kernel, bias = _arrays(3, integer=True)
     if data_format == "channels_first":
         x = x.transpose(0, 3, 1, 2)
     y = jconv.conv2d(
@@ -119,12 +123,38 @@ def test_mixed_dtypes_promote(impl):
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_grad_through_jit_and_vmap(impl):
-    x, kernel, bias = _arrays(6)
+    x, kernel, bias = (a.astype(np.float64) for a in _arrays(6))
 
     def loss(kernel, bias):
         y = jax.vmap(lambda xi: jconv.conv2d(xi, kernel, bias, impl=impl))(x)
         return jnp.mean(y**2)
 
-    gk, gb = jax.jit(jax.grad(loss, argnums=(0, 1)))(kernel, bias)
-    assert gk.shape == kernel.shape and gb.shape == bias.shape
-    assert np.all(np.isfinite(gk)) and np.abs(gk).max() > 0
+    with jax.enable_x64(True):
+        gk, gb = jax.jit(jax.grad(loss, argnums=(0, 1)))(kernel, bias)
+    # The gradient in closed form, from the float64 reference: with
+    # g = 2 y / y.size, d loss / d kernel[a, b] = sum over n, i, j of
+    # x[n, i + a, j + b, :] (outer) g[n, i, j, :], and d loss / d bias = sum g.
+    y = reference_conv2d(x, kernel, bias)
+    g = 2 * y / y.size
+    _, ho, wo, _ = y.shape
+    window = lambda a, b, x=x: x[:, a : a + ho, b : b + wo]
+    kh, kw = kernel.shape[:2]
+    want = np.array(
+        [
+            [np.einsum("nijc,nijo->co", window(a, b), g) for b in range(kw)]
+            for a in range(kh)
+        ]
+    )
+    # Sums of N*HO*WO products of x with g, g itself from sums of KH*KW*C_in+1.
+    magnitude = np.array(
+        [
+            [
+                np.einsum("nijc,nijo->co", np.abs(window(a, b)), np.abs(g))
+                for b in range(kw)
+            ]
+            for a in range(kh)
+        ]
+    )
+    terms = y.size // y.shape[-1] + kh * kw * x.shape[-1] + 1
+    assert_sums_close(gk, want, magnitude, terms, np.float64)
+    assert_sums_close(gb, g.sum((0, 1, 2)), np.abs(g).sum((0, 1, 2)), terms, np.float64)

@@ -8,6 +8,7 @@ from experiments.bench._cases import SHAPES as SHAPES
 from experiments.bench._cases import ConvCase as ConvCase
 from experiments.bench._cases import make_case as make_case
 from experiments.bench._machine import gpu_peak_tflops as gpu_peak_tflops
+from experiments.bench._report import failures as failures
 from experiments.bench._run import IMPLS as IMPLS
 from experiments.bench._run import check_config as check_config
 from experiments.bench._run import run_benchmark as run_benchmark

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from experiments.bench import _machine
 from experiments.bench._cases import ConvCase
 from experiments.bench._impl import Prepared
 
@@ -34,6 +35,7 @@ def meta() -> dict:
         "tensorflow": tf.__version__,
         "keras_backend": keras.backend.backend(),
         "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "tensorflow_onednn": _machine.tensorflow_onednn(),
     }
 
 

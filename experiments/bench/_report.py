@@ -7,6 +7,9 @@ import pathlib
 from experiments.bench._cases import DTYPES, MODES
 
 IMPL_ORDER = ("jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
+# The rows whose answer is jconv's own: any problem there fails the run. Every
+# other implementation is a peer, and its wrong answer is a finding.
+JCONV_IMPLS = ("jconv_lax", "jconv_einsum")
 
 
 def summarise_race(sides: dict, race: dict, data: dict) -> dict:
@@ -111,6 +114,10 @@ def _fmt_rate(record) -> str:
 def _cell(record) -> str:
     if record is None:
         return "—"
+    if record.get("status") == "mismatch":
+        check = record["check"]
+        worst = max(check["errors"].values())
+        return f"mismatch ({worst:.2g} > {check['tolerance']:g})¹"
     if record.get("status") != "ok":
         return f"{record.get('status')}¹"
     text = (
@@ -122,11 +129,26 @@ def _cell(record) -> str:
     return text
 
 
+def _onednn_text(state: dict | None) -> str:
+    if state is None:
+        return "TensorFlow oneDNN not known (keras_tf did not run)"
+    env = state["TF_ENABLE_ONEDNN_OPTS"]
+    return (
+        f"TensorFlow oneDNN {'on' if state['enabled'] else 'off'} "
+        f"({state['enabled_from']}; TF_ENABLE_ONEDNN_OPTS="
+        f"{'unset' if env is None else repr(env)}, default on this CPU: "
+        f"{'on' if state['default_on_this_cpu'] else 'off'})"
+    )
+
+
 def _machine_line(machine: dict) -> str:
     host = machine["host"]
     dev = machine.get("jax_device", {})
+    features = host.get("cpu_features", {})
+    has = " ".join(n for n, on in features.items() if on) or "none"
+    lacks = " ".join(n for n, on in features.items() if not on) or "none"
     text = (
-        f"{host['cpu']} ({' '.join(host.get('cpu_features', []))}), "
+        f"{host['cpu']} (has {has}; lacks {lacks}), "
         f"{host['cpu_count']} cores, {host['memory_gib']} GiB, "
         f"{host['os']}, Python {host['python']}; JAX device: "
         f"{dev.get('platform')} ({dev.get('device_kind')}); load average "
@@ -138,6 +160,7 @@ def _machine_line(machine: dict) -> str:
         for name in ("jax", "torch", "tensorflow", "keras"):
             if name in meta and f"{name} {meta[name]}" not in versions:
                 versions.append(f"{name} {meta[name]}")
+    text += f"; {_onednn_text(machine.get('tensorflow_onednn'))}"
     return text + (f"; {', '.join(versions)}" if versions else "")
 
 
@@ -214,10 +237,15 @@ def markdown(results: dict) -> str:
     problems = [r for r in recs if r.get("status") != "ok"]
     lines += ["", "## ¹ Not timed", ""]
     if problems:
+        lines += [
+            "A peer's answer outside the tolerance is a finding about that peer "
+            "on this machine; a jconv row that is not ok, or a worker that died, "
+            "fails the run.",
+            "",
+        ]
         for r in problems:
             lines.append(
-                f"- {r['shape']} {r['impl']} {r['mode']} {r['dtype']}: "
-                f"{r['status']}: {r.get('reason', '')}"
+                f"- {r['shape']} {r['impl']} {r['mode']} {r['dtype']}: {_problem(r)}"
             )
     else:
         lines.append("Every implementation ran every case and passed the check.")
@@ -255,6 +283,32 @@ def markdown(results: dict) -> str:
     if race:
         lines += ["", "## Kernel-learning race", "", *race_lines(race)]
     return "\n".join(lines) + "\n"
+
+
+def _problem(record) -> str:
+    """Why a row was not timed; for a wrong answer, the error it had."""
+    text = f"{record['status']}: {record.get('reason', '')}"
+    if record["status"] == "mismatch":
+        check = record["check"]
+        errors = ", ".join(f"{n} {e:.2g}" for n, e in check["errors"].items())
+        text += (
+            f" (error max|out - ref| / max|ref|: {errors}; "
+            f"tolerance {check['tolerance']:g})"
+        )
+    return text
+
+
+def failures(results: dict) -> list[str]:
+    """What fails the run, one line each: a jconv row that is not ok (a wrong
+    answer, or it did not run) and a worker that died. A peer's wrong answer
+    is a finding, shown in results.md, and is not here."""
+    out = [
+        f"{r['shape']}/{r['impl']}/{r['mode']}/{r['dtype']} {_problem(r)}"
+        for r in results["records"]
+        if r["status"] == "failed" or (r["impl"] in JCONV_IMPLS and r["status"] != "ok")
+    ]
+    race = results.get("kernel_race") or {}
+    return out + [f"race {side}: {e}" for side, e in race.get("errors", {}).items()]
 
 
 def _first_per_shape(records) -> list[dict]:
@@ -327,7 +381,7 @@ def peer_wins(records) -> list[dict]:
             continue
         ours = [
             index.get((shape, j, mode, dtype), {}).get("median_seconds")
-            for j in ("jconv_lax", "jconv_einsum")
+            for j in JCONV_IMPLS
         ]
         ours = [t for t in ours if t]
         if ours and r["median_seconds"] < min(ours):
@@ -519,6 +573,7 @@ def summary(results: dict) -> dict:
         "records_by_status": counts,
         "all_checks_passed": counts.get("mismatch", 0) == 0
         and counts.get("failed", 0) == 0,
+        "failures": failures(results),
         "kernel_race": {k: race[k] for k in keys if k in race},
         "outputs": ["results.json", "results.md", "times.png", "race.png"],
     }

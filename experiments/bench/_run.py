@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from experiments import runner
-from experiments.bench import _cases, _machine, _race_data, _report
+from experiments.bench import _cases, _machine, _race_data, _report, _worker
 
 REFERENCE_IMPL = "jconv_lax"
 JAX_IMPLS = ("jconv_lax", "jconv_einsum", "lax_raw")
@@ -267,6 +267,7 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
         spec = {
             "kind": "jobs",
             "jobs": jobs,
+            "backends": {impl: _worker.BACKENDS[impl] for impl in members},
             "warmup": config.warmup,
             "repeats": config.repeats,
             "tolerance": config.tolerance.to_dict(),
@@ -404,6 +405,10 @@ def run_benchmark(config, workdir, *, overwrite: bool = False, quiet: bool = Fal
                     )
                     _finish_memory(rec, config.measure_memory)
                     ordered.append(rec)
+    # Read inside the TensorFlow worker (None where keras_tf did not run).
+    machine["tensorflow_onednn"] = metas.get("keras_tf", {}).pop(
+        "tensorflow_onednn", None
+    )
     machine["frameworks"] = metas
     machine["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     results = {"machine": machine, "records": ordered, "kernel_race": race}
