@@ -8,15 +8,15 @@ from jconv._arithmetic import conv_output_shape as conv_output_shape
 from jconv._arithmetic import (
     conv_transpose_output_shape as conv_transpose_output_shape,
 )
+from jconv._arithmetic import resolve_padding as resolve_padding
+from jconv._arithmetic import (
+    resolve_transpose_padding as resolve_transpose_padding,
+)
 from jconv._conv import conv2d as conv2d
 from jconv._conv import conv2d_einsum as conv2d_einsum
 from jconv._conv import conv2d_lax as conv2d_lax
 from jconv._depthwise import depthwise_conv2d as depthwise_conv2d
 from jconv._keras_io import to_keras as to_keras
-from jconv._padding import resolve_padding as resolve_padding
-from jconv._padding import (
-    resolve_transpose_padding as resolve_transpose_padding,
-)
 from jconv._transpose import conv2d_transpose as conv2d_transpose
 from jconv.nnx import from_keras as from_keras
 

@@ -1,13 +1,98 @@
-"""Convolution arithmetic: output shapes without running anything.
+"""Convolution arithmetic: pads and output shapes without running anything.
 
-Both functions go through the same validation as the convolutions themselves
-(`jconv._spec`), so a shape they return is the shape the call gives, and an
-argument they refuse is one the call refuses, with the same message.
+Every function here goes through the same validation as the convolutions
+themselves (`jconv._spec`), so a shape they return is the shape the call
+gives, and an argument they refuse is one the call refuses, with the same
+message. The rules themselves live in `jconv._padding`.
 """
 
 from __future__ import annotations
 
-from jconv._spec import ConvSpec, conv_spec, transpose_spec
+from jconv import _padding
+from jconv._padding import Pads, Pair
+from jconv._spec import (
+    ConvSpec,
+    _output_padding_pair,
+    check_shape,
+    conv_spec,
+    padding_geometry,
+    transpose_spec,
+)
+
+
+def resolve_padding(input_hw, kernel_hw, strides, dilation_rate, padding) -> Pads:
+    """Explicit `((top, bottom), (left, right))` pads for a 2D convolution.
+
+    Per spatial axis, with `span = (kernel - 1) * dilation + 1`:
+
+    - `"valid"`: no pads.
+    - `"same"` (TensorFlow/Keras): `out = ceil(size / stride)` and a total pad of
+      `max((out - 1) * stride + span - size, 0)`, the odd extra row/column at
+      the bottom/right.
+    - `"same_lower"`: the same total, the odd extra at the top/left (lax's
+      `SAME_LOWER`).
+    - `"full"`: `span - 1` on both sides (every partial overlap of kernel and
+      input, the "full padding" of Dumoulin and Visin's guide).
+    - explicit: an int, `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+
+    Args:
+      input_hw: spatial size `(H, W)` of the input (an int for both), sizes
+        not negative.
+      kernel_hw: spatial size `(KH, KW)` of the (undilated) kernel, positive.
+      strides: int or `(stride_h, stride_w)`, positive.
+      dilation_rate: int or `(dilation_h, dilation_w)`, positive.
+      padding: a rule above (string, any case) or explicit pads.
+
+    Returns:
+      `((top, bottom), (left, right))` as Python ints.
+
+    Raises:
+      ValueError: unknown padding string, malformed or negative explicit
+        padding, negative sizes, non-positive kernel, strides or dilation.
+      TypeError: sizes, strides or dilation that are not ints or pairs of ints.
+
+    Example:
+      >>> resolve_padding((5, 5), (4, 4), (2, 2), (1, 1), "same")
+      ((1, 2), (1, 2))
+      >>> resolve_padding((5, 5), (4, 4), 2, 1, "same_lower")
+      ((2, 1), (2, 1))
+      >>> resolve_padding((5, 5), (3, 2), (1, 1), (2, 1), "full")
+      ((4, 4), (1, 1))
+    """
+    geometry = padding_geometry(input_hw, kernel_hw, strides, dilation_rate)
+    return _padding.resolve_padding(*geometry, padding)
+
+
+def resolve_transpose_padding(
+    input_hw, kernel_hw, strides, dilation_rate, padding, output_padding
+) -> tuple[Pair, Pads]:
+    """Output size and pads of a transposed convolution.
+
+    The transposed convolution is the adjoint of the convolution with the same
+    kernel, strides and dilation, applied to an input of the output size; the
+    pads returned are that convolution's, by the same `resolve_padding` rule
+    (string rules are resolved on the output size, as TensorFlow does).
+
+    Args:
+      input_hw, kernel_hw, strides, dilation_rate, padding: as for
+        `resolve_padding`.
+      output_padding: None, int or `(ah, aw)`, each in `[0, stride)`.
+
+    Returns:
+      `((H_out, W_out), ((top, bottom), (left, right)))`.
+
+    Raises:
+      ValueError, TypeError: as `resolve_padding`, and for an `output_padding`
+        that is negative, not smaller than `strides`, or not None, an int or a
+        pair of ints.
+
+    Example:
+      >>> resolve_transpose_padding((4, 4), (3, 3), (2, 2), (1, 1), "same", None)
+      ((8, 8), ((0, 1), (0, 1)))
+    """
+    geometry = padding_geometry(input_hw, kernel_hw, strides, dilation_rate)
+    output_padding = _output_padding_pair(output_padding, geometry[2])
+    return _padding.resolve_transpose_padding(*geometry, padding, output_padding)
 
 
 def _full_shape(spec: ConvSpec, batch: int, channels: int) -> tuple[int, ...]:
@@ -42,7 +127,10 @@ def conv_output_shape(
       The output shape, batched if the input shape is.
 
     Raises:
-      ValueError, TypeError: as `conv2d` would for these shapes and arguments.
+      ValueError, TypeError: as `conv2d` would for these shapes and arguments
+        (sizes no device could hold counted at 2 bytes an element, the
+        narrowest floating dtype), and for shapes that are not sequences of
+        non-negative ints.
 
     Example:
       >>> conv_output_shape((8, 5, 5, 3), (3, 3, 3, 16), strides=2, padding=1)
@@ -51,7 +139,8 @@ def conv_output_shape(
       ...                   data_format="channels_first")
       (4, 9, 9)
     """
-    input_shape, kernel_shape = tuple(input_shape), tuple(kernel_shape)
+    input_shape = check_shape(input_shape, "input_shape")
+    kernel_shape = check_shape(kernel_shape, "kernel_shape")
     spec = conv_spec(
         input_shape,
         kernel_shape,
@@ -91,14 +180,17 @@ def conv_transpose_output_shape(
       The output shape, batched if the input shape is.
 
     Raises:
-      ValueError, TypeError: as `conv2d_transpose` would.
+      ValueError, TypeError: as `conv2d_transpose` would (sizes as for
+        `conv_output_shape`), and for shapes that are not sequences of
+        non-negative ints.
 
     Example:
       >>> conv_transpose_output_shape((1, 3, 3, 16), (3, 3, 8, 16), strides=2,
       ...                             padding=1, output_padding=1)
       (1, 6, 6, 8)
     """
-    input_shape, kernel_shape = tuple(input_shape), tuple(kernel_shape)
+    input_shape = check_shape(input_shape, "input_shape")
+    kernel_shape = check_shape(kernel_shape, "kernel_shape")
     spec = transpose_spec(
         input_shape,
         kernel_shape,

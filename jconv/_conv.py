@@ -11,13 +11,22 @@ import jax.numpy as jnp
 from jconv._einsum import conv2d_einsum_core
 from jconv._lax import conv2d_lax_core
 from jconv._padding import pad_spatial
-from jconv._spec import ConvSpec, _check_floating, conv_spec
+from jconv._spec import (
+    IMPL_NAMES,
+    ConvSpec,
+    _check_floating,
+    canonical_precision,
+    choice,
+    conv_spec,
+)
 
-IMPLS = {"lax": conv2d_lax_core, "einsum": conv2d_einsum_core}
+IMPLS = dict(zip(IMPL_NAMES, (conv2d_lax_core, conv2d_einsum_core), strict=True))
 
 _ARGS_DOC = """
     Keras `Conv2D` semantics: cross-correlation (no kernel flip), kernel in
-    Keras' layout whatever the data format.
+    Keras' layout whatever the data format. String arguments are read in any
+    case (`"SAME"`, `"Channels_Last"`, `"LAX"`), as Keras reads `padding` and
+    `data_format`.
 
     Shapes (channels_last; channels_first swaps C to axis 1):
       x: `(N, H, W, C_in)`, or unbatched `(H, W, C_in)` giving unbatched output.
@@ -45,13 +54,18 @@ _ARGS_DOC = """
       groups: number of channel groups; divides `C_in` and `C_out`.
       data_format: `"channels_last"` (NHWC) or `"channels_first"` (NCHW).
       precision: passed to the contraction (`jax.lax.Precision`, a string such
-        as `"highest"`, or None for the backend default).
+        as `"highest"`, a pair of them, a `jax.lax.DotAlgorithmPreset` or its
+        name, or None for the backend default).
 """
 
 _RAISES_DOC = """
     Raises:
       ValueError: bad shapes or argument values (named in the message), raised
-        while tracing, before anything is compiled.
+        while tracing, before anything is compiled; also sizes no device could
+        hold: a padded input, an output or an einsum window buffer that XLA
+        cannot represent (2**63 elements or bytes) or larger than the memory
+        of every device JAX sees together (for the CPU: physical memory plus
+        swap).
       TypeError: non-floating arrays, non-integer strides/dilation/groups.
 """
 
@@ -77,9 +91,9 @@ def _apply(x, kernel, bias, *, spec: ConvSpec, precision, impl: str):
     return _run(x, kernel, bias, spec, precision, impl)
 
 
-def _check_impl(impl) -> None:
-    if impl not in IMPLS:
-        raise ValueError(f"`impl` (={impl!r}) must be one of {tuple(IMPLS)}")
+def _check_impl(impl) -> str:
+    """The lower-cased implementation name."""
+    return choice(impl, "impl", IMPL_NAMES)
 
 
 def _as_array(a):
@@ -103,11 +117,6 @@ def _as_arrays(x, kernel, bias):
     return x, kernel, (rest[0] if rest else None)
 
 
-def _static_precision(precision):
-    # jit's static arguments must be hashable.
-    return tuple(precision) if isinstance(precision, list) else precision
-
-
 def _conv2d(
     x,
     kernel,
@@ -122,7 +131,8 @@ def _conv2d(
     precision,
     impl,
 ):
-    _check_impl(impl)
+    impl = _check_impl(impl)
+    precision = canonical_precision(precision)
     x, kernel, bias = _as_arrays(x, kernel, bias)
     spec = conv_spec(
         x.shape,
@@ -134,10 +144,9 @@ def _conv2d(
         dilation_rate=dilation_rate,
         groups=groups,
         data_format=data_format,
+        itemsize=x.dtype.itemsize,
     )
-    return _apply(
-        x, kernel, bias, spec=spec, precision=_static_precision(precision), impl=impl
-    )
+    return _apply(x, kernel, bias, spec=spec, precision=precision, impl=impl)
 
 
 def conv2d(

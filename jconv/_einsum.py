@@ -37,6 +37,10 @@ compute the same sum, and `choose_formulation` picks one from static shapes:
   chunks: 2.2x lax forward+backward against 1.7x whole, in one loaded run).
 
 Backward passes are plain autodiff of these expressions.
+
+The buffer each formulation builds (the windows, or the tap sum's accumulator)
+is checked at trace time like the arrays `jconv._spec` checks: one that XLA
+cannot represent or no device could hold is refused by a `ValueError`.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jconv._spec import ConvSpec
+from jconv._spec import ConvSpec, check_allocatable
 
 # P * C_in and C_out at or below which the pixel axis goes last in the GEMM
 # (1-channel 3x3 and 5x5 kernels: 9, 25, into a few channels); measured points
@@ -166,6 +170,20 @@ def _im2col_chunked(x_padded_nhwc, k_hwio, spec, precision):
     return y_chunks.reshape(n, *y_chunks.shape[2:])
 
 
+def _buffer(formulation: str, x_padded_shape, k_hwio_shape, spec, itemsize):
+    """`(shape, itemsize)` of the largest buffer `formulation` builds at once."""
+    n, c_in = x_padded_shape[0], x_padded_shape[-1]
+    kh, kw, c_group, c_out = k_hwio_shape
+    ho, wo = spec.out_hw
+    if formulation == "tap_sum":
+        return (n, ho, wo, c_out), max(itemsize, 4)  # the float32+ accumulator
+    if formulation == "transposed":
+        return (kh * kw * c_in, ho * wo * n), itemsize
+    window_bytes = n * ho * wo * kh * kw * c_group * spec.groups * itemsize
+    chunk = n // batch_chunks(n, window_bytes) if window_bytes else n
+    return (chunk, ho, wo, kh * kw * c_in), itemsize
+
+
 FORMULATIONS = {
     "tap_sum": _tap_sum,
     "transposed": _transposed,
@@ -188,5 +206,18 @@ def conv2d_einsum_core(x, kernel_hwio, spec: ConvSpec, precision):
     ]
     x_padded = lax.pad(x_nhwc, jnp.zeros((), x.dtype), pad_config)
     formulation = choose_formulation(x_nhwc.shape[-1], c_out, spec.groups, (kh, kw))
+    shape, itemsize = _buffer(
+        formulation, x_padded.shape, kernel_hwio.shape, spec, x.dtype.itemsize
+    )
+    check_allocatable(
+        f"its {formulation!r} buffer",
+        shape,
+        itemsize,
+        lambda: (
+            f"`impl`='einsum' on an input of shape {x.shape} with a kernel "
+            f"of shape (KH, KW, C_in // groups, C_out) = {kernel_hwio.shape}"
+        ),
+        hint="; impl='lax' builds no such buffer",
+    )
     y_nhwc = FORMULATIONS[formulation](x_padded, kernel_hwio, spec, precision)
     return jnp.moveaxis(y_nhwc, 3, 1) if spec.channels_first else y_nhwc

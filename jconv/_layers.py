@@ -16,9 +16,13 @@ from flax.nnx.nn.dtypes import promote_dtype
 
 from jconv._conv import _check_impl, conv2d
 from jconv._depthwise import depthwise_conv2d
-from jconv._padding import _is_int, resolve_padding
+from jconv._padding import PADDING_MODES, _is_int, resolve_padding
 from jconv._spec import (
+    DATA_FORMATS,
+    _input,
     _positive_pair,
+    canonical_precision,
+    choice,
     conv_spec,
     depthwise_groups,
     transpose_spec,
@@ -115,6 +119,19 @@ def hashable(value):
     return value
 
 
+def check_precision(precision):
+    """A module's `precision`, checked when it is built; lists become tuples."""
+    canonical_precision(precision)
+    return hashable(precision)
+
+
+def input_channels(x_shape, data_format) -> int:
+    """`x`'s channel count, its rank checked as the functions check it (a
+    module also takes more leading batch axes, flattened for the call)."""
+    x_shape = tuple(x_shape)
+    return _input(x_shape[-3:] if len(x_shape) > 3 else x_shape, data_format).channels
+
+
 def _probe_hw(kernel_size, strides, dilation_rate, padding) -> tuple[int, int]:
     """An input size on which every size-independent check can run: the
     kernel fits and every padding mode can pad it."""
@@ -146,7 +163,9 @@ def _refuse_flax_padding_modes(padding) -> None:
 
 
 def _common(kernel_size, strides, dilation_rate, padding, use_bias, impl):
-    _check_impl(impl)
+    """Checks what every layer takes; returns the kernel size, a probe input
+    size and the lower-cased `impl`."""
+    impl = _check_impl(impl)
     _refuse_flax_padding_modes(padding)
     if not isinstance(use_bias, bool):
         raise TypeError(f"`use_bias` (={use_bias!r}) must be a bool")
@@ -154,7 +173,16 @@ def _common(kernel_size, strides, dilation_rate, padding, use_bias, impl):
     strides = _positive_pair(strides, "strides")
     dilation_rate = _positive_pair(dilation_rate, "dilation_rate")
     hw = _probe_hw(kernel_size, strides, dilation_rate, padding)
-    return kernel_size, hw
+    return kernel_size, hw, impl
+
+
+def _strings(data_format, padding_mode="zeros"):
+    """`data_format` and `padding_mode` lower-cased, as the layer stores them
+    (the Keras export compares them)."""
+    return (
+        choice(data_format, "data_format", DATA_FORMATS),
+        choice(padding_mode, "padding_mode", tuple(PADDING_MODES)),
+    )
 
 
 def conv_layer(
@@ -183,9 +211,10 @@ def conv_layer(
             raise ValueError(
                 f"{label} (={n}) must be divisible by `groups` (={groups})"
             )
-    kernel_size, hw = _common(
+    kernel_size, hw, impl = _common(
         kernel_size, strides, dilation_rate, padding, use_bias, impl
     )
+    data_format, padding_mode = _strings(data_format, padding_mode)
     kwargs = dict(
         strides=strides,
         padding=padding,
@@ -225,9 +254,10 @@ def transpose_layer(
     if in_features is not None:
         in_features = _positive_int(in_features, "in_features")
     out_features = _positive_int(out_features, names[1])
-    kernel_size, hw = _common(
+    kernel_size, hw, impl = _common(
         kernel_size, strides, dilation_rate, padding, use_bias, impl
     )
+    data_format, _ = _strings(data_format)
     kwargs = dict(
         strides=strides,
         padding=padding,
@@ -265,9 +295,10 @@ def depthwise_layer(
     if in_features is not None:
         in_features = _positive_int(in_features, "in_features")
     depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier")
-    kernel_size, hw = _common(
+    kernel_size, hw, impl = _common(
         kernel_size, strides, dilation_rate, padding, use_bias, impl
     )
+    data_format, padding_mode = _strings(data_format, padding_mode)
     kwargs = dict(
         strides=strides,
         padding=padding,

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import PartitionSpec
 
-from jconv._conv import IMPLS, conv2d
+from jconv._conv import _check_impl, conv2d
+from jconv._spec import canonical_precision
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "lbfgs")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
@@ -52,8 +53,9 @@ class ConvModel:
     precision: Any = "highest"
 
     def __post_init__(self):
-        if self.impl not in IMPLS:
-            raise ValueError(f"`impl` (={self.impl!r}) must be one of {tuple(IMPLS)}")
+        # Checked as `conv2d` checks them (names in any case), at construction.
+        _check_impl(self.impl)
+        canonical_precision(self.precision)
 
     def zeros(self) -> dict:
         """Parameters all zero: `{"kernel": (KH, KW, C_in, C_out)[, "bias"]}`."""

@@ -31,8 +31,21 @@ _PADDING_HELP = (
 )
 
 
+# XLA's shapes, strides, pads and byte counts are int64.
+INT64_MAX = 2**63 - 1
+
+
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def show(value) -> str:
+    """`repr(value)`, or a description where Python refuses to print it (an
+    int of more than 4300 digits)."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"<{type(value).__name__} too long to print>"
 
 
 def _explicit_pads(padding) -> Pads:
@@ -54,7 +67,12 @@ def _explicit_pads(padding) -> Pads:
         raise ValueError(f"`padding` (={padding!r}) {_PADDING_HELP}")
     pads = tuple(tuple(int(q) for q in p) for p in pads)
     if any(q < 0 for p in pads for q in p):
-        raise ValueError(f"`padding` (={padding!r}) must not be negative")
+        raise ValueError(f"`padding` (={show(padding)}) must not be negative")
+    if any(q > INT64_MAX for p in pads for q in p):
+        raise ValueError(
+            f"`padding` (={show(padding)}) must be at most 2**63 - 1 on each "
+            f"side: XLA's sizes are 64-bit"
+        )
     return pads
 
 
@@ -90,41 +108,8 @@ def resolve_padding(
     dilation_rate: Pair,
     padding,
 ) -> Pads:
-    """Explicit `((top, bottom), (left, right))` pads for a 2D convolution.
-
-    Per spatial axis, with `span = (kernel - 1) * dilation + 1`:
-
-    - `"valid"`: no pads.
-    - `"same"` (TensorFlow/Keras): `out = ceil(size / stride)` and a total pad of
-      `max((out - 1) * stride + span - size, 0)`, the odd extra row/column at
-      the bottom/right.
-    - `"same_lower"`: the same total, the odd extra at the top/left (lax's
-      `SAME_LOWER`).
-    - `"full"`: `span - 1` on both sides (every partial overlap of kernel and
-      input, the "full padding" of Dumoulin and Visin's guide).
-    - explicit: an int, `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
-
-    Args:
-      input_hw: spatial size `(H, W)` of the input.
-      kernel_hw: spatial size `(KH, KW)` of the (undilated) kernel.
-      strides: `(stride_h, stride_w)`.
-      dilation_rate: `(dilation_h, dilation_w)`.
-      padding: a rule above (string, case-insensitive) or explicit pads.
-
-    Returns:
-      `((top, bottom), (left, right))` as Python ints.
-
-    Raises:
-      ValueError: unknown padding string, malformed or negative explicit padding.
-
-    Example:
-      >>> resolve_padding((5, 5), (4, 4), (2, 2), (1, 1), "same")
-      ((1, 2), (1, 2))
-      >>> resolve_padding((5, 5), (4, 4), (2, 2), (1, 1), "same_lower")
-      ((2, 1), (2, 1))
-      >>> resolve_padding((5, 5), (3, 2), (1, 1), (2, 1), "full")
-      ((4, 4), (1, 1))
-    """
+    """Explicit `((top, bottom), (left, right))` pads: the rule of
+    `jconv.resolve_padding` (documented there), on checked sizes."""
     rule = _padding_string(padding)
     if rule is None:
         return _explicit_pads(padding)
@@ -179,20 +164,8 @@ def resolve_transpose_padding(
     padding,
     output_padding: Pair | None,
 ) -> tuple[Pair, Pads]:
-    """Output size and pads of a transposed convolution.
-
-    The transposed convolution is the adjoint of the convolution with the same
-    kernel, strides and dilation, applied to an input of the output size; the
-    pads returned are that convolution's, by the same `resolve_padding` rule
-    (string rules are resolved on the output size, as TensorFlow does).
-
-    Returns:
-      `((H_out, W_out), ((top, bottom), (left, right)))`.
-
-    Example:
-      >>> resolve_transpose_padding((4, 4), (3, 3), (2, 2), (1, 1), "same", None)
-      ((8, 8), ((0, 1), (0, 1)))
-    """
+    """Output size and pads of a transposed convolution: the rule of
+    `jconv.resolve_transpose_padding` (documented there), on checked sizes."""
     rule = _padding_string(padding)
     explicit = None if rule is not None else _explicit_pads(padding)
     out_hw = tuple(

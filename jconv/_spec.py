@@ -3,27 +3,50 @@ time.
 
 `conv_spec` (and its variants `transpose_spec`, `depthwise_groups`) turn user
 arguments into a hashable `ConvSpec`; the implementations only ever see a
-`ConvSpec`, so they share one reading of the arguments.
+`ConvSpec`, so they share one reading of the arguments. The public shape
+helpers (`jconv.resolve_padding`, `jconv.conv_output_shape`, ...) check their
+arguments here too.
+
+String arguments (`padding`, `padding_mode`, `data_format`, `impl`, the names
+of a `precision`) are read in any case, as Keras reads `padding` and
+`data_format`, and normalised to lower case.
+
+Sizes: every array a convolution builds (the padded or stretched input, the
+output, the einsum implementation's window buffer) must be one XLA can
+represent (element count and bytes below 2**63) and one that fits in the
+memory of every device JAX sees, together (for the CPU: physical memory plus
+swap). Anything larger cannot be allocated however it is sharded, and XLA
+aborts the process on some of these (an int64 overflow, a failed allocation),
+so they are refused here, at trace time, by a `ValueError` naming `padding`
+and the shape it would make.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import os
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jconv._padding import (
+    INT64_MAX,
     PADDING_MODES,
     Pads,
     Pair,
     _is_int,
     resolve_padding,
     resolve_transpose_padding,
+    show,
     stretched_pads,
 )
 
 DATA_FORMATS = ("channels_last", "channels_first")
+IMPL_NAMES = ("lax", "einsum")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +82,8 @@ class _Input:
     hw: Pair
 
 
-def _positive_pair(value, name: str) -> Pair:
+def _int_pair(value, name: str, minimum: int) -> Pair:
+    """An int or a pair of ints, each at least `minimum` (0 or 1)."""
     if _is_int(value):
         pair = (value, value)
     elif (
@@ -72,9 +96,160 @@ def _positive_pair(value, name: str) -> Pair:
     else:
         raise TypeError(f"`{name}` (={value!r}) must be an int or a pair of ints")
     pair = tuple(int(v) for v in pair)
-    if any(v < 1 for v in pair):
-        raise ValueError(f"`{name}` (={value!r}) must be positive")
+    if min(pair) < minimum:
+        rule = "be positive" if minimum == 1 else "not be negative"
+        raise ValueError(f"`{name}` (={show(value)}) must {rule}")
+    if max(pair) > INT64_MAX:
+        raise ValueError(
+            f"`{name}` (={show(value)}) must be at most 2**63 - 1: XLA's sizes "
+            f"are 64-bit"
+        )
     return pair
+
+
+def _positive_pair(value, name: str) -> Pair:
+    return _int_pair(value, name, 1)
+
+
+def choice(value, name: str, choices: Sequence[str]) -> str:
+    """`value` lower-cased, if it names one of `choices` in any case."""
+    if isinstance(value, str) and value.lower() in choices:
+        return value.lower()
+    raise ValueError(f"`{name}` (={value!r}) must be one of {tuple(choices)}")
+
+
+_PRECISION_HELP = (
+    "must be None, a `jax.lax.Precision` or one of its names ('default', "
+    "'high', 'highest', 'bfloat16', 'tensorfloat32', 'float32', ...), a pair "
+    "of those (input, kernel), a `jax.lax.DotAlgorithmPreset` or its name, or "
+    "a `jax.lax.DotAlgorithm`"
+)
+
+
+def _one_precision(value) -> lax.Precision | None:
+    if isinstance(value, lax.Precision):
+        return value
+    if isinstance(value, str):
+        try:
+            return lax.Precision(value.lower())
+        except ValueError:
+            return None
+    return None
+
+
+def canonical_precision(precision):
+    """What the contraction takes: None, a `lax.Precision`, a pair of them, a
+    `lax.DotAlgorithmPreset` or a `lax.DotAlgorithm` (all hashable, so
+    `jit` can hold them static). Names are read in any case."""
+    if precision is None or isinstance(
+        precision, lax.DotAlgorithm | lax.DotAlgorithmPreset
+    ):
+        return precision
+    one = _one_precision(precision)
+    if one is not None:
+        return one
+    if isinstance(precision, str):
+        preset = lax.DotAlgorithmPreset.__members__.get(precision.upper())
+        if preset is not None:
+            return preset
+    elif isinstance(precision, Sequence) and len(precision) == 2:
+        pair = tuple(_one_precision(p) for p in precision)
+        if None not in pair:
+            return pair
+    raise ValueError(f"`precision` (={precision!r}) {_PRECISION_HELP}")
+
+
+def check_shape(shape, name: str) -> tuple[int, ...]:
+    """A shape given as a sequence of non-negative ints (the shape helpers'
+    `input_shape`, `kernel_shape`), as a tuple of Python ints."""
+    try:
+        dims = None if isinstance(shape, str) else tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or not all(_is_int(d) for d in dims):
+        raise TypeError(f"`{name}` (={shape!r}) must be a sequence of ints")
+    if any(d < 0 for d in dims):
+        raise ValueError(f"`{name}` (={shape!r}) must not have negative sizes")
+    return tuple(int(d) for d in dims)
+
+
+@functools.cache
+def _host_memory_bytes() -> int | None:
+    """Physical memory plus swap (None if the OS does not say): no single
+    allocation on this host can be larger."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("SwapTotal:"):
+                    total += int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
+@functools.cache
+def _device_memory_bytes() -> int | None:
+    """The memory of every device JAX runs on, together: the most any array
+    can use, however it is sharded (None if a device does not say). Asked
+    only for arrays larger than the host's memory, so ordinary calls never
+    start a backend from here."""
+    try:
+        devices = jax.local_devices()
+        if all(d.platform == "cpu" for d in devices):
+            per_process = _host_memory_bytes()
+        else:
+            limits = [(d.memory_stats() or {}).get("bytes_limit") for d in devices]
+            per_process = None if None in limits else sum(limits)
+        return None if per_process is None else per_process * jax.process_count()
+    except Exception:  # a backend without memory statistics
+        return None
+
+
+def _approx(n: int) -> str:
+    if n < 10**15:
+        return f"{n:,}"
+    digits = str(n)
+    return f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
+
+
+def _bytes_text(n: int) -> str:
+    if n >= 1000 * 2**60:
+        return f"{_approx(n)} bytes"
+    for unit, scale in (("EiB", 2**60), ("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:,} bytes"
+
+
+def check_allocatable(what: str, shape, itemsize: int, cause, hint="") -> None:
+    """Refuses an array of `shape` that XLA cannot represent or that no device
+    JAX sees could hold (see the module doc); `cause()` names the arguments
+    (a function: the message is built only when it is needed)."""
+    elements = math.prod(shape)
+    nbytes = elements * itemsize
+    if max(nbytes, *shape) <= INT64_MAX:
+        host = _host_memory_bytes()
+        if host is not None and nbytes <= host:
+            return
+        known = [m for m in (host, _device_memory_bytes()) if m is not None]
+        if not known or nbytes <= max(known):
+            return
+        reason = (
+            f"more than the {_bytes_text(max(known))} of memory that the devices "
+            f"JAX sees have together (for the CPU: physical memory plus swap), so "
+            f"it cannot be allocated however it is sharded"
+        )
+    else:
+        reason = "beyond what XLA can represent (its sizes are 64-bit)"
+    raise ValueError(
+        f"{cause()} makes {what} of shape {tuple(shape)}: {_approx(elements)} "
+        f"elements, {_bytes_text(nbytes)} at {itemsize} bytes each; that is "
+        f"{reason}{hint}"
+    )
 
 
 def _check_floating(array, name: str) -> None:
@@ -87,11 +262,9 @@ def _check_floating(array, name: str) -> None:
 
 
 def _input(x_shape, data_format) -> _Input:
-    if data_format not in DATA_FORMATS:
-        raise ValueError(
-            f"`data_format` (={data_format!r}) must be one of {DATA_FORMATS}"
-        )
-    channels_first = data_format == "channels_first"
+    channels_first = choice(data_format, "data_format", DATA_FORMATS) == (
+        "channels_first"
+    )
     layout = "(N, C_in, H, W)" if channels_first else "(N, H, W, C_in)"
     batched = len(x_shape) == 4
     if len(x_shape) == 3:
@@ -126,16 +299,20 @@ def _check_bias(bias_shape, c_out: int) -> None:
         )
 
 
-def _output_hw(in_hw, kernel_hw, strides, dilation_rate, pads, padding) -> Pair:
-    """Per axis `(size + lo + hi - span) // stride + 1`, the kernel must fit."""
+def _output_hw(
+    in_hw, kernel_hw, strides, dilation_rate, pads, padding, what="input"
+) -> Pair:
+    """Per axis `(size + lo + hi - span) // stride + 1`, the kernel must fit
+    the padded `what` (the input; for the back-check of a transposed
+    convolution, its output)."""
     out_hw = []
     for size, k, s, d, (lo, hi) in zip(in_hw, kernel_hw, strides, dilation_rate, pads):
         span = (k - 1) * d + 1
         if size + lo + hi < span:
             raise ValueError(
                 f"`kernel` spatial size {tuple(kernel_hw)} with `dilation_rate` "
-                f"{dilation_rate} spans {span} pixels, more than the padded input "
-                f"(input {tuple(in_hw)}, `padding`={padding!r} -> pads {pads})"
+                f"{dilation_rate} spans {span} pixels, more than the padded {what} "
+                f"({what} {tuple(in_hw)}, `padding`={padding!r} -> pads {pads})"
             )
         out_hw.append((size + lo + hi - span) // s + 1)
     return tuple(out_hw)
@@ -148,14 +325,12 @@ _MODE_LIMITS = {
 }
 
 
-def _check_padding_mode(padding_mode, pads: Pads, in_hw: Pair, padding) -> None:
-    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-        raise ValueError(
-            f"`padding_mode` (={padding_mode!r}) must be one of {tuple(PADDING_MODES)}"
-        )
-    if padding_mode not in _MODE_LIMITS:
-        return
-    limit, why = _MODE_LIMITS[padding_mode]
+def _check_padding_mode(padding_mode, pads: Pads, in_hw: Pair, padding) -> str:
+    """The lower-cased mode, if it can fill `pads`."""
+    mode = choice(padding_mode, "padding_mode", tuple(PADDING_MODES))
+    if mode not in _MODE_LIMITS:
+        return mode
+    limit, why = _MODE_LIMITS[mode]
     for size, pair in zip(in_hw, pads):
         if max(pair) > limit(size):
             raise ValueError(
@@ -163,6 +338,36 @@ def _check_padding_mode(padding_mode, pads: Pads, in_hw: Pair, padding) -> None:
                 f"{size} pixels by {max(pair)}: at most {why}; `padding`="
                 f"{padding!r} gives pads {pads} for input {tuple(in_hw)}"
             )
+    return mode
+
+
+def _check_sizes(spec: ConvSpec, x: _Input, c_out: int, itemsize: int, cause):
+    """The (padded, stretched) input and the output must be allocatable."""
+    (sh, sw), ((top, bottom), (left, right)) = spec.lhs_dilation, spec.pads
+    h, w = x.hw
+    padded_hw = ((h - 1) * sh + 1 + top + bottom, (w - 1) * sw + 1 + left + right)
+    n = x.shape[0]
+    if padded_hw != tuple(x.hw):
+        what = "a stretched, padded input" if sh * sw > 1 else "a padded input"
+        shape = _layout(n, padded_hw, x.channels, spec.channels_first)
+        check_allocatable(what, shape, itemsize, cause)
+    shape = _layout(n, spec.out_hw, c_out, spec.channels_first)
+    check_allocatable("an output", shape, itemsize, cause)
+
+
+def _layout(n: int, hw: Pair, c: int, channels_first: bool) -> tuple[int, ...]:
+    return (n, c, *hw) if channels_first else (n, *hw, c)
+
+
+def padding_geometry(input_hw, kernel_hw, strides, dilation_rate):
+    """The public padding helpers' sizes, checked as pairs of ints: sizes
+    non-negative, kernel, strides and dilation positive."""
+    return (
+        _int_pair(input_hw, "input_hw", 0),
+        _positive_pair(kernel_hw, "kernel_hw"),
+        _positive_pair(strides, "strides"),
+        _positive_pair(dilation_rate, "dilation_rate"),
+    )
 
 
 def conv_spec(
@@ -176,8 +381,13 @@ def conv_spec(
     groups,
     data_format,
     padding_mode="zeros",
+    itemsize: int = 2,
 ) -> ConvSpec:
-    """Checks shapes and arguments; raises `ValueError`/`TypeError` naming them."""
+    """Checks shapes and arguments; raises `ValueError`/`TypeError` naming them.
+
+    `itemsize` is the bytes per element the size check counts (the shape
+    helpers know no dtype and count 2, the narrowest floating dtype's).
+    """
     x = _input(x_shape, data_format)
     _check_kernel_rank(kernel_shape, "(KH, KW, C_in // groups, C_out)")
     if not _is_int(groups):
@@ -209,8 +419,8 @@ def conv_spec(
     _check_bias(bias_shape, c_out)
 
     pads = resolve_padding(x.hw, (kh, kw), strides, dilation_rate, padding)
-    _check_padding_mode(padding_mode, pads, x.hw, padding)
-    return ConvSpec(
+    padding_mode = _check_padding_mode(padding_mode, pads, x.hw, padding)
+    spec = ConvSpec(
         strides=strides,
         dilation_rate=dilation_rate,
         pads=pads,
@@ -220,6 +430,16 @@ def conv_spec(
         out_hw=_output_hw(x.hw, (kh, kw), strides, dilation_rate, pads, padding),
         padding_mode=padding_mode,
     )
+
+    def cause():
+        return (
+            f"`padding` (={show(padding)}) with `strides` {strides}, "
+            f"`dilation_rate` {dilation_rate}, `x` shape {x.shape} and `kernel` "
+            f"shape {tuple(kernel_shape)}"
+        )
+
+    _check_sizes(spec, x, c_out, itemsize, cause)
+    return spec
 
 
 def _output_padding_pair(output_padding, strides: Pair) -> Pair | None:
@@ -259,10 +479,12 @@ def transpose_spec(
     output_padding,
     dilation_rate,
     data_format,
+    itemsize: int = 2,
 ) -> ConvSpec:
     """Checks a transposed convolution's arguments; returns the spec of the
     equivalent direct convolution (stride 1 over the stretched input, which the
-    kernel, flipped and with its channel axes swapped, runs over)."""
+    kernel, flipped and with its channel axes swapped, runs over). `itemsize`
+    as for `conv_spec`."""
     x = _input(x_shape, data_format)
     _check_kernel_rank(kernel_shape, "(KH, KW, C_out, C_in)")
     strides = _positive_pair(strides, "strides")
@@ -277,6 +499,12 @@ def transpose_spec(
     if min(kh, kw, c_out) < 1:
         raise ValueError(f"`kernel` shape {tuple(kernel_shape)} has an empty axis")
     _check_bias(bias_shape, c_out)
+    if min(x.hw) < 1:
+        raise ValueError(
+            f"`x` (shape {x.shape}) has no pixels on a spatial axis (H, W) = "
+            f"{tuple(x.hw)}: a transposed convolution needs at least one input "
+            f"pixel per axis"
+        )
 
     kernel_hw = (kh, kw)
     out_hw, forward_pads = resolve_transpose_padding(
@@ -291,7 +519,15 @@ def transpose_spec(
         )
     # The adjoint property holds by construction only if the convolution it is
     # the adjoint of maps the output size back to the input size.
-    back = _output_hw(out_hw, kernel_hw, strides, dilation_rate, forward_pads, padding)
+    back = _output_hw(
+        out_hw,
+        kernel_hw,
+        strides,
+        dilation_rate,
+        forward_pads,
+        padding,
+        what="transposed output",
+    )
     if back != x.hw:
         raise ValueError(
             f"`output_padding` (={output_padding}) with `padding`={padding!r} "
@@ -302,7 +538,7 @@ def transpose_spec(
             f"refuses it too): use output_padding=None, an odd kernel, a "
             f"non-zero output_padding or explicit padding"
         )
-    return ConvSpec(
+    spec = ConvSpec(
         strides=(1, 1),
         dilation_rate=dilation_rate,
         pads=stretched_pads(
@@ -314,6 +550,16 @@ def transpose_spec(
         out_hw=out_hw,
         lhs_dilation=strides,
     )
+
+    def cause():
+        return (
+            f"`padding` (={show(padding)}) with `strides` {strides}, "
+            f"`output_padding` {output_padding}, `dilation_rate` {dilation_rate}, "
+            f"`x` shape {x.shape} and `kernel` shape {tuple(kernel_shape)}"
+        )
+
+    _check_sizes(spec, x, c_out, itemsize, cause)
+    return spec
 
 
 def depthwise_groups(

@@ -8,8 +8,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jconv._conv import _as_arrays, _check_impl, _run, _static_precision
-from jconv._spec import ConvSpec, transpose_spec
+from jconv._conv import _as_arrays, _check_impl, _run
+from jconv._spec import ConvSpec, canonical_precision, transpose_spec
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "precision", "impl"))
@@ -81,8 +81,10 @@ def conv2d_transpose(
 
     Raises:
       ValueError: bad shapes or values, named in the message: `output_padding`
-        not smaller than `strides`, an empty output, or a "same" even-kernel
-        `output_padding=0` that no convolution is the adjoint of.
+        not smaller than `strides`, an empty input or output, a "same"
+        even-kernel `output_padding=0` that no convolution is the adjoint of,
+        or a stretched input or output no device could hold (as for
+        `conv2d`).
       TypeError: non-floating arrays, non-integer strides/dilation/
         output_padding.
 
@@ -98,7 +100,8 @@ def conv2d_transpose(
       >>> bool(jnp.array_equal(vjp(jnp.ones((1, 2, 2, 2)))[0], y))
       True
     """
-    _check_impl(impl)
+    impl = _check_impl(impl)
+    precision = canonical_precision(precision)
     x, kernel, bias = _as_arrays(x, kernel, bias)
     spec = transpose_spec(
         x.shape,
@@ -109,7 +112,6 @@ def conv2d_transpose(
         output_padding=output_padding,
         dilation_rate=dilation_rate,
         data_format=data_format,
+        itemsize=x.dtype.itemsize,
     )
-    return _apply_transpose(
-        x, kernel, bias, spec=spec, precision=_static_precision(precision), impl=impl
-    )
+    return _apply_transpose(x, kernel, bias, spec=spec, precision=precision, impl=impl)

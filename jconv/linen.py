@@ -10,9 +10,10 @@ and `bias` in Keras' layouts; `init` with the same key gives the same kernel
 as `linen.Conv` (same names, same initialisers).
 
 Every field is checked when the module is constructed (the input channels,
-unknown until then, at the first call), by the same code that checks
-`jconv.conv2d`'s arguments. `padding` defaults to "SAME" as in Flax; see
-`jconv.nnx` for how Flax's padding strings compare with Keras'.
+unknown until then, and the input's rank, at each call), by the same code
+that checks `jconv.conv2d`'s arguments. String fields are read in any case.
+`padding` defaults to "SAME" as in Flax; see `jconv.nnx` for how Flax's
+padding strings compare with Keras'.
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -33,6 +34,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jconv import _layers
+from jconv._conv import _as_array
 from jconv._keras_io import linen_from_keras as from_keras
 from jconv._keras_io import to_keras as to_keras
 from jconv._layers import (
@@ -51,6 +53,7 @@ class _Conv(nn.Module):
     def __post_init__(self):
         _layers.check_dtype(self.dtype, "dtype")
         _layers.check_dtype(self.param_dtype, "param_dtype")
+        _layers.check_precision(self.precision)
         self._layer(None)
         super().__post_init__()
 
@@ -60,8 +63,8 @@ class _Conv(nn.Module):
     @nn.compact
     def __call__(self, x):
         """Applies the layer to `x` (see the class docstring for shapes)."""
-        channel_axis = -3 if self.data_format == "channels_first" else -1
-        layer = self._layer(x.shape[channel_axis])
+        x = _as_array(x)
+        layer = self._layer(_layers.input_channels(x.shape, self.data_format))
         kernel = self.param(
             "kernel",
             lambda key: layer.init_kernel(

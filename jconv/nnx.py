@@ -9,7 +9,8 @@ names for the rest (`dilation_rate`, `groups`, `output_padding`,
 so weights move between Keras, `nnx.Conv` and these modules unchanged.
 
 Every argument is checked when the module is built, by the same code that
-checks `jconv.conv2d`'s, and a bad one raises there, named.
+checks `jconv.conv2d`'s, and a bad one raises there, named. String arguments
+are read in any case.
 
 `padding` defaults to `"SAME"` as in Flax (`jconv.conv2d` and Keras default to
 "valid"). Flax's "SAME" is lax's, which is TensorFlow's rule: for even kernels
@@ -65,7 +66,7 @@ class _Conv(nnx.Module):
         self.use_bias = use_bias
         self.dtype = dtype
         self.param_dtype = param_dtype
-        self.precision = _layers.hashable(precision)
+        self.precision = _layers.check_precision(precision)
         # Flax's order: the kernel's key first, then the bias's.
         self.kernel = nnx.Param(
             layer.init_kernel(

@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from _tol import assert_conv_close, assert_sums_close
 from jax import lax
-from reference import reference_conv2d
+from reference import reference_conv2d, reference_conv2d_transpose
 
 import jconv
 
@@ -75,8 +76,7 @@ def equivalent_direct_convolution(x, kernel, s, p_lo, p_hi):
 
 def check_transpose_values(x, kernel, expected, impl, **kw):
     y = jconv.conv2d_transpose(x, kernel, precision="highest", impl=impl, **kw)
-    assert y.shape == expected.shape
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    assert_conv_close(y, expected, reference_conv2d_transpose, x, kernel, **kw)
 
 
 # --- Convolution arithmetic (relationships 1-6) -----------------------------
@@ -157,7 +157,9 @@ def test_relationships_1_to_6_values_on_the_guides_figures():
             y = jconv.conv2d(
                 x, kernel, strides=s, padding=p, precision="highest", impl=impl
             )
-            np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+            assert_conv_close(
+                y, expected, reference_conv2d, x, kernel, strides=s, padding=p
+            )
 
 
 # --- Pooling arithmetic (relationship 7) -------------------------------------
@@ -179,7 +181,9 @@ def test_relationship_7_pooling():
             y = jconv.depthwise_conv2d(
                 x, kernel, strides=s, precision="highest", impl=impl
             )
-            np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+            # k*k products, and 1/k^2 itself rounded: k*k + 1 roundings.
+            magnitude = np.asarray(pool(np.abs(x)))
+            assert_sums_close(y, expected, magnitude, k * k + 1)
 
 
 # --- Transposed convolution arithmetic (relationships 8-14) -----------------
@@ -332,7 +336,7 @@ def test_relationship_15_dilated_convolution(impl):
     expected = reference_conv2d(x, kernel, dilation_rate=2)
     assert expected.shape == (1, 3, 3, C_OUT)
     y = jconv.conv2d(x, kernel, dilation_rate=2, precision="highest", impl=impl)
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    assert_conv_close(y, expected, reference_conv2d, x, kernel, dilation_rate=2)
 
 
 # --- The padding rules --------------------------------------------------------
@@ -371,7 +375,9 @@ def test_conv2d_uses_resolve_padding(padding, impl):
     by_pads = jconv.conv2d(x, kernel, padding=pads, impl=impl, **kw)
     np.testing.assert_array_equal(by_rule, by_pads)
     expected = reference_conv2d(x, kernel, padding=padding, **kw)
-    np.testing.assert_allclose(by_rule, expected, rtol=1e-4, atol=1e-4)
+    assert_conv_close(
+        by_rule, expected, reference_conv2d, x, kernel, padding=padding, **kw
+    )
 
 
 def test_resolve_transpose_padding_is_the_forward_rule_on_the_output_size():
@@ -399,3 +405,94 @@ def test_output_shape_functions_handle_layouts_and_unbatched_input():
     assert jconv.conv_transpose_output_shape(
         (1, 3, 4, 5), (2, 3, 6, 3), strides=(2, 3), data_format="channels_first"
     ) == (1, 6, 8, 15)
+
+
+# --- The shape helpers check their arguments like the calls (issue 11, 8) -----
+
+
+def test_resolve_padding_takes_ints_like_the_calls():
+    # Strides and dilation as ints, as conv2d takes them.
+    assert jconv.resolve_padding((5, 5), (3, 3), 2, 1, "same") == ((1, 1), (1, 1))
+    assert jconv.resolve_padding(5, 3, (2, 1), 1, "SAME") == ((1, 1), (1, 1))
+    out_hw, pads = jconv.resolve_transpose_padding(3, 3, 2, 1, "same", 1)
+    assert (out_hw, pads) == ((6, 6), ((0, 1), (0, 1)))
+
+
+@pytest.mark.parametrize(
+    "args, exc, pattern",
+    [
+        (
+            ((5, 5), (3, 3), 0, 1, "same"),
+            ValueError,
+            r"`strides` \(=0\) must be positive",
+        ),
+        (
+            ((5, 5), (3, 3), 1, (1, 0), "same"),
+            ValueError,
+            r"`dilation_rate` \(=\(1, 0\)\) must be positive",
+        ),
+        (
+            ((5, 5), (0, 3), 1, 1, "same"),
+            ValueError,
+            r"`kernel_hw` \(=\(0, 3\)\) must be positive",
+        ),
+        (
+            ((5, -1), (3, 3), 1, 1, "valid"),
+            ValueError,
+            r"`input_hw` \(=\(5, -1\)\) must not be negative",
+        ),
+        (
+            ((5.5, 5), (3, 3), 1, 1, "same"),
+            TypeError,
+            r"`input_hw` \(=\(5.5, 5\)\) must be an int or a pair of ints",
+        ),
+        (
+            ((5, 5), (3, 3), 1.0, 1, "same"),
+            TypeError,
+            r"`strides` \(=1.0\) must be an int or a pair of ints",
+        ),
+        (((5, 5), (3, 3), 1, 1, "half"), ValueError, r"`padding` \(='half'\) must be"),
+    ],
+)
+def test_resolve_padding_refuses_like_the_calls(args, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        jconv.resolve_padding(*args)
+    with pytest.raises(exc, match=pattern):
+        jconv.resolve_transpose_padding(*args, None)
+
+
+def test_resolve_transpose_padding_checks_output_padding():
+    with pytest.raises(ValueError, match=r"`output_padding` \(=2\) must be smaller"):
+        jconv.resolve_transpose_padding((3, 3), (3, 3), 2, 1, "same", 2)
+    with pytest.raises(TypeError, match=r"`output_padding` \(=0.5\) must be None"):
+        jconv.resolve_transpose_padding((3, 3), (3, 3), 2, 1, "same", 0.5)
+
+
+@pytest.mark.parametrize(
+    "fn", [jconv.conv_output_shape, jconv.conv_transpose_output_shape]
+)
+def test_output_shape_functions_refuse_non_integer_shapes(fn):
+    with pytest.raises(
+        TypeError, match=r"`input_shape` \(=\(1, 5.5, 5, 2\)\) must be a sequence of"
+    ):
+        fn((1, 5.5, 5, 2), (3, 3, 2, 2))
+    with pytest.raises(
+        TypeError, match=r"`kernel_shape` \(=\(3, 3.0, 2, 2\)\) must be a sequence"
+    ):
+        fn((1, 5, 5, 2), (3, 3.0, 2, 2))
+    with pytest.raises(TypeError, match=r"`input_shape` \(=5\) must be a sequence"):
+        fn(5, (3, 3, 2, 2))
+    with pytest.raises(
+        ValueError, match=r"`input_shape` \(=\(1, -5, 5, 2\)\) must not have negative"
+    ):
+        fn((1, -5, 5, 2), (3, 3, 2, 2))
+    with pytest.raises(ValueError, match=r"`kernel` shape \(0, 3, 2, 2\) has an empty"):
+        fn((1, 5, 5, 2), (0, 3, 2, 2))
+
+
+def test_output_shape_functions_return_python_ints():
+    shape = jconv.conv_output_shape(
+        (np.int64(1), 5, 5, 2), np.array([3, 3, 2, 2]), strides=np.int32(2)
+    )
+    assert shape == (1, 2, 2, 2)
+    assert all(type(d) is int for d in shape)

@@ -517,3 +517,256 @@ def test_new_errors_raise_while_tracing_under_jit():
     f = jax.jit(lambda x, k: jconv.conv2d_transpose(x, k, strides=2, output_padding=2))
     with pytest.raises(ValueError, match=re.escape("`output_padding` (=2)")):
         f(XT, KT)
+
+
+# --- Sizes no device could hold (issue 11, item 5) ---------------------------
+
+# Each line once aborted the interpreter (an int64 overflow in XLA, a failed
+# allocation) or asked for terabytes; now each must raise a ValueError that
+# names `padding` and the shape it would make, before anything compiles. Run in
+# a subprocess so that a regression fails this test instead of killing pytest.
+_HUGE_SCRIPT = r"""
+import jax.numpy as jnp
+import jconv
+
+x, k = jnp.ones((1, 2, 2, 1)), jnp.ones((1, 1, 1, 1))
+calls = [
+    lambda: jconv.conv2d(x, k, padding=2**40),
+    lambda: jconv.conv2d(x, k, padding=2**40, impl="einsum"),
+    lambda: jconv.conv2d(x, k, padding=10**6),
+    lambda: jconv.conv2d(x, k, padding=10**6, impl="einsum"),
+    lambda: jconv.conv2d(x, k, padding=((0, 0), (0, 2**40)), impl="einsum"),
+    lambda: jconv.conv2d(x, k, padding=10**6, padding_mode="replicate"),
+    lambda: jconv.depthwise_conv2d(x, k, padding=10**6, impl="einsum"),
+    lambda: jconv.conv2d_transpose(x, k, strides=2**20, padding="same"),
+    lambda: jconv.conv2d_transpose(
+        x, k, strides=2**20, output_padding=2**20 - 1, impl="einsum"
+    ),
+    lambda: jconv.conv2d_transpose(x, k, padding=((0, 0), (0, 0)), strides=2**40),
+]
+for call in calls:
+    try:
+        call()
+        print("ACCEPTED")
+    except ValueError as e:
+        print("ValueError:", e)
+"""
+
+
+def test_huge_sizes_are_refused_by_name_not_by_an_abort():
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", _HUGE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert len(lines) == 10, run.stdout
+    assert all(line.startswith("ValueError: `padding` (=") for line in lines), lines
+    assert re.search(
+        r"`padding` \(=1099511627776\) .* makes a padded input of shape "
+        r"\(1, 2199023255554, 2199023255554, 1\): 4.83e\+24 elements, .* beyond "
+        r"what XLA can represent",
+        lines[0],
+    )
+    assert re.search(
+        r"`padding` \(=1000000\) .* makes a padded input of shape "
+        r"\(1, 2000002, 2000002, 1\): 4,000,008,000,004 elements, 14.6 TiB at 4 "
+        r"bytes each; that is more than the .* of memory that the devices JAX "
+        r"sees have together",
+        lines[3],
+    )
+    assert re.search(
+        r"`strides` \(1048576, 1048576\), `output_padding` None, .* makes a "
+        r"stretched, padded input of shape \(1, 2097152, 2097152, 1\)",
+        lines[7],
+    )
+
+
+@pytest.fixture
+def small_memory(monkeypatch):
+    """Pretends the host and the devices hold `limit` bytes together."""
+
+    def set_limit(limit):
+        monkeypatch.setattr(jconv._spec, "_host_memory_bytes", lambda: limit)
+        monkeypatch.setattr(jconv._spec, "_device_memory_bytes", lambda: limit)
+
+    return set_limit
+
+
+@pytest.mark.parametrize("impl", ["lax", "einsum"])
+def test_sizes_above_the_memory_limit_are_refused(small_memory, impl):
+    # x (1, 4, 4, 1) padded by 2: (1, 8, 8, 1), 256 bytes in float32; a 1x1
+    # kernel keeps the output at 256 bytes too.
+    x, k = np.ones((1, 4, 4, 1), np.float32), np.ones((1, 1, 1, 1), np.float32)
+    small_memory(256)
+    assert jconv.conv2d(x, k, padding=2, impl=impl).shape == (1, 8, 8, 1)
+    small_memory(255)
+    with pytest.raises(
+        ValueError,
+        match=r"`padding` \(=2\) with `strides` \(1, 1\), `dilation_rate` \(1, 1\), "
+        r"`x` shape \(1, 4, 4, 1\) and `kernel` shape \(1, 1, 1, 1\) makes a "
+        r"padded input of shape \(1, 8, 8, 1\): 64 elements, 256 bytes at 4 "
+        r"bytes each; that is more than the 255 bytes of memory",
+    ):
+        jconv.conv2d(x, k, padding=2, impl=impl)
+    # float16 halves the bytes.
+    x16, k16 = x.astype(np.float16), k.astype(np.float16)
+    assert jconv.conv2d(x16, k16, padding=2, impl=impl).shape == (1, 8, 8, 1)
+    with pytest.raises(
+        ValueError,
+        match=r"`padding` \(='valid'\) .* makes an output of shape \(1, 4, 4, 4\)",
+    ):
+        jconv.depthwise_conv2d(x, np.ones((1, 1, 1, 4), np.float32), impl=impl)
+    with pytest.raises(
+        ValueError,
+        match=r"`padding` \(='same'\) with `strides` \(3, 3\), `output_padding` "
+        r"None, .* makes a stretched, padded input of shape \(1, 12, 12, 1\)",
+    ):
+        jconv.conv2d_transpose(x, k, strides=3, padding="same", impl=impl)
+    # The shape helpers know no dtype: they count 2 bytes (float16, bfloat16).
+    assert jconv.conv_output_shape(x.shape, k.shape, padding=2) == (1, 8, 8, 1)
+    with pytest.raises(
+        ValueError, match=r"`padding` \(=6\) .* 256 elements, 512 bytes at 2 bytes"
+    ):
+        jconv.conv_output_shape(x.shape, k.shape, padding=6)
+
+
+def test_einsum_window_buffer_above_the_memory_limit_is_refused(small_memory):
+    # 3x3 taps of a 1-channel (1, 5, 7, 1) input, "valid": the output is
+    # (1, 3, 5, 1), 60 bytes; the window buffer (9, 15) 540 bytes.
+    x, k = np.ones((1, 5, 7, 1), np.float32), np.ones((3, 3, 1, 1), np.float32)
+    small_memory(539)
+    assert jconv.conv2d(x, k, impl="lax").shape == (1, 3, 5, 1)
+    with pytest.raises(
+        ValueError,
+        match=r"`impl`='einsum' on an input of shape \(1, 5, 7, 1\) .* makes its "
+        r"'transposed' buffer of shape \(9, 15\): 135 elements, 540 bytes .* "
+        r"impl='lax' builds no such buffer",
+    ):
+        jconv.conv2d(x, k, impl="einsum")
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (
+            {"strides": 2**63},
+            r"`strides` \(=9223372036854775808\) must be at most 2\*\*63 - 1",
+        ),
+        (
+            {"dilation_rate": (1, 10**30)},
+            r"`dilation_rate` \(=\(1, 10{30}\)\) must be at most 2\*\*63 - 1",
+        ),
+        ({"padding": 2**63}, r"`padding` \(=9223372036854775808\) must be at most"),
+        ({"padding": 10**5000}, r"`padding` \(=<int too long to print>\) must be"),
+    ],
+)
+def test_integers_beyond_int64_are_refused(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        jconv.conv2d(X, K, **kwargs)
+
+
+# --- precision and impl are checked like every other argument (item 7) -------
+
+NAMED_CASES = [
+    (
+        {"precision": "max"},
+        r"`precision` \(='max'\) must be None, a `jax.lax.Precision` or one of its "
+        r"names \('default', 'high', 'highest'",
+    ),
+    ({"precision": 3}, r"`precision` \(=3\) must be None"),
+    ({"precision": ("highest",)}, r"`precision` \(=\('highest',\)\) must be None"),
+    (
+        {"precision": ["highest", "max"]},
+        r"`precision` \(=\['highest', 'max'\]\) must be None",
+    ),
+    ({"impl": ["lax"]}, r"`impl` \(=\['lax'\]\) must be one of \('lax', 'einsum'\)"),
+    ({"impl": None}, r"`impl` \(=None\) must be one of \('lax', 'einsum'\)"),
+    ({"data_format": ["channels_last"]}, r"`data_format` \(=\['channels_last'\]\)"),
+]
+
+
+@pytest.mark.parametrize("fn", ["conv2d", "conv2d_transpose", "depthwise_conv2d"])
+@pytest.mark.parametrize("kwargs, pattern", NAMED_CASES)
+def test_precision_and_impl_are_named(fn, kwargs, pattern):
+    kernel = {"conv2d": K, "conv2d_transpose": KT, "depthwise_conv2d": KD}[fn]
+    x = XT if fn == "conv2d_transpose" else X
+    with pytest.raises(ValueError, match=pattern):
+        getattr(jconv, fn)(x, kernel, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "precision",
+    [
+        "HIGHEST",
+        "float32",
+        jax.lax.Precision.HIGHEST,
+        ("highest", "Highest"),
+        ["highest", jax.lax.Precision.HIGHEST],
+        "f32_f32_f32",
+        jax.lax.DotAlgorithmPreset.F32_F32_F32,
+    ],
+)
+@pytest.mark.parametrize("impl", ["lax", "einsum"])
+def test_every_form_of_precision_is_accepted(precision, impl):
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3, 4, (1, 5, 5, 4)).astype(np.float32)
+    kernel = rng.integers(-3, 4, (3, 3, 4, 2)).astype(np.float32)
+    expected = jconv.conv2d(x, kernel, precision="highest", impl=impl)
+    got = jconv.conv2d(x, kernel, precision=precision, impl=impl)
+    np.testing.assert_array_equal(got, expected)  # small integers: exact
+
+
+# --- One rule for case: every string argument, any case (item 10) ------------
+
+
+@pytest.mark.parametrize("impl", ["lax", "einsum"])
+def test_string_arguments_are_read_in_any_case(impl):
+    rng = np.random.default_rng(1)
+    x = rng.integers(-3, 4, (2, 4, 6, 6)).astype(np.float32)
+    kernel = rng.integers(-3, 4, (3, 3, 4, 8)).astype(np.float32)
+    lower = dict(padding="same", padding_mode="reflect", data_format="channels_first")
+    upper = dict(padding="SAME", padding_mode="REFLECT", data_format="CHANNELS_FIRST")
+    np.testing.assert_array_equal(
+        jconv.conv2d(x, kernel, impl=impl.upper(), **upper),
+        jconv.conv2d(x, kernel, impl=impl, **lower),
+    )
+    kd = kernel[:, :, :, :2]
+    np.testing.assert_array_equal(
+        jconv.depthwise_conv2d(x, kd, impl=impl.title(), **upper),
+        jconv.depthwise_conv2d(x, kd, impl=impl, **lower),
+    )
+    kt = kernel.transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(
+        jconv.conv2d_transpose(x, kt, padding="Full", data_format="Channels_First"),
+        jconv.conv2d_transpose(x, kt, padding="full", data_format="channels_first"),
+    )
+    assert jconv.conv_output_shape(
+        x.shape, kernel.shape, padding="Same_Lower", data_format="CHANNELS_FIRST"
+    ) == (2, 8, 6, 6)
+
+
+def test_unknown_strings_are_still_refused_in_any_case():
+    with pytest.raises(ValueError, match=r"`padding_mode` \(='MIRROR'\) must be one"):
+        jconv.conv2d(X, K, padding_mode="MIRROR")
+    with pytest.raises(ValueError, match=r"`data_format` \(='NHWC'\) must be one of"):
+        jconv.conv2d(X, K, data_format="NHWC")
+
+
+@pytest.mark.parametrize("impl", ["lax", "einsum"])
+def test_transpose_of_an_empty_input_names_the_input(impl):
+    for padding in ("valid", "same", "full", 1):
+        with pytest.raises(
+            ValueError,
+            match=r"`x` \(shape \(1, 0, 4, 3\)\) has no pixels on a spatial axis "
+            r"\(H, W\) = \(0, 4\): a transposed convolution needs at least one "
+            r"input pixel per axis",
+        ):
+            jconv.conv2d_transpose(
+                np.zeros((1, 0, 4, 3), np.float32), KT, padding=padding, impl=impl
+            )

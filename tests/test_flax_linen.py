@@ -151,6 +151,9 @@ def test_jit_grad_and_optax_match_flax(impl):
         return losses
 
     ours_losses, theirs_losses = run(ours), run(theirs)
+    # Same network, summation order apart: float32 gradients agree to about
+    # gamma_n of their sums of absolute products (n <= 2048, ~1.2e-4), and 15
+    # Adam steps (lr * m / sqrt(v)) carry that into the loss: rtol 1e-3.
     np.testing.assert_allclose(ours_losses, theirs_losses, rtol=1e-3)
     assert ours_losses[-1] < 0.5 * ours_losses[0]
 
@@ -215,3 +218,52 @@ def test_input_channels_are_checked_at_the_first_call():
         ValueError, match=r"input channels C_in of `x` \(=3\) must be divisible"
     ):
         conv.init(jax.random.key(0), jnp.ones((1, 5, 5, 3)))
+
+
+# --- The input's rank, precision, strings in any case (issue 11) -------------
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (jlinen.Conv2D, dict(features=6)),
+        (jlinen.Conv2DTranspose, dict(features=6)),
+        (jlinen.DepthwiseConv2D, dict()),
+    ],
+)
+def test_wrong_rank_gives_the_functions_message(cls, kwargs):
+    conv = cls(kernel_size=3, **kwargs)
+    x = jnp.ones((1, 6, 6, 4))
+    variables = conv.init(jax.random.key(0), x)
+    rank = r"`x` must have rank 4 \(N, H, W, C_in\) or rank 3 without the batch axis"
+    with pytest.raises(ValueError, match=rank + r" .* got shape \(6, 4\)"):
+        conv.apply(variables, jnp.ones((6, 4)))
+    with pytest.raises(ValueError, match=rank + r" .* got shape \(4,\)"):
+        conv.init(jax.random.key(0), jnp.ones((4,)))
+    first = cls(kernel_size=3, data_format="channels_first", **kwargs)
+    with pytest.raises(ValueError, match=r"`x` must have rank 4 \(N, C_in, H, W\)"):
+        first.init(jax.random.key(0), jnp.ones((6, 6)))
+
+
+def test_bad_precision_and_impl_raise_at_construction():
+    with pytest.raises(
+        ValueError, match=r"`precision` \(='max'\) must be None, a `jax.lax.Precision`"
+    ):
+        jlinen.Conv2D(features=6, kernel_size=3, precision="max")
+    with pytest.raises(ValueError, match=r"`impl` \(=\['lax'\]\) must be one of"):
+        jlinen.DepthwiseConv2D(kernel_size=3, impl=["lax"])
+
+
+def test_linen_string_fields_are_read_in_any_case():
+    x = jnp.asarray(np.random.default_rng(0).integers(-3, 4, (2, 4, 6, 6)), "float32")
+    lower = jlinen.Conv2D(
+        6, 3, data_format="channels_first", padding_mode="circular", impl="einsum"
+    )
+    upper = jlinen.Conv2D(
+        6, 3, data_format="CHANNELS_FIRST", padding_mode="CIRCULAR", impl="Einsum"
+    )
+    variables = lower.init(jax.random.key(0), x)
+    assert variables["params"]["kernel"].shape == (3, 3, 4, 6)
+    np.testing.assert_array_equal(
+        lower.apply(variables, x), upper.apply(upper.init(jax.random.key(0), x), x)
+    )

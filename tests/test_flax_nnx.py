@@ -290,6 +290,10 @@ def test_dtypes_follow_flax(dtype, param_dtype, x_dtype):
     x = jnp.asarray(_ints(np.random.default_rng(6), (1, 6, 6, 3)), x_dtype)
     y, expected = ours(x), theirs(x)
     assert y.dtype == expected.dtype
+    # Small-integer data: exact in float32; in bfloat16 (8 significant bits)
+    # inputs, kernel and output each round by at most 2^-8 relative on either
+    # side, and a bfloat16 accumulation of the 27 products may round at each
+    # step: 2e-2 covers 2 * (3 + 2) roundings of 2^-8 with room for the sums.
     np.testing.assert_allclose(
         np.asarray(y, np.float32), np.asarray(expected, np.float32), rtol=2e-2
     )
@@ -327,6 +331,10 @@ def test_jit_grad_and_optimizer_match_flax(impl):
     theirs = _Net(nnx.Conv, rngs=nnx.Rngs(0), precision="highest")
 
     grads = [nnx.jit(nnx.grad(_loss))(m, x, y) for m in (ours, theirs)]
+    # The two networks differ only in summation order: float32 sums of at most
+    # 16 * 4 * 4 * 8 = 2048 products per gradient element, each within
+    # gamma_2048 ~ 1.2e-4 of its sum of absolute products (`_tol.py`), and the
+    # gradients here are of the order of those sums: rtol 1e-4 + atol 1e-5.
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), *grads
     )
@@ -341,6 +349,9 @@ def test_jit_grad_and_optimizer_match_flax(impl):
     for name, model in (("ours", ours), ("theirs", theirs)):
         optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
         losses[name] = [float(step(model, optimizer, x, y)) for _ in range(15)]
+    # 15 Adam steps from gradients that agree to ~1e-4 (above); Adam's step is
+    # lr * m / sqrt(v), so each step can differ by ~1e-4 of lr relative: 1e-3
+    # on the loss covers 15 such steps.
     np.testing.assert_allclose(losses["ours"], losses["theirs"], rtol=1e-3)
     assert losses["ours"][-1] < 0.5 * losses["ours"][0]
 
@@ -521,3 +532,32 @@ def test_input_mismatch_raises_at_call():
     conv = jnnx.Conv2D(4, 6, 3, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"`kernel` shape \(3, 3, 4, 6\) does not"):
         conv(jnp.ones((1, 5, 5, 3)))
+
+
+# --- precision checked at build time; strings in any case (issue 11) ---------
+
+
+@pytest.mark.parametrize(
+    "cls", [jnnx.Conv2D, jnnx.Conv2DTranspose, jnnx.DepthwiseConv2D]
+)
+def test_bad_precision_raises_at_construction(cls):
+    kwargs = {**_DEFAULTS[cls], "rngs": nnx.Rngs(0)}
+    with pytest.raises(
+        ValueError, match=r"`precision` \(='max'\) must be None, a `jax.lax.Precision`"
+    ):
+        cls(**kwargs, precision="max")
+    with pytest.raises(ValueError, match=r"`impl` \(=\['lax'\]\) must be one of"):
+        cls(**kwargs, impl=["lax"])
+
+
+def test_module_string_arguments_are_read_in_any_case():
+    x = jnp.asarray(np.random.default_rng(0).integers(-3, 4, (2, 4, 6, 6)), "float32")
+    lower = dict(data_format="channels_first", padding_mode="reflect", impl="einsum")
+    upper = dict(data_format="CHANNELS_FIRST", padding_mode="Reflect", impl="EINSUM")
+    for cls, args in ((jnnx.Conv2D, (4, 6, 3)), (jnnx.DepthwiseConv2D, (4, 3))):
+        a = cls(*args, **lower, precision="highest", rngs=nnx.Rngs(0))
+        b = cls(*args, **upper, precision="HIGHEST", rngs=nnx.Rngs(0))
+        np.testing.assert_array_equal(a(x), b(x))
+        assert (b.data_format, b.padding_mode, b.impl) == tuple(lower.values())
+    up = jnnx.Conv2DTranspose(4, 6, 3, data_format="Channels_First", rngs=nnx.Rngs(0))
+    assert up(x).shape == (2, 6, 6, 6)
