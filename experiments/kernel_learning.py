@@ -24,6 +24,7 @@ the same jitted step whatever its size; `config.distributed` (see
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Mapping
 
@@ -35,6 +36,8 @@ EXPERIMENTS = ("document_example", "learn", "noise_sweep")
 PADDINGS = ("valid", "same")
 PRECISIONS = (None, "default", "high", "highest")
 IMPLS = ("lax", "einsum")
+# Step counts are int32 inside optax (its schedules and counters).
+MAX_STEPS = 2**31 - 1
 # "Recovered to float32 precision": every entry within 8 float32 epsilons of
 # the true kernel's largest entry (a few units in the last place).
 FLOAT32_RTOL = 8 * float(np.finfo(np.float32).eps)
@@ -118,6 +121,11 @@ def _positive_int(value, field: str) -> None:
 
 def _nonneg(value, field: str) -> None:
     runner.require(_is_num(value) and value >= 0, field, value, "be a number >= 0")
+    _finite(value, field)
+
+
+def _finite(value, field: str) -> None:
+    runner.require(math.isfinite(value), field, value, "be finite")
 
 
 def _one_of(value, choices, field: str) -> None:
@@ -252,6 +260,7 @@ def check_config(config) -> str:
         opt.learning_rate,
         "be a number > 0",
     )
+    _finite(opt.learning_rate, "optimizer.learning_rate")
     runner.require(
         _is_num(opt.momentum) and 0 <= opt.momentum < 1,
         "optimizer.momentum",
@@ -283,6 +292,13 @@ def check_config(config) -> str:
     _positive_int(train.max_steps, "train.max_steps")
     _positive_int(train.chunk_steps, "train.chunk_steps")
     _positive_int(train.checkpoint_every, "train.checkpoint_every")
+    for name in ("max_steps", "chunk_steps", "checkpoint_every"):
+        runner.require(
+            train[name] <= MAX_STEPS,
+            f"train.{name}",
+            train[name],
+            f"be at most {MAX_STEPS} (optax counts steps in int32)",
+        )
     runner.require(
         train.max_steps % train.chunk_steps == 0,
         "train.max_steps",
@@ -581,6 +597,7 @@ def train(
         else runner.fetch(learn.evaluate(model, state.params, problems))
     )
     converged = done(metrics_now)
+    ckpt.last_loss = float(np.max(metrics_now.loss))
     with (
         workdir.metrics(resume_step=step) as log,
         runner.progress(tcfg.max_steps, initial=step, quiet=quiet) as bar,
@@ -608,11 +625,20 @@ def train(
                 hint=hint,
             )
             log.write(**_row(step, metrics_now, names, wall()))
-            ckpt.save(step, {"state": state, "wall_seconds": wall_seconds(wall())})
+            ckpt.save(
+                step,
+                {"state": state, "wall_seconds": wall_seconds(wall())},
+                loss=np.max(metrics_now.loss),
+            )
             converged = done(metrics_now)
             bar.update(tcfg.chunk_steps)
         history = log.rows
-    ckpt.save(step, {"state": state, "wall_seconds": wall_seconds(wall())}, force=True)
+    ckpt.save(
+        step,
+        {"state": state, "wall_seconds": wall_seconds(wall())},
+        force=True,
+        loss=np.max(metrics_now.loss),
+    )
     ckpt.close()
     params = runner.fetch(state.params)
     devices = len(problems.x.sharding.device_set)
@@ -922,12 +948,21 @@ def report(summary: dict, workdir, plots: list[str]) -> str:
 # ----------------------------------------------------------------------- runs
 
 
+def _prepare(args: runner.Args) -> runner.Workdir:
+    return runner.prepare_workdir(
+        args.workdir,
+        args.config,
+        overwrite=args.overwrite,
+        allow_optimizer_change=args.allow_optimizer_change,
+    )
+
+
 def run_document_example(args: runner.Args) -> dict:
     """The document's worked example into a workdir, and printed."""
     from jconv import document
 
     impls = tuple(args.config.impls)
-    wd = runner.prepare_workdir(args.workdir, args.config, overwrite=args.overwrite)
+    wd = _prepare(args)
     results = document.worked_example(impls)
     claimed = np.asarray(document.CLAIMED_VALID, np.float64)
     valid = results[impls[0], "valid"]
@@ -978,8 +1013,17 @@ def run(args: runner.Args) -> dict:
     kind = check_config(args.config)
     if kind == "document_example":
         return run_document_example(args)
-    wd = runner.prepare_workdir(args.workdir, args.config, overwrite=args.overwrite)
-    setup = build_setup(args.config)
+    # The data first: data too large to allocate is refused before the
+    # workdir exists.
+    try:
+        setup = build_setup(args.config)
+    except MemoryError as e:
+        data = args.config.data
+        raise runner.ConfigError(
+            f"`config.data.image_size` (={data.image_size!r}) is too large: the "
+            f"pairs' images and targets do not fit in memory ({e})"
+        ) from None
+    wd = _prepare(args)
     result = train(setup, args.config, wd, quiet=args.quiet)
     summary = summarize(setup, result, args.config)
     if kind == "noise_sweep":

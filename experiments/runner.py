@@ -15,8 +15,8 @@ uses this module and nothing here knows what is being trained. A script is::
                 total, initial=step, quiet=args.quiet) as bar:
             ...                                  # train a chunk
             runner.check_finite(step, loss=loss, checkpoints=ckpt)
-            metrics.write(step=step, loss=loss)
-            ckpt.save(step, state)
+            metrics.write(step=step, loss=loss)  # before the checkpoint
+            ckpt.save(step, state, loss=loss)    # kept only if not rising
         ckpt.close()
         runner.plot_curves(wd.path / "loss.png", ...)
         wd.write_summary({...})                  # marks the run finished
@@ -26,17 +26,25 @@ uses this module and nothing here knows what is being trained. A script is::
 
 API:
   - `main(experiment, argv=None)`: parses `--config`, `--workdir`,
-    `--overwrite`, `--quiet`; runs `experiment(Args)`; an `ExperimentError`
-    becomes one line on stderr and its exit code (config 2, workdir 3,
-    non-finite 4). `parse_args(argv)` does the parsing alone.
+    `--overwrite`, `--quiet`, `--allow_optimizer_change`; runs
+    `experiment(Args)`; an `ExperimentError` becomes one line on stderr and
+    its exit code (config 2, workdir 3, non-finite 4), so do a full disk (5)
+    and Ctrl-C (130). `parse_args(argv)` does the parsing alone.
   - `ConfigError`, `require(ok, field, value, must)`, `check_fields(config,
     allowed)`: config checks that name the field, before any computation.
-  - `prepare_workdir(path, config, overwrite=)` -> `Workdir`: writes
-    `config.json` first; refuses a finished workdir (one with `summary.json`)
-    without `--overwrite`; resumes an unfinished one only with the same config.
+  - `prepare_workdir(path, config, overwrite=, allow_optimizer_change=)` ->
+    `Workdir`: marks (`RUN_MARKER`) and locks (`LOCK_FILE`, `fcntl.flock`)
+    the directory, writes `config.json`; refuses a directory no run wrote, a
+    workdir another run holds, a finished workdir (one with `summary.json`)
+    without `--overwrite` (which deletes only `RUN_FILES` and the marker's
+    outputs); resumes an unfinished one only with the same config (or other
+    optimizer settings, if allowed: recorded in `config_changes.jsonl`).
   - `Workdir.metrics(resume_step)` -> `MetricsWriter` (`metrics.jsonl`, one
-    JSON object per line, flushed per line); `read_jsonl(path)`.
-  - `Workdir.checkpoints(save_every, max_to_keep)` -> `Checkpoints` (orbax).
+    JSON object per line, one `write` each; replaced atomically on resume);
+    `read_jsonl(path)` (a torn line is an error).
+  - `Workdir.checkpoints(save_every, max_to_keep)` -> `Checkpoints` (orbax):
+    restores the newest checkpoint that restores; keeps only states whose
+    loss is finite and not rising.
   - `Workdir.write_summary(dict)` -> `summary.json`, written atomically, last.
   - `check_finite(step, checkpoints=, hint=, **values)`: raises
     `NonFiniteError` naming the value and the step.
@@ -60,12 +68,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
+import errno
+import fcntl
 import json
 import math
 import os
 import pathlib
 import shutil
+import socket
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -76,6 +90,25 @@ CONFIG_JSON = "config.json"
 METRICS_JSONL = "metrics.jsonl"
 SUMMARY_JSON = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
+# What a resume with --allow_optimizer_change changed, one JSON line each.
+CHANGES_JSONL = "config_changes.jsonl"
+# Written into a workdir before anything else, by `prepare_workdir` only: a
+# directory without it was not made by a run, and nothing in it is deleted.
+# It lists the outputs a run wrote besides `RUN_FILES` (its plots).
+RUN_MARKER = ".jconv-run"
+# Held with `fcntl.flock` for as long as a run has the workdir open; the OS
+# drops the lock when the process ends, however it ends.
+LOCK_FILE = ".jconv-run.lock"
+# Every file `--overwrite` may delete, in the order it deletes them (a kill
+# half-way leaves config.json, so the rest is still read as that run's), plus
+# the outputs listed in the marker and the `.tmp` twins of all of them.
+RUN_FILES = (SUMMARY_JSON, METRICS_JSONL, CHANGES_JSONL, CHECKPOINT_DIR, CONFIG_JSON)
+# Top-level config sub-configs that `--allow_optimizer_change` lets a resumed
+# run change.
+OPTIMIZER_FIELDS = ("optimizer",)
+# Exit codes besides the `ExperimentError`s' (config 2, workdir 3, non-finite 4).
+EXIT_DISK_FULL = 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 # Set to 1 (or true) to call jax.distributed.initialize() before the run.
 DISTRIBUTED_ENV = "JCONV_DISTRIBUTED"
 # `config.distributed`: how a run is launched on several processes.
@@ -165,12 +198,23 @@ class Args:
     workdir: pathlib.Path
     overwrite: bool = False
     quiet: bool = False
+    allow_optimizer_change: bool = False
 
 
 _USAGE = (
     "usage: python -m experiments.<script> --config=configs/<name>.py "
-    "--workdir=runs/<name> [--config.<field>=<value> ...] [--overwrite] [--quiet]"
+    "--workdir=runs/<name> [--config.<field>=<value> ...] [--overwrite] [--quiet] "
+    "[--allow_optimizer_change]"
 )
+
+
+def _config_file_arg(argv: Sequence[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.partition("=")[2]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
 
 
 def parse_args(argv: Sequence[str]) -> Args:
@@ -193,6 +237,12 @@ def parse_args(argv: Sequence[str]) -> Args:
     flags.DEFINE_string("workdir", None, "run directory", flag_values=fv)
     flags.DEFINE_bool("overwrite", False, "replace a finished run", flag_values=fv)
     flags.DEFINE_bool("quiet", False, "no progress bar", flag_values=fv)
+    flags.DEFINE_bool(
+        "allow_optimizer_change",
+        False,
+        "resume an unfinished run with other optimizer settings (recorded)",
+        flag_values=fv,
+    )
     try:
         with warnings.catch_warnings():
             # ml_collections loads the file with the deprecated load_module().
@@ -203,6 +253,12 @@ def parse_args(argv: Sequence[str]) -> Args:
         # AttributeError(KeyError("'name'\nDid you mean ...")).
         inner = e.args[0] if e.args and isinstance(e.args[0], KeyError) else e
         text = str(inner.args[0]) if inner.args else str(inner)
+        if "has no attribute 'get_config'" in text:
+            raise ConfigError(
+                f"--config file {_config_file_arg(argv[1:])!r} has no get_config() "
+                "function: a config file defines `def get_config():` returning "
+                "an ml_collections.ConfigDict"
+            ) from None
         key, _, hint = text.partition("\n")
         key = key.strip("'\"")
         bad = [a.split("=")[0] for a in argv if a.startswith("--config.")]
@@ -228,6 +284,7 @@ def parse_args(argv: Sequence[str]) -> Args:
         workdir=pathlib.Path(fv.workdir),
         overwrite=fv.overwrite,
         quiet=fv.quiet,
+        allow_optimizer_change=fv.allow_optimizer_change,
     )
 
 
@@ -236,14 +293,24 @@ def main(experiment: Callable[[Args], Any], argv: Sequence[str] | None = None) -
 
     Before the experiment (and before anything touches a JAX device), calls
     `jax.distributed.initialize` if the config or the environment asks for it
-    (`initialize_distributed`). An `ExperimentError` (config, workdir,
-    non-finite loss) prints `error: <message>` on stderr and exits with its
-    `exit_code`; anything else propagates with its traceback.
+    (`initialize_distributed`). Every way a run can stop is one line on
+    stderr and an exit code:
+
+    - 2 `ConfigError`, 3 `WorkdirError`, 4 `NonFiniteError`: `error: <message>`;
+    - 5 the disk (or quota) is full; 130 Ctrl-C: what happened, and that the
+      run resumes with the same command (its checkpoints and metrics are
+      kept);
+    - 1 anything else, with its traceback (a bug).
+
+    The workdir locks this run took are released before it returns.
     """
+    command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--help" in argv or "-h" in argv:
         print(_USAGE)
         sys.exit(0)
+    args = None
+    held = set(_HELD)
     try:
         args = parse_args(argv)
         initialize_distributed(args.config)
@@ -251,6 +318,65 @@ def main(experiment: Callable[[Args], Any], argv: Sequence[str] | None = None) -
     except ExperimentError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print(f"error: interrupted (Ctrl-C). {_resumable(args)}", file=sys.stderr)
+        _exit_quietly(EXIT_INTERRUPTED, command_line)
+    except Exception as e:
+        if not _disk_full(e):
+            raise
+        print(
+            f"error: no space left on device ({_first_line(e)}). {_resumable(args)}",
+            file=sys.stderr,
+        )
+        _exit_quietly(EXIT_DISK_FULL, command_line)
+    finally:
+        for key in set(_HELD) - held:
+            release_workdir(key)
+
+
+def _exit_quietly(code: int, command_line: bool, timeout: float = 10.0):
+    """Exits after the one-line message. An orbax save cut short leaves
+    threads, half-made event loops and never-awaited coroutines that only
+    print tracebacks as the interpreter shuts down (what they were writing
+    is a temporary directory orbax ignores): the threads are let finish,
+    and the command line (not an in-process caller) exits with stderr shut.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if type(thread).__module__.startswith("orbax."):
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if command_line:
+        sys.stderr.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    sys.exit(code)
+
+
+def _resumable(args: Args | None) -> str:
+    if args is None or not (args.workdir / RUN_MARKER).exists():
+        return "Nothing was written."
+    return (
+        f"What --workdir {str(args.workdir)!r} holds is kept: run the same "
+        "command again to resume from its last checkpoint."
+    )
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """True if `exc`, or an exception it was raised from, says the disk is
+    full (orbax and tensorstore wrap the `OSError` or only keep its text)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -------------------------------------------------------------------- workdir
@@ -277,62 +403,117 @@ def _dump(obj) -> str:
 
 
 def _write_atomic(path: pathlib.Path, text: str) -> None:
+    """Writes a temporary twin, then renames it over `path`: a kill at any
+    moment leaves the old file or the new one, never a part."""
+    path = pathlib.Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _append_line(fd: int, line: str) -> None:
+    """One `write` to a file opened `O_APPEND`: a kill never leaves half a line."""
+    data = (line + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _parse_jsonl(path, *, torn_tail_ok: bool = False) -> tuple[list[dict], bool]:
+    """`(rows, torn)`: every line must be a JSON object, except, with
+    `torn_tail_ok`, an unfinished last line (no newline), then `torn`."""
+    path = pathlib.Path(path)
+    lines = path.read_text().split("\n")
+    tail = lines.pop()  # "" when the file ends with a newline
+    rows = []
+    for number, line in enumerate([*lines, tail], 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines) + 1 and torn_tail_ok:
+                return rows, True
+            raise WorkdirError(
+                f"{path}: line {number} is not a whole JSON row ({line[:60]!r}): "
+                "the file was damaged (two runs writing it at once, or an edit); "
+                "fix or delete that line, then run again"
+            ) from None
+    return rows, False
 
 
 def read_jsonl(path) -> list[dict]:
-    """The rows of a JSON-lines file (a torn last line, from a kill, is skipped)."""
-    rows = []
-    for line in pathlib.Path(path).read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            rows.append(json.loads(line))
-    return rows
+    """The rows of a JSON-lines file; a torn or damaged line is a
+    `WorkdirError` naming the file and the line, never skipped."""
+    return _parse_jsonl(path)[0]
 
 
-def _diff(a, b, prefix="") -> list[str]:
+def _diff(a, b, prefix="") -> list[tuple[str, Any, Any]]:
+    """`(dotted field, saved, now)` for every leaf that differs."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
             out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
-    return [] if a == b else [f"config.{prefix[:-1]}: {a!r} (saved) vs {b!r} (now)"]
+    return [] if a == b else [(prefix[:-1], a, b)]
+
+
+def _show_diff(diffs) -> str:
+    return "; ".join(f"config.{f}: {a!r} (saved) vs {b!r} (now)" for f, a, b in diffs)
 
 
 class MetricsWriter:
-    """Appends one JSON object per line to `metrics.jsonl`, flushed per line.
+    """Appends one JSON object per line to `metrics.jsonl`, one `write` each.
 
     `rows` holds every row of the run so far, as read back from JSON. With
     `write=False` (a process other than 0 of a multi-process run) nothing is
     read or written and `rows` holds only the rows written since.
+
+    On resume the file is never rewritten in place: the rows up to
+    `resume_step` go to a temporary file that replaces it in one rename, so
+    a kill at any moment leaves the old history or the new one.
     """
 
     def __init__(self, path: pathlib.Path, resume_step: int = 0, *, write=True):
         self.path = pathlib.Path(path)
-        self._file = None
+        self._fd = None
         self.rows: list[dict] = []
         if not write:
             return
-        # On resume, rows logged after the checkpoint we restart from are
-        # dropped: they will be logged again, identically.
-        rows = read_jsonl(self.path) if self.path.exists() and resume_step else []
-        self.rows = [r for r in rows if r.get("step", 0) <= resume_step]
-        self._file = self.path.open("w")
-        for row in self.rows:
-            self._file.write(_dump(row) + "\n")
-        self._file.flush()
+        # Rows logged after the checkpoint we restart from are dropped: they
+        # will be logged again, identically.
+        if resume_step and self.path.exists():
+            rows, torn = _parse_jsonl(self.path, torn_tail_ok=True)
+            self.rows = [r for r in rows if r.get("step", 0) <= resume_step]
+            if torn:
+                # Only a run's last write can be torn (it died in it), and a row
+                # is written before its step's checkpoint: so the torn row comes
+                # after `resume_step`, and is logged again.
+                print(
+                    f"note: {self.path}: dropped a torn last line logged after "
+                    f"step {resume_step} (it is logged again)",
+                    file=sys.stderr,
+                )
+        _write_atomic(self.path, "".join(_dump(r) + "\n" for r in self.rows))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def write(self, **row) -> None:
         line = _dump(row)
         self.rows.append(json.loads(line))
-        if self._file is not None:
-            self._file.write(line + "\n")
-            self._file.flush()
+        if self._fd is not None:
+            _append_line(self._fd, line)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self):
         return self
@@ -369,31 +550,46 @@ class Workdir:
         return path
 
 
-def prepare_workdir(path, config, *, overwrite: bool = False) -> Workdir:
-    """Creates or reopens a run directory and writes `config.json` in it.
+def prepare_workdir(
+    path, config, *, overwrite: bool = False, allow_optimizer_change: bool = False
+) -> Workdir:
+    """Creates or reopens a run directory, locks it, writes `config.json`.
 
     With several processes (`jax.distributed`), process 0 does all of the
     below while the others wait for its verdict; they get a `Workdir` with
     `writer=False`, or the same refusal. The workdir must be on a file system
     every process sees (orbax writes each process's part of a checkpoint).
 
-    - missing or empty: created, fresh run.
+    - not empty and without the `RUN_MARKER` a run writes first: not a run
+      directory; `WorkdirError`, and nothing in it is touched, even with
+      `overwrite`.
+    - locked by a live run (`LOCK_FILE`, `fcntl.flock`): `WorkdirError`
+      naming the process. The lock is this process's until it ends (or
+      `release_workdir`).
+    - missing or empty: created, marked, fresh run.
     - has `summary.json` (finished): `WorkdirError` unless `overwrite`, which
-      deletes the old run first.
+      deletes the run's own files (`RUN_FILES` and the outputs the marker
+      lists) and nothing else.
     - has `config.json` but no summary (killed): resumed if the config is the
       same (the launch fields, `LAUNCH_FIELDS`, aside), else `WorkdirError`
-      naming the fields that differ (`overwrite` starts afresh).
-    - other files but no `config.json`: `WorkdirError`; never deleted.
+      naming the fields that differ (`overwrite` starts afresh). With
+      `allow_optimizer_change`, fields under `OPTIMIZER_FIELDS` may differ:
+      the change is appended to `config_changes.jsonl` and `config.json`
+      becomes the new config.
+    - cannot be created or written (under a file, no permission): `WorkdirError`.
     """
     if _process_count() == 1:
-        return _prepare_workdir_here(path, config, overwrite)
+        return _prepare_workdir_here(path, config, overwrite, allow_optimizer_change)
     import jax
     from jax.experimental import multihost_utils
 
     status, error = 0, None
     if jax.process_index() == 0:
         try:
-            status = 2 if _prepare_workdir_here(path, config, overwrite).resuming else 1
+            here = _prepare_workdir_here(
+                path, config, overwrite, allow_optimizer_change
+            )
+            status = 2 if here.resuming else 1
         except WorkdirError as e:
             error = e
     # A collective: every process waits here until process 0 has decided.
@@ -411,42 +607,194 @@ def prepare_workdir(path, config, *, overwrite: bool = False) -> Workdir:
     )
 
 
-def _prepare_workdir_here(path, config, overwrite: bool) -> Workdir:
+# The workdirs this process has locked: real path -> the lock file's descriptor.
+_HELD: dict[str, int] = {}
+
+
+def _lock(path: pathlib.Path) -> bool:
+    """Takes the workdir's lock (True), or finds it already ours (False)."""
+    key = os.path.realpath(path)
+    if key in _HELD:
+        return False
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise WorkdirError(
+            f"--workdir {str(path)!r} is in use by another run "
+            f"({holder or 'a process that is starting'}); wait for it to end "
+            "or choose another workdir"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    _HELD[key] = fd
+    return True
+
+
+def release_workdir(path) -> None:
+    """Releases this process's lock on `path` (no-op if it holds none)."""
+    fd = _HELD.pop(os.path.realpath(path), None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+def _read_marker(path: pathlib.Path) -> dict:
+    try:
+        info = json.loads((path / RUN_MARKER).read_text())
+        outputs = [
+            name
+            for name in info.get("outputs", [])
+            if isinstance(name, str) and name == pathlib.PurePath(name).name
+            and name not in ("", ".", "..", RUN_MARKER, LOCK_FILE)
+        ]  # fmt: skip
+    except (OSError, ValueError, AttributeError):
+        outputs = []
+    return {"written_by": "experiments.runner", "outputs": outputs}
+
+
+def _own(path) -> None:
+    """Lists `path` in its workdir's marker, before it is written, so that
+    `--overwrite` deletes it; only for a workdir this process has locked."""
+    path = pathlib.Path(path)
+    if os.path.realpath(path.parent) not in _HELD or path.name in RUN_FILES:
+        return
+    info = _read_marker(path.parent)
+    if path.name not in info["outputs"]:
+        info["outputs"].append(path.name)
+        _write_atomic(path.parent / RUN_MARKER, json.dumps(info, indent=1) + "\n")
+
+
+def _refuse_foreign(path: pathlib.Path) -> None:
+    if not path.is_dir() or (path / RUN_MARKER).exists():
+        return
+    # Left by a run killed before its marker was in place.
+    entries = sorted(set(os.listdir(path)) - {LOCK_FILE, f"{RUN_MARKER}.tmp"})
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise WorkdirError(
+            f"--workdir {str(path)!r} is not a run directory: it holds {shown} "
+            f"but no {RUN_MARKER}, the file every run writes first. Nothing in "
+            "it is deleted, with or without --overwrite: choose a new or empty "
+            "directory (a run made before workdirs were marked must be moved "
+            "away by hand)"
+        )
+
+
+def _remove_run_files(path: pathlib.Path) -> None:
+    """Deletes what a run wrote (`RUN_FILES`, the marker's outputs, their
+    temporary twins) and nothing else; the marker and the lock stay."""
+    outputs = _read_marker(path)["outputs"]
+    names = [*outputs, *RUN_FILES[:-1], *[f"{n}.tmp" for n in (*outputs, *RUN_FILES)]]
+    for name in [*names, f"{RUN_MARKER}.tmp", RUN_FILES[-1]]:
+        target = path / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.is_symlink() or target.exists():
+            target.unlink()
+    _write_atomic(path / RUN_MARKER, json.dumps(_read_marker(path) | {"outputs": []}))
+
+
+def _os_error_message(path: pathlib.Path, e: OSError) -> str:
+    name = str(path)
+    if e.errno == errno.ENOTDIR:
+        parent = next(
+            (p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None
+        )
+        where = f"{str(parent)!r} is a file" if parent else "a parent is a file"
+        return f"--workdir {name!r} cannot be created: {where}, not a directory"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"--workdir {name!r} is not writable ({e.strerror}: "
+            f"{e.filename or name}); choose a directory you can write to"
+        )
+    return f"--workdir {name!r}: {e.strerror or e} ({e.filename or name})"
+
+
+def _prepare_workdir_here(
+    path, config, overwrite: bool, allow_optimizer_change: bool = False
+) -> Workdir:
     path = pathlib.Path(path)
     resolved = json.loads(_dump(config))
-    if path.exists() and not path.is_dir():
-        raise WorkdirError(f"--workdir {str(path)!r} exists and is not a directory")
-    entries = sorted(p.name for p in path.iterdir()) if path.exists() else []
-    if entries and CONFIG_JSON not in entries:
-        raise WorkdirError(
-            f"--workdir {str(path)!r} is not empty and holds no {CONFIG_JSON}: "
-            f"not a run directory ({', '.join(entries[:5])}); choose another"
-        )
-    finished = SUMMARY_JSON in entries
-    if entries and overwrite:
-        shutil.rmtree(path)
-        entries = []
-    elif finished:
-        raise WorkdirError(
-            f"--workdir {str(path)!r} holds a finished run ({SUMMARY_JSON}); "
-            "pass --overwrite to replace it, or choose another workdir"
-        )
-    if entries:
-        saved = json.loads((path / CONFIG_JSON).read_text())
-        saved, compared = (
+    locked = False
+    try:
+        if path.exists() and not path.is_dir():
+            raise WorkdirError(f"--workdir {str(path)!r} exists and is not a directory")
+        _refuse_foreign(path)  # before anything is written into it
+        path.mkdir(parents=True, exist_ok=True)
+        locked = _lock(path)
+        _refuse_foreign(path)  # again, now that no other run can write in it
+        if not (path / RUN_MARKER).exists():
+            _write_atomic(path / RUN_MARKER, json.dumps(_read_marker(path)) + "\n")
+        entries = set(os.listdir(path))
+        finished = SUMMARY_JSON in entries
+        if overwrite and entries & {*RUN_FILES, *_read_marker(path)["outputs"]}:
+            _remove_run_files(path)
+            entries = set(os.listdir(path))
+        elif finished:
+            raise WorkdirError(
+                f"--workdir {str(path)!r} holds a finished run ({SUMMARY_JSON}); "
+                "pass --overwrite to replace it (only the run's own files are "
+                "deleted), or choose another workdir"
+            )
+        if CONFIG_JSON in entries:
+            _check_resume(path, resolved, allow_optimizer_change)
+            return Workdir(path=path, resuming=True)
+        _write_atomic(path / CONFIG_JSON, json.dumps(resolved, indent=1) + "\n")
+        return Workdir(path=path, resuming=False)
+    except BaseException as e:
+        if locked:
+            release_workdir(path)
+        if isinstance(e, OSError) and not _disk_full(e):
+            raise WorkdirError(_os_error_message(path, e)) from None
+        raise
+
+
+def _check_resume(path: pathlib.Path, resolved: dict, allow_optimizer_change: bool):
+    saved = json.loads((path / CONFIG_JSON).read_text())
+    diffs = _diff(
+        *(
             {k: v for k, v in c.items() if k not in LAUNCH_FIELDS}
             for c in (saved, resolved)
         )
-        if saved != compared:
-            diffs = "; ".join(_diff(saved, compared))
-            raise WorkdirError(
-                f"--workdir {str(path)!r} holds an unfinished run with another "
-                f"config ({diffs}); pass --overwrite to start afresh"
-            )
-        return Workdir(path=path, resuming=True)
-    path.mkdir(parents=True, exist_ok=True)
+    )
+    if not diffs:
+        return
+    fixed = [d for d in diffs if d[0].split(".")[0] not in OPTIMIZER_FIELDS]
+    where = f"--workdir {str(path)!r} holds an unfinished run with another config"
+    if fixed:
+        also = (
+            "; only optimizer settings (config.optimizer.*) may change on resume"
+            if allow_optimizer_change
+            else ""
+        )
+        raise WorkdirError(
+            f"{where} ({_show_diff(diffs)}){also}; pass --overwrite to start afresh"
+        )
+    if not allow_optimizer_change:
+        raise WorkdirError(
+            f"{where} ({_show_diff(diffs)}); pass --allow_optimizer_change to "
+            f"resume it with the new optimizer settings (recorded in "
+            f"{CHANGES_JSONL}), or --overwrite to start afresh"
+        )
+    change = {
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "flag": "--allow_optimizer_change",
+        "changed": {f"config.{f}": {"saved": a, "now": b} for f, a, b in diffs},
+    }
+    # Recorded before config.json changes: a kill in between records it twice.
+    fd = os.open(path / CHANGES_JSONL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        _append_line(fd, json.dumps(change))
+    finally:
+        os.close(fd)
     _write_atomic(path / CONFIG_JSON, json.dumps(resolved, indent=1) + "\n")
-    return Workdir(path=path, resuming=False)
 
 
 # ------------------------------------------------- several devices, processes
@@ -708,13 +1056,43 @@ def fetch(tree):
 # ---------------------------------------------------------------- checkpoints
 
 
+def _hide_closed_loop_errors() -> None:
+    """A restore that fails leaves tensorstore reads behind whose callbacks,
+    then or later, find orbax's event loop closed; each would print a
+    traceback (an "unraisable" `RuntimeError`) that says nothing the
+    restore's own error does not. Hides those, and only those, from the first
+    restore on."""
+    previous = sys.unraisablehook
+    if getattr(previous, "hides_closed_loop_errors", False):
+        return
+
+    def hook(unraisable):
+        error = unraisable.exc_value
+        if not (
+            isinstance(error, RuntimeError) and "Event loop is closed" in str(error)
+        ):
+            previous(unraisable)
+
+    hook.hides_closed_loop_errors = True
+    sys.unraisablehook = hook
+
+
 class Checkpoints:
     """Orbax checkpoints of one pytree, every `save_every` steps.
 
     Saves are synchronous: a checkpoint reported saved is on disk, so a SIGKILL
     right after loses nothing. Orbax writes to a temporary directory and renames
     it, so a kill during a save leaves the previous checkpoint intact.
+
+    Given the loss (`save(..., loss=)`), only a good state is kept: a step
+    whose loss is NaN, infinite or higher than at the previous call is not
+    saved (the save waits for the next good step), so after a divergence the
+    latest checkpoint is one from before it. `last_loss` is that previous
+    loss; set it after a restore. A rise within float32 rounding (`RISE_RTOL`,
+    relative) is not a rise: at convergence the loss jitters in its last bits.
     """
+
+    RISE_RTOL = 1e-5
 
     def __init__(self, directory, save_every: int, max_to_keep: int = 2):
         import orbax.checkpoint as ocp
@@ -722,6 +1100,8 @@ class Checkpoints:
         self._ocp = ocp
         self.directory = pathlib.Path(directory).absolute()
         self.save_every = int(save_every)
+        self.last_loss: float | None = None
+        self._due = False  # a save was skipped for a bad loss
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
@@ -734,30 +1114,71 @@ class Checkpoints:
         return self._manager.latest_step()
 
     def restore_latest(self, init_state):
-        """`(step, state)` from the latest checkpoint, or `(0, init_state)`.
+        """`(step, state)` from the newest checkpoint that restores, or
+        `(0, init_state)` if there is none.
 
         `init_state` gives the tree structure, shapes and dtypes to restore into.
+        A checkpoint that does not restore (a truncated file, a missing
+        `_METADATA`) is named on stderr with the reason and, once an older one
+        has restored, deleted. If none restores: `WorkdirError` naming the
+        directory.
         """
         import jax
 
-        step = self._manager.latest_step()
-        if step is None:
+        steps = sorted(self._manager.all_steps(), reverse=True)
+        if not steps:
             return 0, init_state
         abstract = jax.tree.map(self._ocp.utils.to_shape_dtype_struct, init_state)
-        restored = self._manager.restore(
-            step, args=self._ocp.args.StandardRestore(abstract)
+        skipped = []  # (step, why)
+        _hide_closed_loop_errors()
+        for step in steps:
+            try:
+                restored = self._manager.restore(
+                    step, args=self._ocp.args.StandardRestore(abstract)
+                )
+            except Exception as e:  # tensorstore, orbax, tree errors alike
+                skipped.append((step, _first_line(e)))
+                continue
+            for bad, why in skipped:
+                if is_main_process():
+                    print(
+                        f"warning: checkpoint step {bad} in {self.directory} does "
+                        f"not restore ({why}); skipped and deleted, resuming from "
+                        f"step {step}",
+                        file=sys.stderr,
+                    )
+                self._manager.delete(bad)
+            # Orbax gives back plain tuples for NamedTuples: keep init's structure.
+            treedef = jax.tree.structure(init_state)
+            return step, jax.tree.unflatten(treedef, jax.tree.leaves(restored))
+        reasons = "; ".join(f"step {bad}: {why}" for bad, why in skipped)
+        raise WorkdirError(
+            f"no checkpoint in {self.directory} restores ({reasons}); nothing was "
+            "deleted. Pass --overwrite to start the run afresh"
         )
-        # Orbax gives back plain tuples for NamedTuples: keep init's structure.
-        treedef = jax.tree.structure(init_state)
-        return step, jax.tree.unflatten(treedef, jax.tree.leaves(restored))
 
-    def save(self, step: int, state, *, force: bool = False) -> bool:
-        """Saves when `step` is a multiple of `save_every` (or `force`)."""
+    def save(
+        self, step: int, state, *, force: bool = False, loss: float | None = None
+    ) -> bool:
+        """Saves when `step` is a multiple of `save_every` (or `force`, or a
+        save was skipped), unless `loss` is given and is not finite or rose
+        since the previous call (a forced save needs only a finite loss)."""
         step = int(step)
-        if step == self._manager.latest_step() or not (
-            force or step % self.save_every == 0
-        ):
+        due = force or self._due or step % self.save_every == 0
+        if loss is not None:
+            loss = float(loss)
+            good = math.isfinite(loss) and (
+                force
+                or self.last_loss is None
+                or loss <= self.last_loss * (1 + self.RISE_RTOL)
+            )
+            self.last_loss = loss
+            if due and not good:
+                self._due = True
+                return False
+        if step == self._manager.latest_step() or not due:
             return False
+        self._due = False
         return self._manager.save(
             step, args=self._ocp.args.StandardSave(state), force=True
         )
@@ -794,9 +1215,11 @@ def check_finite(
                 last = checkpoints.latest_step()
                 msg += (
                     f". The last good checkpoint (step {last}) is kept in "
-                    f"{checkpoints.directory}"
+                    f"{checkpoints.directory}: to resume from it with another "
+                    "optimizer setting, add --allow_optimizer_change"
                     if last is not None
-                    else ". No checkpoint was saved before it"
+                    else ". No checkpoint with a finite, non-rising loss was "
+                    "saved before it"
                 )
             raise NonFiniteError(msg)
 
@@ -877,6 +1300,7 @@ def plot_curves(
         ax.legend()
     fig.tight_layout()
     path = pathlib.Path(path)
+    _own(path)
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -923,6 +1347,7 @@ def plot_heatmaps(
         fig.suptitle(title)
     fig.tight_layout()
     path = pathlib.Path(path)
+    _own(path)
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -953,6 +1378,7 @@ def plot_images(path, images: Mapping[str, Any], *, title: str = "") -> pathlib.
         fig.suptitle(title)
     fig.tight_layout()
     path = pathlib.Path(path)
+    _own(path)
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -15,6 +15,7 @@ used by the smoke test; the layers are the library's.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -74,6 +75,7 @@ def check_config(config) -> None:
     req(p in PRECISIONS, "model.precision", p, f"be one of {PRECISIONS}")
     lr, wd = config.optimizer.learning_rate, config.optimizer.weight_decay
     req(lr > 0, "optimizer.learning_rate", lr, "be positive")
+    req(math.isfinite(lr), "optimizer.learning_rate", lr, "be finite")
     req(wd >= 0, "optimizer.weight_decay", wd, "be >= 0")
     for name in ("epochs", "batch_size", "eval_every", "checkpoint_every"):
         v = config.train[name]
@@ -233,7 +235,12 @@ def run(args: runner.Args) -> dict:
         train.batch_size,
         f"be at most the {len(x_train)} training images",
     )
-    wd = runner.prepare_workdir(args.workdir, config, overwrite=args.overwrite)
+    wd = runner.prepare_workdir(
+        args.workdir,
+        config,
+        overwrite=args.overwrite,
+        allow_optimizer_change=args.allow_optimizer_change,
+    )
 
     graphdef, state, num_params = build(config, steps_per_epoch)
     step_fn, evaluate = make_train_step(graphdef), make_evaluate(graphdef)
@@ -241,8 +248,6 @@ def run(args: runner.Args) -> dict:
     step, state = ckpt.restore_latest(state)
     first_epoch = step // steps_per_epoch
 
-    history = runner.read_jsonl(wd.path / runner.METRICS_JSONL) if step else []
-    history = [r for r in history if r["step"] <= step]
     with (
         wd.metrics(resume_step=step) as metrics,
         runner.progress(
@@ -252,6 +257,9 @@ def run(args: runner.Args) -> dict:
             desc=f"digits ({config.model.impl})",
         ) as bar,
     ):
+        history = metrics.rows  # every row so far; `metrics.write` appends to it
+        if history:
+            ckpt.last_loss = history[-1]["train_loss"]
         for epoch in range(first_epoch + 1, train.epochs + 1):
             xs, ys = epoch_batches(
                 x_train, y_train, train.batch_size, config.seed, epoch
@@ -272,11 +280,10 @@ def run(args: runner.Args) -> dict:
                     elapsed_s=time.perf_counter() - start,
                 )
                 metrics.write(**row)
-                history.append(row)
                 bar.set_postfix(
                     loss=f"{train_loss:.3g}", test_acc=f"{float(test_acc):.3f}"
                 )
-            ckpt.save(step, state, force=epoch == train.epochs)
+            ckpt.save(step, state, force=epoch == train.epochs, loss=train_loss)
             bar.update(1)
     ckpt.close()
     train_time = time.perf_counter() - start

@@ -102,14 +102,20 @@ def test_workdir_policy(tmp_path):
     assert runner.prepare_workdir(path, config).resuming
     with pytest.raises(runner.WorkdirError, match=r"config.b.c: \[1, 2\] \(saved\)"):
         runner.prepare_workdir(path, {"a": 1, "b": {"c": (1, 3)}})
-    # Finished: refused without --overwrite, replaced with it.
+    # Finished: refused without --overwrite, replaced with it; a file the run
+    # did not write stays.
     wd.write_summary({"x": np.float32(1.5)})
     (path / "extra").write_text("old")
     with pytest.raises(runner.WorkdirError, match=r"finished run.*--overwrite"):
         runner.prepare_workdir(path, config)
     wd = runner.prepare_workdir(path, {"a": 2}, overwrite=True)
     assert not wd.resuming
-    assert sorted(p.name for p in path.iterdir()) == ["config.json"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        runner.RUN_MARKER,
+        runner.LOCK_FILE,
+        "config.json",
+        "extra",
+    ]
     # A directory that is not a run is never deleted.
     foreign = tmp_path / "foreign"
     foreign.mkdir()
