@@ -16,25 +16,25 @@ compute the same sum, and `choose_formulation` picks one from static shapes:
 - `"tap_sum"` (depthwise: groups > 1, one input channel per group):
   `y = sum_p window_p * k[p]`, elementwise. There is nothing to contract over
   channels, so a matmul would be a batch of 1-wide products; the tap sum never
-  builds the P-fold window buffer; 3x3 on (16, 56, 56, 128) ran at 0.22x lax
-  forward+backward on CPU.
+  builds the P-fold window buffer.
 - `"transposed"` (groups == 1, P * C_in <= `SMALL_CONTRACTION` and
   C_out <= `SMALL_OUTPUT`, e.g. the 1-channel kernel-learning race):
   `(O, P*C) @ (P*C, M)`, `"ko,km->om"`. With tiny contraction and output axes
-  the long pixel axis must be the GEMM's last (vectorised) dimension: 9 -> 1
-  and 9 -> 4 ran at 0.22x and 0.26x lax forward+backward this way, im2col at
-  0.28x and 0.30x; at 9 -> 32 (MNIST's first layer) im2col wins, 0.29x against
-  0.94x, because the output transpose back to NHWC then dominates.
+  the long pixel axis must be the GEMM's last (vectorised) dimension; with more
+  output channels (MNIST's first layer, 9 -> 32) im2col wins, because the
+  output transpose back to NHWC then dominates.
 - `"im2col"` (everything else): windows concatenated on the channel axis with
   taps before channels, HWIO's own memory order, so the kernel reshapes to
   `(P*C, O)` for free and one GEMM `"mk,ko->mo"` does the work (with groups,
   `"mpgc,pcgo->mgo"`). The window buffer is P times the input; when it would
-  exceed `WINDOW_BUDGET_BYTES` (128 MiB: the ResNet 3x3 shapes at batch 16,
-  110 MiB at most, stay whole) the batch is split into the fewest equal chunks
-  that fit, run one after another by `lax.map` under `jax.checkpoint`, so the
-  backward pass rebuilds one chunk's windows at a time instead of keeping all
-  of them. That bounds peak memory but costs speed (ResNet56 forced into 2
-  chunks: 2.2x lax forward+backward against 1.7x whole, in one loaded run).
+  exceed `WINDOW_BUDGET_BYTES` (128 MiB: the ResNet 3x3 shapes at batch 16
+  stay whole) the batch is split into the fewest equal chunks that fit, run one
+  after another by `lax.map` under `jax.checkpoint`, so the backward pass
+  rebuilds one chunk's windows at a time instead of keeping all of them. That
+  bounds peak memory at some cost in speed.
+
+The thresholds were calibrated with `make bench`; the measured figures live in
+the README's benchmark section, beside the machine they were measured on.
 
 Backward passes are plain autodiff of these expressions.
 
@@ -52,8 +52,7 @@ from jax import lax
 from jconv._spec import ConvSpec, check_allocatable
 
 # P * C_in and C_out at or below which the pixel axis goes last in the GEMM
-# (1-channel 3x3 and 5x5 kernels: 9, 25, into a few channels); measured points
-# in the module doc.
+# (1-channel 3x3 and 5x5 kernels: 9, 25, into a few channels).
 SMALL_CONTRACTION = 32
 SMALL_OUTPUT = 8
 # Largest im2col window buffer (bytes) built at once; above it, batch chunks.
