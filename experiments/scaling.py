@@ -225,9 +225,6 @@ def measure_throughput(
 
 def _worker_env(devices: int, platform: str) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
-    )
     if platform == "cpu":
         flags = [f for f in env.get("XLA_FLAGS", "").split() if _DEVICE_FLAG not in f]
         env["XLA_FLAGS"] = " ".join([*flags, f"{_DEVICE_FLAG}={devices}"])

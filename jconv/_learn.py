@@ -25,7 +25,7 @@ import optax
 from jax.sharding import PartitionSpec
 
 from jconv._conv import _check_impl, conv2d
-from jconv._spec import canonical_precision
+from jconv._spec import _positive_pair, canonical_precision
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "lbfgs")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
@@ -145,6 +145,45 @@ def loss_fn(model: ConvModel, params: dict, problem: Problem) -> jax.Array:
     return jnp.sum(problem.weight * per_pair) / jnp.sum(problem.weight)
 
 
+def patch_matrix_jax(x_nhwc, kernel_hw) -> jax.Array:
+    """`patch_matrix` for "valid" padding and stride 1, in JAX: traceable, so a
+    jitted closed-form solve builds its own matrix, in the input's dtype.
+
+    Args:
+      x_nhwc: input images `(N, H, W, C_in)`.
+      kernel_hw: `(KH, KW)`, at most `(H, W)`.
+
+    Returns:
+      `P`, `(N * H_out * W_out, KH * KW * C_in)` with `H_out = H - KH + 1` and
+      `W_out = W - KW + 1`: rows over `(n, i, j)`, columns over `(kh, kw, c)`,
+      so `conv2d(x, k).reshape(-1, C_out) == P @ k.reshape(-1, C_out)`.
+
+    Raises:
+      ValueError: `x_nhwc` not of rank 4, or `kernel_hw` not positive or
+        larger than the image, named.
+
+    Example (the document's image: four windows, nine weights):
+      >>> from jconv import document
+      >>> image = jnp.asarray(document.IMAGE, jnp.float32)[None, :, :, None]
+      >>> p = patch_matrix_jax(image, (3, 3))
+      >>> p.shape
+      (4, 9)
+      >>> (p @ jnp.ravel(jnp.asarray(document.KERNEL, jnp.float32))).tolist()
+      [56.0, 76.0, 175.0, 302.0]
+    """
+    if jnp.ndim(x_nhwc) != 4:
+        raise ValueError(
+            f"`x_nhwc` must have rank 4 (N, H, W, C_in); got shape {jnp.shape(x_nhwc)}"
+        )
+    kh, kw = _positive_pair(kernel_hw, "kernel_hw")
+    n, h, w, c = jnp.shape(x_nhwc)
+    if kh > h or kw > w:
+        raise ValueError(f"`kernel_hw` {(kh, kw)} is larger than the image {(h, w)}")
+    ho, wo = h - kh + 1, w - kw + 1
+    taps = [x_nhwc[:, a : a + ho, b : b + wo, :] for a in range(kh) for b in range(kw)]
+    return jnp.stack(taps, axis=3).reshape(n * ho * wo, kh * kw * c)
+
+
 def make_schedule(
     learning_rate: float,
     schedule: str = "constant",
@@ -205,6 +244,7 @@ def make_optimizer(
     warmup_steps: int = 0,
     end_factor: float = 0.0,
     memory_size: int = 10,
+    adam_epsilon: float = 1e-8,
 ) -> optax.GradientTransformationExtraArgs:
     """An optax optimiser by name.
 
@@ -216,6 +256,8 @@ def make_optimizer(
         `make_schedule`).
       momentum: for `"momentum"` and `"nesterov"`, in [0, 1).
       memory_size: L-BFGS history length.
+      adam_epsilon: for `"adam"`, added to the denominator (optax's default;
+        Keras' is 1e-7).
 
     Raises:
       ValueError: unknown name or bad value, named.
@@ -243,7 +285,7 @@ def make_optimizer(
     if name in ("momentum", "nesterov"):
         return optax.sgd(lr, momentum=momentum, nesterov=name == "nesterov")
     if name == "adam":
-        return optax.adam(lr)
+        return optax.adam(lr, eps=adam_epsilon)
     if name == "rmsprop":
         return optax.rmsprop(lr)
     if memory_size < 1:
@@ -269,7 +311,27 @@ def _metrics(model: ConvModel, params: dict, problem: Problem) -> Metrics:
     return Metrics(loss, optax.tree.norm(grad), kernel_err, bias_err)
 
 
-def _step(model, optimizer, params, opt_state, problem: Problem):
+def train_step(
+    model: ConvModel,
+    optimizer: optax.GradientTransformationExtraArgs,
+    params: dict,
+    opt_state,
+    problem: Problem,
+):
+    """One optimiser step on `loss_fn` for one problem (no stacking axis):
+    `(params, opt_state, loss before the step)`. Traceable: `make_train_chunk`
+    scans it under `vmap`; a loop with its own stopping rule can call it too.
+
+    Example:
+      >>> model = ConvModel(kernel_shape=(1, 1, 1, 1))
+      >>> x = jnp.ones((1, 2, 2, 1))
+      >>> problem = Problem(x, 2 * x, jnp.ones(1), {})
+      >>> opt = make_optimizer("sgd", 0.25)
+      >>> params = model.zeros()
+      >>> params, _, loss = train_step(model, opt, params, opt.init(params), problem)
+      >>> float(loss), params["kernel"].ravel().tolist()
+      (4.0, [1.0])
+    """
     fn = lambda p: loss_fn(model, p, problem)
     if _keeps_value(opt_state):
         value, grad = optax.value_and_grad_from_state(fn)(params, state=opt_state)
@@ -315,7 +377,7 @@ def make_train_chunk(
     """
     if chunk_steps < 1:
         raise ValueError(f"`chunk_steps` (={chunk_steps!r}) must be positive")
-    step = jax.vmap(functools.partial(_step, model, optimizer))
+    step = jax.vmap(functools.partial(train_step, model, optimizer))
 
     @jax.jit
     def chunk(state: TrainState, problems: Problem):

@@ -4,10 +4,11 @@ Public names for the experiments (`experiments/learn_kernel.py`) and for users:
 
 - `patch_matrix`, `lstsq`, `LstsqResult`: the convolution as a matrix acting on
   the flattened kernel, and its minimum-norm least-squares solution, rank and
-  null space, in float64.
+  null space, in float64; `patch_matrix_jax`, the matrix under `jit`.
 - `ConvModel`, `Problem`, `TrainState`, `Metrics`, `loss_fn`, `make_optimizer`,
   `make_schedule`, `init_state`, `make_train_chunk`, `evaluate`: gradient
-  descent on stacked problems, one `lax.scan` per chunk of steps.
+  descent on stacked problems, one `lax.scan` per chunk of steps;
+  `train_step`, one step of it for one problem.
 - `problem_specs`, `DATA_AXIS`, `HEIGHT_AXIS`: how stacked problems are split
   over a device mesh (pairs over `"data"`, image rows over `"height"`).
 
@@ -40,7 +41,9 @@ from jconv._learn import loss_fn as loss_fn
 from jconv._learn import make_optimizer as make_optimizer
 from jconv._learn import make_schedule as make_schedule
 from jconv._learn import make_train_chunk as make_train_chunk
+from jconv._learn import patch_matrix_jax as patch_matrix_jax
 from jconv._learn import problem_specs as problem_specs
+from jconv._learn import train_step as train_step
 from jconv._lstsq import LstsqResult as LstsqResult
 from jconv._lstsq import lstsq as lstsq
 from jconv._lstsq import patch_matrix as patch_matrix

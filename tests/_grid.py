@@ -1,7 +1,9 @@
-"""Convolution configurations shared by the grid tests.
+"""The one sampler for the grid tests, and `conv2d`'s grid.
 
-The full product is large; by default a fixed-seed sample that still covers
-every value runs, and the `slow` mark runs a much larger one.
+A grid is a dict of axes (every value each setting takes) and a predicate for
+the combinations jconv accepts. The full product is large; by default a
+fixed-seed sample that still covers every value runs, and the `slow` mark runs
+a much larger one.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ AXES = {
 }
 
 
-def _pair(v):
+def pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
@@ -43,29 +45,37 @@ def fits(case) -> bool:
     pads = _explicit(case["padding"])
     if pads is None:
         return True
-    k, d = case["kernel"], _pair(case["dilation_rate"])
+    k, d = case["kernel"], pair(case["dilation_rate"])
     return all(
         size + lo + hi >= (kk - 1) * dd + 1
         for size, (lo, hi), kk, dd in zip(case["hw"], pads, k, d)
     )
 
 
-def all_cases():
-    cases = [dict(zip(AXES, values)) for values in itertools.product(*AXES.values())]
-    return [c for c in cases if fits(c)]
+def keras_accepts(case) -> bool:
+    """Keras takes "valid"/"same" only, and never strides > 1 with dilation > 1."""
+    return case["padding"] in ("valid", "same") and (
+        pair(case["strides"]) == (1, 1) or pair(case["dilation_rate"]) == (1, 1)
+    )
 
 
-def sample(n: int, seed: int = 0, keras_only: bool = False):
-    cases = all_cases()
-    if keras_only:
-        # Keras refuses strides > 1 together with dilation > 1, and explicit pads.
-        cases = [
-            c
-            for c in cases
-            if c["padding"] in ("valid", "same")
-            and (_pair(c["strides"]) == (1, 1) or _pair(c["dilation_rate"]) == (1, 1))
-        ]
+def sample(n: int, seed: int = 0, keras_only: bool = False, *, axes=AXES, valid=fits):
+    """`n` of the valid cases of the grid `axes` (all of them if fewer), the
+    same ones for the same seed; `keras_only` keeps those Keras accepts."""
+    cases = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    cases = [c for c in cases if valid(c) and (keras_accepts(c) or not keras_only)]
     return random.Random(seed).sample(cases, min(n, len(cases)))
+
+
+def uncovered(cases, axes=AXES) -> dict:
+    """The values of each axis that no case takes (empty: every value is covered)."""
+    missing = {}
+    for key, values in axes.items():
+        seen = {repr(case[key]) for case in cases}
+        left = [v for v in values if repr(v) not in seen]
+        if left:
+            missing[key] = left
+    return missing
 
 
 def case_id(case) -> str:

@@ -7,9 +7,18 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax
+import pytest
+
+from jconv._spec import IMPL_NAMES
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # Scripts that tests run in subprocesses (they need XLA_FLAGS set before JAX
 # starts); not test modules, so `--doctest-modules` must not import them.
 collect_ignore_glob = ["_sharded*.py"]
+
+
+@pytest.fixture(params=IMPL_NAMES)
+def impl(request):
+    """Every implementation jconv offers; a test that takes `impl` runs once each."""
+    return request.param

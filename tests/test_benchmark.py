@@ -15,8 +15,9 @@ from experiments import benchmark, runner
 from experiments.bench import (
     _cases,
     _machine,
+    _memory,
     _report,
-    _timing,
+    _timer,
     _worker,
     check_config,
     failures,
@@ -57,13 +58,13 @@ def test_quick_benchmark_smoke(tmp_path):
     assert set(saved) == {"machine", "records", "kernel_race"}
     records = saved["records"]
     expected = {
-        (s, i, m, d)
+        _cases.RowKey(s, i, m, d)
         for s in SMOKE_SHAPES
         for i in ("jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
         for m in ("fwd", "fwd+bwd")
         for d in ("float32", "bfloat16")
     }
-    assert {(r["shape"], r["impl"], r["mode"], r["dtype"]) for r in records} == expected
+    assert {_cases.RowKey.of(r) for r in records} == expected
     for r in records:
         # jconv must pass; a peer may miss the tolerance on this CPU (TensorFlow's
         # bfloat16 without AVX-512) or refuse a case, and says which.
@@ -168,8 +169,8 @@ def test_failures_are_jconv_rows_and_dead_workers():
     wrong = {"errors": {"y": 0.05}, "tolerance": 0.02, "passed": False}
 
     def row(impl, status, **fields):
-        key = dict(shape="mnist", impl=impl, mode="fwd", dtype="bfloat16")
-        return dict(key, status=status, **fields)
+        key = _cases.RowKey("mnist", impl, "fwd", "bfloat16")
+        return dict(key._asdict(), status=status, **fields)
 
     findings = [
         row("jconv_lax", "ok"),
@@ -287,6 +288,6 @@ def test_unknown_config_field_is_refused():
         check_config(c)
 
 
-@pytest.mark.parametrize("module", [_machine, _timing])
+@pytest.mark.parametrize("module", [_cases, _machine, _memory, _timer])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0

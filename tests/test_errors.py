@@ -258,7 +258,6 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("impl", ["lax", "einsum"])
 @pytest.mark.parametrize(
     "args,kwargs,exc,pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
@@ -416,7 +415,6 @@ TRANSPOSE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("impl", ["lax", "einsum"])
 @pytest.mark.parametrize(
     "args,kwargs,exc,pattern",
     [c[1:] for c in TRANSPOSE_CASES],
@@ -488,7 +486,6 @@ DEPTHWISE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("impl", ["lax", "einsum"])
 @pytest.mark.parametrize(
     "args,kwargs,exc,pattern",
     [c[1:] for c in DEPTHWISE_CASES],
@@ -598,7 +595,6 @@ def small_memory(monkeypatch):
     return set_limit
 
 
-@pytest.mark.parametrize("impl", ["lax", "einsum"])
 def test_sizes_above_the_memory_limit_are_refused(small_memory, impl):
     # x (1, 4, 4, 1) padded by 2: (1, 8, 8, 1), 256 bytes in float32; a 1x1
     # kernel keeps the output at 256 bytes too.
@@ -712,7 +708,6 @@ def test_precision_and_impl_are_named(fn, kwargs, pattern):
         jax.lax.DotAlgorithmPreset.F32_F32_F32,
     ],
 )
-@pytest.mark.parametrize("impl", ["lax", "einsum"])
 def test_every_form_of_precision_is_accepted(precision, impl):
     rng = np.random.default_rng(0)
     x = rng.integers(-3, 4, (1, 5, 5, 4)).astype(np.float32)
@@ -725,7 +720,6 @@ def test_every_form_of_precision_is_accepted(precision, impl):
 # --- One rule for case: every string argument, any case (item 10) ------------
 
 
-@pytest.mark.parametrize("impl", ["lax", "einsum"])
 def test_string_arguments_are_read_in_any_case(impl):
     rng = np.random.default_rng(1)
     x = rng.integers(-3, 4, (2, 4, 6, 6)).astype(np.float32)
@@ -758,7 +752,6 @@ def test_unknown_strings_are_still_refused_in_any_case():
         jconv.conv2d(X, K, data_format="NHWC")
 
 
-@pytest.mark.parametrize("impl", ["lax", "einsum"])
 def test_transpose_of_an_empty_input_names_the_input(impl):
     for padding in ("valid", "same", "full", 1):
         with pytest.raises(

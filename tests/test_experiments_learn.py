@@ -1,6 +1,8 @@
 """Gradient-descent library (jconv.learn) and the experiments' data, checked
 against the closed-form least-squares solution and against themselves."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -184,6 +186,57 @@ def test_make_optimizer_errors(kwargs, match):
 def test_conv_model_refuses_unknown_impl():
     with pytest.raises(ValueError, match=r"`impl` \(='cuda'\) must be one of"):
         learn.ConvModel(kernel_shape=(3, 3, 1, 1), impl="cuda")
+
+
+@pytest.mark.parametrize("c_in", [1, 2])
+def test_patch_matrix_jax_is_patch_matrix_under_jit(c_in):
+    x = np.random.default_rng(5).standard_normal((2, 6, 5, c_in)).astype(np.float32)
+    p = jax.jit(learn.patch_matrix_jax, static_argnums=1)(x, (3, 2))
+    assert p.dtype == jnp.float32
+    # Copies of float32 values: exact against the float64 reference.
+    np.testing.assert_array_equal(p, learn.patch_matrix(x, (3, 2)))
+
+
+@pytest.mark.parametrize(
+    "shape, kernel_hw, match",
+    [
+        ((6, 6, 1), (3, 3), r"`x_nhwc` must have rank 4"),
+        ((1, 6, 6, 1), (0, 3), r"`kernel_hw` \(=\(0, 3\)\) must be positive"),
+        ((1, 2, 6, 1), (3, 3), r"`kernel_hw` \(3, 3\) is larger than the image"),
+    ],
+)
+def test_patch_matrix_jax_errors(shape, kernel_hw, match):
+    with pytest.raises(ValueError, match=match):
+        learn.patch_matrix_jax(jnp.zeros(shape), kernel_hw)
+
+
+def test_train_step_is_one_gradient_step(impl):
+    # Small integers, M = 2 * 2 * 2 outputs and a power-of-two rate: every
+    # value is exact in float32, so the float64 reference matches exactly.
+    rng = np.random.default_rng(6)
+    x = rng.integers(-3, 4, (2, 4, 4, 1)).astype(np.float32)
+    y = rng.integers(-5, 6, (2, 2, 2, 1)).astype(np.float32)
+    k = rng.integers(-2, 3, (3, 3, 1, 1)).astype(np.float32)
+    model = learn.ConvModel(kernel_shape=(3, 3, 1, 1), impl=impl)
+    problem = learn.Problem(jnp.asarray(x), jnp.asarray(y), jnp.ones(2), {})
+    opt = learn.make_optimizer("sgd", 2.0**-6)
+    params = {"kernel": jnp.asarray(k)}
+    step = jax.jit(functools.partial(learn.train_step, model, opt))
+    new, _, loss = step(params, opt.init(params), problem)
+    p = learn.patch_matrix(x, (3, 3))
+    residual = p @ k.ravel() - y.ravel()
+    grad = 2 * p.T @ residual / residual.size
+    assert float(loss) == np.mean(residual**2)
+    np.testing.assert_array_equal(new["kernel"].ravel(), k.ravel() - 2.0**-6 * grad)
+
+
+def test_make_optimizer_adam_epsilon():
+    # Adam's first update is -lr * g / (|g| + eps).
+    g = {"w": jnp.asarray([1e-7])}
+    for kwargs, expected in (({}, -0.1 / 1.1), ({"adam_epsilon": 1e-7}, -0.05)):
+        opt = learn.make_optimizer("adam", 0.1, **kwargs)
+        updates, _ = opt.update(g, opt.init(g), g)
+        np.testing.assert_allclose(updates["w"], expected, rtol=1e-5)
 
 
 # ------------------------------------------------------------ experiment data

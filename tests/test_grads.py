@@ -44,7 +44,6 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("impl", ["lax", "einsum"])
 @pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
 def test_check_grads(case, impl):
     x, kernel, bias = make_arrays(case, batch=1, c_in=2, c_out=4)

@@ -11,10 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _sharded_learn
 import numpy as np
 import pytest
-
-from tests import _sharded_learn
 
 ROOT = Path(__file__).resolve().parents[1]
 # Float32 tolerance on the kernel (largest entry 10): 8 epsilons of it.
@@ -25,7 +24,7 @@ LOSS_RTOL = 1e-4
 
 
 def _env(devices: int) -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env.pop(_sharded_learn.runner.DISTRIBUTED_ENV, None)
     return env

@@ -11,8 +11,6 @@ from reference import reference_conv2d
 
 import jconv
 
-IMPLS = ["lax", "einsum"]
-
 
 def _arrays(seed=0, shape=(3, 9, 8, 4), k_shape=(3, 2, 4, 6), integer=False):
     rng = np.random.default_rng(seed)
@@ -25,7 +23,6 @@ def _arrays(seed=0, shape=(3, 9, 8, 4), k_shape=(3, 2, 4, 6), integer=False):
     return draw(shape), draw(k_shape), draw(k_shape[-1])
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_jit_with_static_configuration(impl):
     x, kernel, bias = _arrays()
     f = jax.jit(
@@ -46,14 +43,12 @@ def test_jit_with_static_configuration(impl):
     assert_conv_close(y, expected, reference_conv2d, x, kernel, bias, **kw)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_jit_of_closure_equals_eager(impl):
     x, kernel, bias = _arrays(1, integer=True)
     f = functools.partial(jconv.conv2d, padding="same", dilation_rate=2, impl=impl)
     np.testing.assert_array_equal(jax.jit(f)(x, kernel, bias), f(x, kernel, bias))
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_vmap_over_kernels_and_images(impl):
     x, kernel, _ = _arrays(2)
     kernels = np.stack([kernel, 2 * kernel, -kernel])
@@ -68,7 +63,6 @@ def test_vmap_over_kernels_and_images(impl):
     assert y2.shape == (2, 3, 7, 7, 6)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_unbatched_input_gives_unbatched_output(impl, data_format):
     x, kernel, bias = _arrays(3, integer=True)
@@ -96,7 +90,6 @@ def test_unbatched_input_gives_unbatched_output(impl, data_format):
     np.testing.assert_array_equal(y, batched[0])
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_bfloat16(impl):
     x, kernel, bias = _arrays(4)
     xb, kb, bb = (jnp.asarray(a, jnp.bfloat16) for a in (x, kernel, bias))
@@ -114,14 +107,12 @@ def test_bfloat16(impl):
     )
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_mixed_dtypes_promote(impl):
     x, kernel, _ = _arrays(5)
     y = jconv.conv2d(jnp.asarray(x, jnp.bfloat16), kernel, impl=impl)
     assert y.dtype == jnp.float32
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_grad_through_jit_and_vmap(impl):
     x, kernel, bias = (a.astype(np.float64) for a in _arrays(6))
 

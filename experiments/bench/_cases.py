@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,6 +17,27 @@ DTYPES = ("float32", "bfloat16")
 # What the backward pass costs relative to the forward one: the input gradient
 # and the kernel gradient are each one convolution as large as the forward.
 MODE_FLOP_FACTOR = {"fwd": 1, "fwd+bwd": 3}
+
+
+class RowKey(NamedTuple):
+    """What names one benchmark row, in every record, job and table.
+
+    Example:
+      >>> key = RowKey.of({"shape": "mnist", "impl": "torch", "mode": "fwd",
+      ...                  "dtype": "float32", "status": "ok"})
+      >>> "/".join(key), key._asdict()["impl"]
+      ('mnist/torch/fwd/float32', 'torch')
+    """
+
+    shape: str
+    impl: str
+    mode: str
+    dtype: str
+
+    @classmethod
+    def of(cls, record: dict) -> RowKey:
+        """The key of a record, job or any dict holding the four fields."""
+        return cls(*(record[field] for field in cls._fields))
 
 
 @dataclasses.dataclass(frozen=True)

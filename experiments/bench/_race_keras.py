@@ -15,14 +15,12 @@ import os
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
-import statistics
-import time
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from experiments.bench._race_data import score
+from experiments.bench._timer import median_seconds, stopwatch
 
 
 def meta() -> dict:
@@ -30,7 +28,7 @@ def meta() -> dict:
 
 
 def make_optimizer(name: str, learning_rate: float, spec: dict):
-    """The Keras counterpart of `_race_jax.make_optimizer`: SGD and momentum
+    """The Keras counterpart of `jconv.learn.make_optimizer`: SGD and momentum
     are the same update; Adam differs only in where epsilon enters."""
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate)
@@ -49,9 +47,10 @@ def _reset(model) -> None:
             v.assign(np.zeros(v.shape, v.dtype))
 
 
-def _fastest_fit(x, t, dataset, spec) -> dict:
-    """The same training with Keras' fastest settings: the step compiled by XLA
-    (`jit_compile=True`) and every step in one call (`steps_per_execution`)."""
+def _fit(x, dataset, spec: dict, first_steps: int, **compile_kwargs):
+    """A model compiled with `compile_kwargs`, the seconds of its first `fit`
+    (`first_steps` steps, tracing included), and the median seconds of a `fit`
+    of every step from zero (kernel and optimiser state reset untimed)."""
     kh, kw = spec["kernel_hw"]
     model = keras.Sequential(
         [
@@ -64,21 +63,27 @@ def _fastest_fit(x, t, dataset, spec) -> dict:
     model.compile(
         optimizer=make_optimizer(spec["optimizer"], spec["learning_rate"], spec),
         loss="mse",
-        jit_compile=True,
-        steps_per_execution=spec["steps"],
+        **compile_kwargs,
     )
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=spec["steps"], verbose=0)
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(spec["keras_repeats"]):
-        _reset(model)
-        start = time.perf_counter()
-        model.fit(dataset, epochs=1, steps_per_epoch=spec["steps"], verbose=0)
-        times.append(time.perf_counter() - start)
+
+    def fit(steps=spec["steps"]):
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+
+    first, _ = stopwatch(fit, first_steps)
+    seconds = median_seconds(fit, spec["keras_repeats"], reset=lambda: _reset(model))
+    return model, first, seconds
+
+
+def _fastest_fit(x, dataset, spec) -> dict:
+    """The same training with Keras' fastest settings: the step compiled by XLA
+    (`jit_compile=True`) and every step in one call (`steps_per_execution`)."""
+    steps = spec["steps"]
+    model, first, seconds = _fit(
+        x, dataset, spec, steps, jit_compile=True, steps_per_execution=steps
+    )
     err = np.abs(model.layers[-1].kernel.numpy()[..., 0, 0] - spec["true_kernel"])
     return {
-        "seconds": statistics.median(times),
+        "seconds": seconds,
         "first_fit_seconds": first,
         "kernel_max_abs_error": float(err.max()),
     }
@@ -91,34 +96,13 @@ def race(spec: dict) -> dict:
     kh, kw = data["true_kernel"].shape
     spec = dict(spec, kernel_hw=(kh, kw), true_kernel=data["true_kernel"])
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input(x.shape[1:]),
-            keras.layers.Conv2D(
-                1, (kh, kw), use_bias=False, kernel_initializer="zeros"
-            ),
-        ]
-    )
-    model.compile(
-        optimizer=make_optimizer(spec["optimizer"], spec["learning_rate"], spec),
-        loss="mse",
-    )
     dataset = tf.data.Dataset.from_tensors((x, t)).repeat()
-
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)
-    first_fit = time.perf_counter() - start
-    times = []
-    for _ in range(spec["keras_repeats"]):
-        _reset(model)
-        start = time.perf_counter()
-        model.fit(dataset, epochs=1, steps_per_epoch=spec["steps"], verbose=0)
-        times.append(time.perf_counter() - start)
+    model, first_fit, seconds = _fit(x, dataset, spec, 1)
     kernel = model.layers[-1].kernel.numpy()[..., 0, 0]
-    fast = _fastest_fit(x, t, dataset, spec)
+    fast = _fastest_fit(x, dataset, spec)
     return {
         "fast": fast,
-        "seconds": statistics.median(times),
+        "seconds": seconds,
         "first_fit_seconds": first_fit,
         "iterations": int(model.optimizer.iterations.numpy()),
         "jit_compile": bool(model.jit_compile),

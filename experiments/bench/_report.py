@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pathlib
 
-from experiments.bench._cases import DTYPES, MODES
+from experiments.bench._cases import DTYPES, MODES, RowKey
 
 IMPL_ORDER = ("jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
 # The rows whose answer is jconv's own: any problem there fails the run. Every
 # other implementation is a peer, and its wrong answer is a finding.
 JCONV_IMPLS = ("jconv_lax", "jconv_einsum")
+
+
+def _index(records) -> dict[RowKey, dict]:
+    return {RowKey.of(r): r for r in records}
 
 
 def summarise_race(sides: dict, race: dict, data: dict) -> dict:
@@ -167,7 +171,7 @@ def _machine_line(machine: dict) -> str:
 def markdown(results: dict) -> str:
     """results.md: a table per (mode, dtype), memory, problems, the race."""
     recs = results["records"]
-    index = {(r["shape"], r["impl"], r["mode"], r["dtype"]): r for r in recs}
+    index = _index(recs)
     shapes = list(dict.fromkeys(r["shape"] for r in recs))
     impls = [i for i in IMPL_ORDER if any(r["impl"] == i for r in recs)]
     lines = [
@@ -193,9 +197,9 @@ def markdown(results: dict) -> str:
             lines.append("| shape | " + " | ".join(impls) + " | einsum / lax |")
             lines.append("|---" * (len(impls) + 2) + "|")
             for shape in shapes:
-                row = [_cell(index.get((shape, i, mode, dtype))) for i in impls]
-                lax = index.get((shape, "jconv_lax", mode, dtype), {})
-                ein = index.get((shape, "jconv_einsum", mode, dtype), {})
+                row = [_cell(index.get(RowKey(shape, i, mode, dtype))) for i in impls]
+                lax = index.get(RowKey(shape, "jconv_lax", mode, dtype), {})
+                ein = index.get(RowKey(shape, "jconv_einsum", mode, dtype), {})
                 ratio = (
                     f"{ein['median_seconds'] / lax['median_seconds']:.2f}x"
                     if lax.get("median_seconds") and ein.get("median_seconds")
@@ -219,7 +223,7 @@ def markdown(results: dict) -> str:
             for mode in MODES:
                 cells = []
                 for impl in impls:
-                    r = index.get((shape, impl, mode, dtype))
+                    r = index.get(RowKey(shape, impl, mode, dtype))
                     if r is None or r.get("status") != "ok":
                         cells.append("—")
                         continue
@@ -244,9 +248,7 @@ def markdown(results: dict) -> str:
             "",
         ]
         for r in problems:
-            lines.append(
-                f"- {r['shape']} {r['impl']} {r['mode']} {r['dtype']}: {_problem(r)}"
-            )
+            lines.append(f"- {' '.join(RowKey.of(r))}: {_problem(r)}")
     else:
         lines.append("Every implementation ran every case and passed the check.")
     checked = [r for r in recs if r.get("status") == "ok" and "errors" in r["check"]]
@@ -259,8 +261,7 @@ def markdown(results: dict) -> str:
             "fwd+bwd) against jconv_lax's, error `max|out - ref| / max|ref|`, "
             "tolerances "
             + ", ".join(f"{k} {v:g}" for k, v in sorted(_tolerances(checked).items()))
-            + f"; the largest error seen: {err:.2g} ({worst['shape']} "
-            f"{worst['impl']} {worst['mode']} {worst['dtype']}).",
+            + f"; the largest error seen: {err:.2g} ({' '.join(RowKey.of(worst))}).",
         ]
     lines += ["", *overhead_lines(index, shapes)]
     wins = peer_wins(recs)
@@ -303,7 +304,7 @@ def failures(results: dict) -> list[str]:
     answer, or it did not run) and a worker that died. A peer's wrong answer
     is a finding, shown in results.md, and is not here."""
     out = [
-        f"{r['shape']}/{r['impl']}/{r['mode']}/{r['dtype']} {_problem(r)}"
+        f"{'/'.join(RowKey.of(r))} {_problem(r)}"
         for r in results["records"]
         if r["status"] == "failed" or (r["impl"] in JCONV_IMPLS and r["status"] != "ok")
     ]
@@ -337,8 +338,8 @@ def overhead_lines(index: dict, shapes) -> list[str]:
     rows = []
     for shape in shapes:
         for dtype in DTYPES:
-            ours = index.get((shape, "jconv_lax", "fwd", dtype), {})
-            raw = index.get((shape, "lax_raw", "fwd", dtype), {})
+            ours = index.get(RowKey(shape, "jconv_lax", "fwd", dtype), {})
+            raw = index.get(RowKey(shape, "lax_raw", "fwd", dtype), {})
             if not (ours.get("median_seconds") and raw.get("median_seconds")):
                 continue
             eager = ""
@@ -374,21 +375,21 @@ def overhead_lines(index: dict, shapes) -> list[str]:
 
 def peer_wins(records) -> list[dict]:
     """Cases where a peer beats every jconv implementation, by how much."""
-    index = {(r["shape"], r["impl"], r["mode"], r["dtype"]): r for r in records}
+    index = _index(records)
     out = []
-    for (shape, impl, mode, dtype), r in index.items():
-        if impl not in ("torch", "keras_tf") or r.get("status") != "ok":
+    for key, r in index.items():
+        if key.impl not in ("torch", "keras_tf") or r.get("status") != "ok":
             continue
         ours = [
-            index.get((shape, j, mode, dtype), {}).get("median_seconds")
+            index.get(key._replace(impl=j), {}).get("median_seconds")
             for j in JCONV_IMPLS
         ]
         ours = [t for t in ours if t]
         if ours and r["median_seconds"] < min(ours):
             out.append(
                 {
-                    "shape": shape, "mode": mode, "dtype": dtype, "peer": impl,
-                    "speedup": min(ours) / r["median_seconds"],
+                    "shape": key.shape, "mode": key.mode, "dtype": key.dtype,
+                    "peer": key.impl, "speedup": min(ours) / r["median_seconds"],
                 }
             )  # fmt: skip
     return sorted(out, key=lambda w: -w["speedup"])
@@ -481,7 +482,7 @@ def _pyplot():
 def plot_times(results: dict, path) -> pathlib.Path:
     """Median time per shape per implementation, one panel per (dtype, mode)."""
     plt = _pyplot()
-    recs = [r for r in results["records"] if r.get("status") == "ok"]
+    ok = _index(r for r in results["records"] if r.get("status") == "ok")
     shapes = list(dict.fromkeys(r["shape"] for r in results["records"]))
     impls = [i for i in IMPL_ORDER if any(r["impl"] == i for r in results["records"])]
     panels = [(d, m) for d in DTYPES for m in MODES]
@@ -491,12 +492,10 @@ def plot_times(results: dict, path) -> pathlib.Path:
         for j, impl in enumerate(impls):
             xs, ys = [], []
             for i, shape in enumerate(shapes):
-                for r in recs:
-                    if (r["shape"], r["impl"], r["mode"], r["dtype"]) == (
-                        shape, impl, mode, dtype,
-                    ):  # fmt: skip
-                        xs.append(i + (j - (len(impls) - 1) / 2) * width)
-                        ys.append(r["median_seconds"] * 1e3)
+                r = ok.get(RowKey(shape, impl, mode, dtype))
+                if r is not None:
+                    xs.append(i + (j - (len(impls) - 1) / 2) * width)
+                    ys.append(r["median_seconds"] * 1e3)
             ax.bar(xs, ys, width=width, label=impl)
         ax.set_yscale("log")
         ax.set_xticks(range(len(shapes)))

@@ -152,9 +152,6 @@ def _worker_lines(spec: dict, scratch: pathlib.Path, log_path: pathlib.Path):
     spec_path = scratch / f"spec_{log_path.stem}.json"
     spec_path.write_text(json.dumps(spec))
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(_REPO), os.environ.get("PYTHONPATH")) if p
-    )
     start = time.perf_counter()
     with open(log_path, "a") as log:
         proc = subprocess.Popen(
@@ -175,10 +172,6 @@ def _worker_lines(spec: dict, scratch: pathlib.Path, log_path: pathlib.Path):
         "returncode": returncode,
         "seconds": time.perf_counter() - start,
     }
-
-
-def _key(row) -> tuple:
-    return row["shape"], row["impl"], row["mode"], row["dtype"]
 
 
 def _cases_for(config, platform: str) -> list[_cases.ConvCase]:
@@ -234,12 +227,9 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
         # arrays every other job is checked against.
         jobs = [
             {
-                "impl": impl,
-                "shape": case.shape,
+                **_cases.RowKey(case.shape, impl, mode, dtype)._asdict(),
                 "batch": case.batch,
                 "inner_iters": case.inner_iters,
-                "mode": mode,
-                "dtype": dtype,
                 "inputs": str(paths[case.shape]),
                 "reference": str(scratch / f"ref_{case.shape}_{dtype}_{mode}.npz"),
                 "write_reference": impl == REFERENCE_IMPL,
@@ -260,8 +250,8 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
                 "config.peers_on_gpu_machine=True to time it on the host CPU"
             )
             for job in jobs:
-                row = {k: job[k] for k in ("shape", "impl", "mode", "dtype")}
-                records[_key(row)] = dict(row, status="skipped", reason=reason)
+                key = _cases.RowKey.of(job)
+                records[key] = dict(key._asdict(), status="skipped", reason=reason)
                 bar.update(1)
             continue
         spec = {
@@ -281,22 +271,22 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
             if kind == "meta":
                 metas[group] = row
             elif kind == "checked":
-                checked.add(_key(row))
+                checked.add(_cases.RowKey.of(row))
                 bar.update(1)
             elif kind == "record":
-                records[_key(row)] = row
+                records[_cases.RowKey.of(row)] = row
                 metrics.write(**row)
             elif kind == "memory":
-                records[_key(row)].update(row)
+                records[_cases.RowKey.of(row)].update(row)
             elif kind == "exit":
                 metas.setdefault(group, {})["worker_seconds"] = row["seconds"]
                 if row["returncode"] == 0:
                     continue
                 for job in jobs:
-                    key = (job["shape"], job["impl"], job["mode"], job["dtype"])
+                    key = _cases.RowKey.of(job)
                     if key not in records:
                         records[key] = dict(
-                            zip(("shape", "impl", "mode", "dtype"), key),
+                            key._asdict(),
                             status="failed",
                             reason=f"worker exited with code {row['returncode']}; "
                             f"see logs/{group}.log",
@@ -397,7 +387,7 @@ def run_benchmark(config, workdir, *, overwrite: bool = False, quiet: bool = Fal
         for dtype in config.dtypes:
             for mode in config.modes:
                 for impl in impls:
-                    rec = records.get((case.shape, impl, mode, dtype))
+                    rec = records.get(_cases.RowKey(case.shape, impl, mode, dtype))
                     if rec is None:
                         continue
                     rec = _enrich(

@@ -19,12 +19,11 @@ import os
 import random
 import statistics
 import sys
-import time
 import traceback
 
 import numpy as np
 
-from experiments.bench import _cases, _timing
+from experiments.bench import _cases, _memory, _timer
 
 # The module that runs each implementation. The orchestrator sends the map in
 # the spec, so a test can point an implementation at another one (`_wrong_impl`).
@@ -70,7 +69,7 @@ def _prepare_and_check(backend, job: dict, spec: dict):
     """(record, case, prepared): the answer checked, nothing timed yet."""
     impl = job["impl"]
     case = _cases.make_case(job["shape"], job["batch"], job["inner_iters"])
-    key = {k: job[k] for k in ("shape", "impl", "mode", "dtype")}
+    key = _cases.RowKey.of(job)._asdict()
     if not job.get("write_reference") and not os.path.exists(job["reference"]):
         why = f"no reference: {spec['reference_impl']} did not run this case"
         return dict(key, status="skipped", reason=why), case, None
@@ -133,7 +132,7 @@ def run_jobs(spec: dict) -> None:
     for job in spec["jobs"]:
         backend = backends[spec["backends"][job["impl"]]]
         record, case, prepared = _prepare_and_check(backend, job, spec)
-        emit("checked", **{k: record[k] for k in ("shape", "impl", "mode", "dtype")})
+        emit("checked", **_cases.RowKey.of(record)._asdict())
         if prepared is None:
             emit("record", **record)
             continue
@@ -150,9 +149,7 @@ def run_jobs(spec: dict) -> None:
         rng.shuffle(order)
         for item in order:
             _, _, fn, n = item
-            start = time.perf_counter()
-            fn(n)
-            times[id(item)].append((time.perf_counter() - start) / n)
+            times[id(item)].append(_timer.stopwatch(fn, n)[0] / n)
     for item in items:
         record, name, _, n = item
         per_conv = times[id(item)]
@@ -171,9 +168,9 @@ def run_jobs(spec: dict) -> None:
 
 
 def _measure_memory(measured, on_host: bool) -> None:
-    released = _timing.release_freed_memory()
+    released = _memory.release_freed_memory()
     for record, case, prepared in measured:
-        key = {k: record[k] for k in ("shape", "impl", "mode", "dtype")}
+        key = _cases.RowKey.of(record)._asdict()
         if not (on_host and released):
             why = (
                 "host RSS does not see accelerator memory"
@@ -182,8 +179,8 @@ def _measure_memory(measured, on_host: bool) -> None:
             )
             emit("memory", **key, rss_peak_bytes=None, rss_method=f"n/a: {why}")
             continue
-        _timing.release_freed_memory()
-        with _timing.RssSampler() as sampler:
+        _memory.release_freed_memory()
+        with _memory.RssSampler() as sampler:
             prepared.run(case.inner_iters)
         increase = sampler.peak_increase_bytes
         emit(
