@@ -1,4 +1,12 @@
-"""jconv: differentiable 2D convolution in JAX, twice (lax and einsum)."""
+"""jconv: differentiable 2D convolution in JAX, twice (lax and einsum).
+
+The public surface is what this file names. The private modules are one
+concept each; four of them are shared, and only from these does another
+module import underscore names: `_padding` and `_spec` (every argument's
+reading and checks), `_conv` (the checks and traced body every convolution
+runs) and `_layers` (the layer descriptions: `nnx`/`linen` -> `_layers` ->
+`_keras_io` -> Keras, one way).
+"""
 
 from jconv import document as document
 from jconv import learn as learn

@@ -1,14 +1,18 @@
-"""What the Flax modules share, whatever the Flax API: construction-time checks
-(the core's own, run on a probe shape), kernel shapes, default initialisers and
-the call.
+"""Layer descriptions: what a convolution layer is, whatever holds its weights.
 
-`jconv.nnx` and `jconv.linen` hold parameters their own way and call in here;
-every argument is read by `jconv._spec`/`jconv._padding`, as for the functions.
+A description is a frozen dataclass, one class per layer kind, checked when it
+is made (the core's own checks, run on a probe shape). It knows its kernel
+shape, the function it calls and its Keras counterpart. Layers flow one way:
+`jconv.nnx` and `jconv.linen` hold parameters and call a description;
+`jconv._keras_io` reads and writes Keras layers as descriptions and arrays.
+Every argument is read by `jconv._spec`/`jconv._padding`, as for the functions.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 from flax.nnx.nn import initializers
@@ -36,65 +40,239 @@ default_bias_init = initializers.zeros_init()
 # A transposed kernel `(KH, KW, C_out, C_in)` reads its fan-in on the last axis.
 default_transpose_kernel_init = initializers.lecun_normal(in_axis=-1, out_axis=-2)
 
-KINDS = ("conv", "transpose", "depthwise")
+# How messages name the channel counts: NNX takes `in_features` and
+# `out_features`; Linen takes `features` and reads the input channels from `x`.
+NNX_NAMES = ("`in_features`", "out_features")
+LINEN_NAMES = ("the input channels C_in of `x`", "features")
+
+# The fields that shape the parameters; the others are the function's keywords.
+_SHAPE_FIELDS = (
+    "in_features",
+    "out_features",
+    "depth_multiplier",
+    "kernel_size",
+    "use_bias",
+)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Layer:
-    """A checked layer configuration: the keyword arguments of its function.
+    """A checked layer: its channel counts, kernel size, `use_bias`, and its
+    function's keyword arguments (`strides`, `padding`, ..., `impl`).
 
-    `features` is what the kernel shape needs besides `kernel_size`: `(C_in,
-    C_out)` for "conv" and "transpose", `(C_in, depth_multiplier)` for
-    "depthwise"; `C_in` is None for a Linen module before its first call.
+    `in_features` is None for a Linen module before its first call. `names`
+    says how the module's arguments are named in messages.
     """
 
-    kind: str
-    kernel_size: tuple[int, int]
+    fn: ClassVar[Callable]  # the function `__call__` runs
+    keras_name: ClassVar[str]  # the Keras class; jconv's modules share it
+    # Fields that Keras names otherwise or that only this kind has.
+    keras_names: ClassVar[dict[str, str]]
+
     in_features: int | None
-    out_features: int
-    kwargs: tuple[tuple[str, object], ...]
+    kernel_size: Any
+    strides: Any
+    padding: Any
+    dilation_rate: Any
+    data_format: str
+    use_bias: bool
+    impl: str
+    names: tuple[str, str] = dataclasses.field(
+        default=NNX_NAMES, repr=False, compare=False
+    )
 
-    def kernel_shape(self, in_features: int) -> tuple[int, int, int, int]:
-        kh, kw = self.kernel_size
-        if self.kind == "conv":
-            groups = dict(self.kwargs)["groups"]
-            return (kh, kw, in_features // groups, self.out_features)
-        if self.kind == "transpose":
-            return (kh, kw, self.out_features, in_features)
-        return (kh, kw, in_features, self.out_features)
+    def __post_init__(self):
+        if self.in_features is not None:
+            self._set(in_features=_positive_int(self.in_features, "in_features"))
+        self._check_channels()
+        impl = _check_impl(self.impl)
+        _refuse_flax_padding_modes(self.padding)
+        if not isinstance(self.use_bias, bool):
+            raise TypeError(f"`use_bias` (={self.use_bias!r}) must be a bool")
+        kernel_size = _positive_pair(self.kernel_size, "kernel_size")
+        strides = _positive_pair(self.strides, "strides")
+        dilation_rate = _positive_pair(self.dilation_rate, "dilation_rate")
+        hw = _probe_hw(kernel_size, strides, dilation_rate, self.padding)
+        self._set(
+            kernel_size=kernel_size,
+            impl=impl,
+            data_format=choice(self.data_format, "data_format", DATA_FORMATS),
+        )
+        if hasattr(self, "padding_mode"):  # a transposed layer pads with zeros
+            modes = tuple(PADDING_MODES)
+            self._set(padding_mode=choice(self.padding_mode, "padding_mode", modes))
+        # A probe input with the fewest channels the kernel allows.
+        c_in = self.in_features or getattr(self, "groups", 1)
+        spec_kwargs = {k: v for k, v in self.kwargs().items() if k != "impl"}
+        shape = (1, *hw, c_in)
+        if self.data_format == "channels_first":
+            shape = (1, c_in, *hw)
+        self._check_spec(shape, self._kernel_shape(c_in), spec_kwargs)
+        # Flax keeps module attributes in hashed graph definitions.
+        self._set(**{k: hashable(v) for k, v in self.arguments().items()})
 
-    def bias_shape(self, in_features: int) -> tuple[int]:
-        if self.kind == "depthwise":
-            return (in_features * self.out_features,)
-        return (self.out_features,)
+    def _set(self, **values) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
-    def init_kernel(self, kernel_init, key, in_features: int, param_dtype):
-        """A depthwise kernel is initialised as the grouped kernel `(KH, KW, 1,
-        C_in * depth_multiplier)` it is (fan-in KH * KW, as for a Flax `Conv`
-        with `feature_group_count=C_in`), then reshaped."""
-        shape = self.kernel_shape(in_features)
-        if self.kind != "depthwise":
-            return kernel_init(key, shape, param_dtype)
-        kh, kw, c_in, multiplier = shape
-        grouped = kernel_init(key, (kh, kw, 1, c_in * multiplier), param_dtype)
-        return grouped.reshape(shape)
+    def arguments(self) -> dict:
+        """The fields, by name: the module's arguments that make this layer."""
+        fields = dataclasses.fields(self)
+        return {f.name: getattr(self, f.name) for f in fields if f.name != "names"}
+
+    def kwargs(self) -> dict:
+        """`fn`'s keyword arguments, besides `precision`."""
+        return {k: v for k, v in self.arguments().items() if k not in _SHAPE_FIELDS}
+
+    def with_kernel(self, kernel_shape) -> Layer:
+        """This layer with the input channels a kernel of `kernel_shape` has."""
+        return dataclasses.replace(self, in_features=self.in_features_of(kernel_shape))
+
+    @property
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        return self._kernel_shape(self.in_features)
+
+    @property
+    def bias_shape(self) -> tuple[int]:
+        return (self.out_features,)  # C_out; a depthwise layer has its own
+
+    def init_kernel(self, kernel_init, key, param_dtype):
+        return kernel_init(key, self.kernel_shape, param_dtype)
 
     def __call__(self, x, kernel, bias, *, dtype, precision):
         """Promotes to `dtype` (Flax's rule), flattens extra leading batch
-        axes, runs the function."""
+        axes, runs `fn`."""
         x, kernel, bias = promote_dtype((x, kernel, bias), dtype=dtype)
         batch_shape = x.shape[:-3]
         if len(batch_shape) > 1:
             x = x.reshape(-1, *x.shape[-3:])
-        fn = {
-            "conv": conv2d,
-            "transpose": conv2d_transpose,
-            "depthwise": depthwise_conv2d,
-        }[self.kind]
-        y = fn(x, kernel, bias, precision=precision, **dict(self.kwargs))
+        y = self.fn(x, kernel, bias, precision=precision, **self.kwargs())
         if len(batch_shape) > 1:
             y = y.reshape(*batch_shape, *y.shape[1:])
         return y
+
+    # Each kind: its channel counts' checks, its kernel shape (and the input
+    # channels a kernel shape has), and the core's check of its shapes.
+    def _check_channels(self) -> None:
+        raise NotImplementedError
+
+    def _kernel_shape(self, in_features: int) -> tuple[int, int, int, int]:
+        raise NotImplementedError
+
+    def in_features_of(self, kernel_shape) -> int:
+        raise NotImplementedError
+
+    def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Conv2DLayer(Layer):
+    """`jconv.conv2d`: kernel `(KH, KW, C_in // groups, out_features)`."""
+
+    out_features: int
+    padding_mode: str = "zeros"  # Keras pads with zeros
+    groups: int
+
+    fn = staticmethod(conv2d)
+    keras_name = "Conv2D"
+    keras_names: ClassVar = dict(out_features="filters", groups="groups")
+
+    def _check_channels(self) -> None:
+        in_name, out_name = self.names
+        self._set(out_features=_positive_int(self.out_features, out_name))
+        self._set(groups=_positive_int(self.groups, "groups"))
+        pairs = ((in_name, self.in_features), (f"`{out_name}`", self.out_features))
+        for label, n in pairs:
+            if n is not None and n % self.groups:
+                raise ValueError(
+                    f"{label} (={n}) must be divisible by `groups` (={self.groups})"
+                )
+
+    def _kernel_shape(self, in_features):
+        return (*self.kernel_size, in_features // self.groups, self.out_features)
+
+    def in_features_of(self, kernel_shape) -> int:
+        return kernel_shape[2] * self.groups
+
+    def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
+        conv_spec(x_shape, kernel_shape, None, **spec_kwargs)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Conv2DTransposeLayer(Layer):
+    """`jconv.conv2d_transpose`: kernel `(KH, KW, out_features, C_in)`."""
+
+    out_features: int
+    output_padding: Any
+
+    fn = staticmethod(conv2d_transpose)
+    keras_name = "Conv2DTranspose"
+    keras_names: ClassVar = dict(
+        out_features="filters", output_padding="output_padding"
+    )
+
+    def _check_channels(self) -> None:
+        self._set(out_features=_positive_int(self.out_features, self.names[1]))
+
+    def _kernel_shape(self, in_features):
+        return (*self.kernel_size, self.out_features, in_features)
+
+    def in_features_of(self, kernel_shape) -> int:
+        return kernel_shape[3]
+
+    def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
+        transpose_spec(x_shape, kernel_shape, None, **spec_kwargs)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DepthwiseConv2DLayer(Layer):
+    """`jconv.depthwise_conv2d`: kernel `(KH, KW, C_in, depth_multiplier)`."""
+
+    depth_multiplier: int
+    padding_mode: str = "zeros"  # Keras pads with zeros
+
+    fn = staticmethod(depthwise_conv2d)
+    keras_name = "DepthwiseConv2D"
+    keras_names: ClassVar = dict(depth_multiplier="depth_multiplier")
+
+    def _check_channels(self) -> None:
+        multiplier = _positive_int(self.depth_multiplier, "depth_multiplier")
+        self._set(depth_multiplier=multiplier)
+
+    def _kernel_shape(self, in_features):
+        return (*self.kernel_size, in_features, self.depth_multiplier)
+
+    def in_features_of(self, kernel_shape) -> int:
+        return kernel_shape[2]
+
+    @property
+    def bias_shape(self) -> tuple[int]:
+        return (self.in_features * self.depth_multiplier,)
+
+    def init_kernel(self, kernel_init, key, param_dtype):
+        """Initialised as the grouped kernel `(KH, KW, 1, C_in *
+        depth_multiplier)` it is (fan-in KH * KW, as for a Flax `Conv` with
+        `feature_group_count=C_in`), then reshaped."""
+        kh, kw, c_in, multiplier = self.kernel_shape
+        grouped = kernel_init(key, (kh, kw, 1, c_in * multiplier), param_dtype)
+        return grouped.reshape(self.kernel_shape)
+
+    def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
+        groups, grouped_shape = depthwise_groups(
+            x_shape, kernel_shape, self.data_format
+        )
+        conv_spec(x_shape, grouped_shape, None, groups=groups, **spec_kwargs)
+
+
+class Frontend:
+    """A Flax module on a `Layer` (`jconv.nnx`, `jconv.linen`). `_export` is
+    all `jconv.to_keras` reads from it, so `_keras_io` imports no frontend."""
+
+    def _export(self, variables) -> tuple[Layer, Any, Any, Any]:
+        """`(layer, kernel, bias, dtype)`; `variables` as `to_keras` takes
+        them (a Linen module's, or None)."""
+        raise NotImplementedError
 
 
 def _positive_int(value, name: str) -> int:
@@ -103,12 +281,6 @@ def _positive_int(value, name: str) -> int:
     if value < 1:
         raise ValueError(f"`{name}` (={value!r}) must be positive")
     return int(value)
-
-
-# How messages name the channel counts: NNX takes `in_features` and
-# `out_features`; Linen takes `features` and reads the input channels from `x`.
-NNX_NAMES = ("`in_features`", "out_features")
-LINEN_NAMES = ("the input channels C_in of `x`", "features")
 
 
 def hashable(value):
@@ -142,12 +314,6 @@ def _probe_hw(kernel_size, strides, dilation_rate, padding) -> tuple[int, int]:
     )
 
 
-def _probe_shape(hw, channels: int, data_format) -> tuple[int, int, int, int]:
-    if data_format == "channels_first":
-        return (1, channels, *hw)
-    return (1, *hw, channels)
-
-
 def _refuse_flax_padding_modes(padding) -> None:
     """Flax's "CIRCULAR"/"REFLECT" padding strings are a padding mode with
     pads `((k - 1) // 2, k // 2)`; say how to write them here."""
@@ -160,173 +326,6 @@ def _refuse_flax_padding_modes(padding) -> None:
         f"the stride) or, for Flax's pads ((k - 1) // 2, k // 2) whatever the "
         f"stride, those explicit pads with padding_mode='{mode}'"
     )
-
-
-def _common(kernel_size, strides, dilation_rate, padding, use_bias, impl):
-    """Checks what every layer takes; returns the kernel size, a probe input
-    size and the lower-cased `impl`."""
-    impl = _check_impl(impl)
-    _refuse_flax_padding_modes(padding)
-    if not isinstance(use_bias, bool):
-        raise TypeError(f"`use_bias` (={use_bias!r}) must be a bool")
-    kernel_size = _positive_pair(kernel_size, "kernel_size")
-    strides = _positive_pair(strides, "strides")
-    dilation_rate = _positive_pair(dilation_rate, "dilation_rate")
-    hw = _probe_hw(kernel_size, strides, dilation_rate, padding)
-    return kernel_size, hw, impl
-
-
-def _strings(data_format, padding_mode="zeros"):
-    """`data_format` and `padding_mode` lower-cased, as the layer stores them
-    (the Keras export compares them)."""
-    return (
-        choice(data_format, "data_format", DATA_FORMATS),
-        choice(padding_mode, "padding_mode", tuple(PADDING_MODES)),
-    )
-
-
-def conv_layer(
-    *,
-    in_features,
-    out_features,
-    kernel_size,
-    strides,
-    padding,
-    padding_mode,
-    dilation_rate,
-    groups,
-    data_format,
-    use_bias,
-    impl,
-    names=NNX_NAMES,
-) -> Layer:
-    """Checks a `Conv2D`'s arguments (`in_features` None: not known yet)."""
-    in_name, out_name = names
-    if in_features is not None:
-        in_features = _positive_int(in_features, "in_features")
-    out_features = _positive_int(out_features, out_name)
-    groups = _positive_int(groups, "groups")
-    for label, n in ((in_name, in_features), (f"`{out_name}`", out_features)):
-        if n is not None and n % groups:
-            raise ValueError(
-                f"{label} (={n}) must be divisible by `groups` (={groups})"
-            )
-    kernel_size, hw, impl = _common(
-        kernel_size, strides, dilation_rate, padding, use_bias, impl
-    )
-    data_format, padding_mode = _strings(data_format, padding_mode)
-    kwargs = dict(
-        strides=strides,
-        padding=padding,
-        padding_mode=padding_mode,
-        dilation_rate=dilation_rate,
-        groups=groups,
-        data_format=data_format,
-        impl=impl,
-    )
-    layer = Layer("conv", kernel_size, in_features, out_features, _items(kwargs))
-    c_in = groups if in_features is None else in_features
-    conv_spec(
-        _probe_shape(hw, c_in, data_format),
-        layer.kernel_shape(c_in),
-        None,
-        **{k: v for k, v in kwargs.items() if k != "impl"},
-    )
-    return layer
-
-
-def transpose_layer(
-    *,
-    in_features,
-    out_features,
-    kernel_size,
-    strides,
-    padding,
-    output_padding,
-    dilation_rate,
-    data_format,
-    use_bias,
-    impl,
-    names=NNX_NAMES,
-) -> Layer:
-    """Checks a `Conv2DTranspose`'s arguments (`in_features` None: not known
-    yet)."""
-    if in_features is not None:
-        in_features = _positive_int(in_features, "in_features")
-    out_features = _positive_int(out_features, names[1])
-    kernel_size, hw, impl = _common(
-        kernel_size, strides, dilation_rate, padding, use_bias, impl
-    )
-    data_format, _ = _strings(data_format)
-    kwargs = dict(
-        strides=strides,
-        padding=padding,
-        output_padding=output_padding,
-        dilation_rate=dilation_rate,
-        data_format=data_format,
-        impl=impl,
-    )
-    layer = Layer("transpose", kernel_size, in_features, out_features, _items(kwargs))
-    c_in = 1 if in_features is None else in_features
-    transpose_spec(
-        _probe_shape(hw, c_in, data_format),
-        layer.kernel_shape(c_in),
-        None,
-        **{k: v for k, v in kwargs.items() if k != "impl"},
-    )
-    return layer
-
-
-def depthwise_layer(
-    *,
-    in_features,
-    depth_multiplier,
-    kernel_size,
-    strides,
-    padding,
-    padding_mode,
-    dilation_rate,
-    data_format,
-    use_bias,
-    impl,
-) -> Layer:
-    """Checks a `DepthwiseConv2D`'s arguments (`in_features` None: not known
-    yet)."""
-    if in_features is not None:
-        in_features = _positive_int(in_features, "in_features")
-    depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier")
-    kernel_size, hw, impl = _common(
-        kernel_size, strides, dilation_rate, padding, use_bias, impl
-    )
-    data_format, padding_mode = _strings(data_format, padding_mode)
-    kwargs = dict(
-        strides=strides,
-        padding=padding,
-        padding_mode=padding_mode,
-        dilation_rate=dilation_rate,
-        data_format=data_format,
-        impl=impl,
-    )
-    layer = Layer(
-        "depthwise", kernel_size, in_features, depth_multiplier, _items(kwargs)
-    )
-    c_in = 1 if in_features is None else in_features
-    x_shape = _probe_shape(hw, c_in, data_format)
-    groups, grouped_shape = depthwise_groups(
-        x_shape, layer.kernel_shape(c_in), data_format
-    )
-    conv_spec(
-        x_shape,
-        grouped_shape,
-        None,
-        groups=groups,
-        **{k: v for k, v in kwargs.items() if k != "impl"},
-    )
-    return layer
-
-
-def _items(kwargs: dict) -> tuple[tuple[str, object], ...]:
-    return tuple((k, hashable(v)) for k, v in kwargs.items())
 
 
 def check_dtype(value, name: str) -> None:

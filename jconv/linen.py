@@ -35,7 +35,7 @@ import jax.numpy as jnp
 
 from jconv import _layers
 from jconv._conv import _as_array
-from jconv._keras_io import linen_from_keras as from_keras
+from jconv._keras_io import read_keras
 from jconv._keras_io import to_keras as to_keras
 from jconv._layers import (
     default_bias_init,
@@ -46,38 +46,34 @@ from jconv._layers import (
 __all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "from_keras", "to_keras"]
 
 
-class _Conv(nn.Module):
-    """The call shared by the three modules; `_layer(in_features)` checks the
-    fields (`in_features` None at construction)."""
+class _Conv(nn.Module, _layers.Frontend):
+    """The call shared by the three modules. `_describe(in_features)` is the
+    module's layer description, which checks the fields; `in_features` is
+    None until the input is seen."""
 
     def __post_init__(self):
         _layers.check_dtype(self.dtype, "dtype")
         _layers.check_dtype(self.param_dtype, "param_dtype")
         _layers.check_precision(self.precision)
-        self._layer(None)
+        self._describe(None)
         super().__post_init__()
 
-    def _layer(self, in_features):
+    def _describe(self, in_features) -> _layers.Layer:
         raise NotImplementedError
 
     @nn.compact
     def __call__(self, x):
         """Applies the layer to `x` (see the class docstring for shapes)."""
         x = _as_array(x)
-        layer = self._layer(_layers.input_channels(x.shape, self.data_format))
+        layer = self._describe(_layers.input_channels(x.shape, self.data_format))
         kernel = self.param(
             "kernel",
-            lambda key: layer.init_kernel(
-                self.kernel_init, key, layer.in_features, self.param_dtype
-            ),
+            lambda key: layer.init_kernel(self.kernel_init, key, self.param_dtype),
         )
         bias = None
         if self.use_bias:
             bias = self.param(
-                "bias",
-                self.bias_init,
-                layer.bias_shape(layer.in_features),
-                self.param_dtype,
+                "bias", self.bias_init, layer.bias_shape, self.param_dtype
             )
         return layer(
             x,
@@ -86,6 +82,22 @@ class _Conv(nn.Module):
             dtype=self.dtype,
             precision=_layers.hashable(self.precision),
         )
+
+    def _export(self, variables):
+        if variables is None:
+            raise TypeError(
+                f"a Linen module ({type(self).__name__}) holds no weights: "
+                f"pass `variables` (what `module.init` returned)"
+            )
+        params = variables.get("params", variables)
+        if "kernel" not in params:
+            raise ValueError(
+                f"`variables` has no 'kernel' (keys: {sorted(params)}): pass "
+                f"what `module.init` returned, or its 'params'"
+            )
+        kernel = params["kernel"]
+        layer = self._describe(None).with_kernel(kernel.shape)
+        return layer, kernel, params.get("bias"), self.dtype
 
 
 class Conv2D(_Conv):
@@ -140,8 +152,8 @@ class Conv2D(_Conv):
     bias_init: Any = default_bias_init
     impl: str = "lax"
 
-    def _layer(self, in_features):
-        return _layers.conv_layer(
+    def _describe(self, in_features):
+        return _layers.Conv2DLayer(
             in_features=in_features,
             out_features=self.features,
             kernel_size=self.kernel_size,
@@ -200,8 +212,8 @@ class Conv2DTranspose(_Conv):
     bias_init: Any = default_bias_init
     impl: str = "lax"
 
-    def _layer(self, in_features):
-        return _layers.transpose_layer(
+    def _describe(self, in_features):
+        return _layers.Conv2DTransposeLayer(
             in_features=in_features,
             out_features=self.features,
             kernel_size=self.kernel_size,
@@ -259,8 +271,8 @@ class DepthwiseConv2D(_Conv):
     bias_init: Any = default_bias_init
     impl: str = "lax"
 
-    def _layer(self, in_features):
-        return _layers.depthwise_layer(
+    def _describe(self, in_features):
+        return _layers.DepthwiseConv2DLayer(
             in_features=in_features,
             depth_multiplier=self.depth_multiplier,
             kernel_size=self.kernel_size,
@@ -272,3 +284,44 @@ class DepthwiseConv2D(_Conv):
             use_bias=self.use_bias,
             impl=self.impl,
         )
+
+
+def from_keras(layer, *, impl="lax", precision=None):
+    """The `jconv.linen` module and variables equal to a built Keras layer.
+
+    Args:
+      layer, impl, precision: as for `jconv.nnx.from_keras`.
+
+    Returns:
+      `(module, variables)` with `variables = {"params": {"kernel": ...,
+      "bias": ...}}`: `module.apply(variables, x)` equals `layer(x)`.
+
+    Raises:
+      TypeError, ValueError: as `jconv.nnx.from_keras`.
+
+    Example:
+      >>> import keras, numpy as np
+      >>> layer = keras.layers.DepthwiseConv2D(3, depth_multiplier=2)
+      >>> y_keras = layer(np.ones((1, 5, 5, 3), np.float32))
+      >>> module, variables = from_keras(layer)
+      >>> module.depth_multiplier, variables["params"]["kernel"].shape
+      (2, (3, 3, 3, 2))
+      >>> y = module.apply(variables, np.ones((1, 5, 5, 3)))
+      >>> bool(np.allclose(y, y_keras, atol=1e-5))
+      True
+    """
+    description, kernel, bias, dtypes = read_keras(layer, impl)
+    kwargs = description.arguments()
+    del kwargs["in_features"]  # Linen reads it from the input
+    if "out_features" in kwargs:
+        kwargs["features"] = kwargs.pop("out_features")
+    kwargs["impl"] = impl  # a Linen field keeps what it was given
+    params = {"kernel": jnp.asarray(kernel)}
+    if bias is not None:
+        params["bias"] = jnp.asarray(bias)
+    module = _MODULES[description.keras_name]
+    return module(**kwargs, **dtypes, precision=precision), {"params": params}
+
+
+# A layer description's `keras_name` is its module's name here too.
+_MODULES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D)}

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jconv import _layers
-from jconv._keras_io import nnx_from_keras as from_keras
+from jconv._keras_io import read_keras
 from jconv._keras_io import to_keras as to_keras
 from jconv._layers import (
     default_bias_init,
@@ -47,11 +47,13 @@ from jconv._layers import (
 __all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "from_keras", "to_keras"]
 
 
-class _Conv(nnx.Module):
-    """Parameters, attributes and the call, shared by the three modules."""
+class _Conv(nnx.Module, _layers.Frontend):
+    """Parameters and the call, shared by the three modules. The module holds
+    its layer description, whose fields read as its attributes (`strides`,
+    `padding`, ...)."""
 
-    def _setup(self, layer: _layers.Layer, *, use_bias, dtype, param_dtype,
-               precision, kernel_init, bias_init, rngs):  # fmt: skip
+    def _setup(self, layer: _layers.Layer, *, dtype, param_dtype, precision,
+               kernel_init, bias_init, rngs):  # fmt: skip
         _layers.check_dtype(dtype, "dtype")
         _layers.check_dtype(param_dtype, "param_dtype")
         if not isinstance(rngs, nnx.Rngs):
@@ -59,33 +61,43 @@ class _Conv(nnx.Module):
                 f"`rngs` (={rngs!r}) must be an `nnx.Rngs`, e.g. `nnx.Rngs(0)`"
             )
         self._layer = layer
-        for name, value in layer.kwargs:
-            setattr(self, name, value)
-        self.kernel_size = layer.kernel_size
-        self.in_features = layer.in_features
-        self.use_bias = use_bias
         self.dtype = dtype
         self.param_dtype = param_dtype
         self.precision = _layers.check_precision(precision)
         # Flax's order: the kernel's key first, then the bias's.
         self.kernel = nnx.Param(
-            layer.init_kernel(
-                kernel_init, rngs.params(), layer.in_features, param_dtype
-            )
+            layer.init_kernel(kernel_init, rngs.params(), param_dtype)
         )
         self.bias: nnx.Param | None
-        if use_bias:
-            shape = layer.bias_shape(layer.in_features)
+        if layer.use_bias:
+            shape = layer.bias_shape
             self.bias = nnx.Param(bias_init(rngs.params(), shape, param_dtype))
         else:
             self.bias = nnx.data(None)
 
+    def __getattr__(self, name):
+        # Only names not found otherwise: the description's fields, stored once.
+        layer = vars(self).get("_layer")
+        if layer is None or name not in layer.arguments():
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}"
+            )
+        return getattr(layer, name)
+
+    def _weights(self):
+        return self.kernel[...], None if self.bias is None else self.bias[...]
+
     def __call__(self, x):
         """Applies the layer to `x` (see the class docstring for shapes)."""
-        bias = None if self.bias is None else self.bias[...]
-        return self._layer(
-            x, self.kernel[...], bias, dtype=self.dtype, precision=self.precision
-        )
+        kernel, bias = self._weights()
+        return self._layer(x, kernel, bias, dtype=self.dtype, precision=self.precision)
+
+    def _export(self, variables):
+        if variables is not None:
+            raise TypeError(
+                "`variables` must be None for an NNX module (it holds its own weights)"
+            )
+        return self._layer, *self._weights(), self.dtype
 
 
 class Conv2D(_Conv):
@@ -156,7 +168,7 @@ class Conv2D(_Conv):
         impl="lax",
         rngs: nnx.Rngs,
     ):
-        layer = _layers.conv_layer(
+        layer = _layers.Conv2DLayer(
             in_features=in_features,
             out_features=out_features,
             kernel_size=kernel_size,
@@ -169,8 +181,7 @@ class Conv2D(_Conv):
             use_bias=use_bias,
             impl=impl,
         )
-        self.out_features = out_features
-        self._setup(layer, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+        self._setup(layer, dtype=dtype, param_dtype=param_dtype,
                     precision=precision, kernel_init=kernel_init,
                     bias_init=bias_init, rngs=rngs)  # fmt: skip
 
@@ -233,7 +244,7 @@ class Conv2DTranspose(_Conv):
         impl="lax",
         rngs: nnx.Rngs,
     ):
-        layer = _layers.transpose_layer(
+        layer = _layers.Conv2DTransposeLayer(
             in_features=in_features,
             out_features=out_features,
             kernel_size=kernel_size,
@@ -245,8 +256,7 @@ class Conv2DTranspose(_Conv):
             use_bias=use_bias,
             impl=impl,
         )
-        self.out_features = out_features
-        self._setup(layer, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+        self._setup(layer, dtype=dtype, param_dtype=param_dtype,
                     precision=precision, kernel_init=kernel_init,
                     bias_init=bias_init, rngs=rngs)  # fmt: skip
 
@@ -308,7 +318,7 @@ class DepthwiseConv2D(_Conv):
         impl="lax",
         rngs: nnx.Rngs,
     ):
-        layer = _layers.depthwise_layer(
+        layer = _layers.DepthwiseConv2DLayer(
             in_features=in_features,
             depth_multiplier=depth_multiplier,
             kernel_size=kernel_size,
@@ -320,7 +330,55 @@ class DepthwiseConv2D(_Conv):
             use_bias=use_bias,
             impl=impl,
         )
-        self.depth_multiplier = depth_multiplier
-        self._setup(layer, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+        self._setup(layer, dtype=dtype, param_dtype=param_dtype,
                     precision=precision, kernel_init=kernel_init,
                     bias_init=bias_init, rngs=rngs)  # fmt: skip
+
+
+def from_keras(layer, *, impl="lax", precision=None):
+    """The `jconv.nnx` module equal to a built Keras convolution layer.
+
+    Args:
+      layer: a built `keras.layers.Conv2D`, `Conv2DTranspose` or
+        `DepthwiseConv2D` with no activation (`activation=None`).
+      impl: "lax" or "einsum".
+      precision: the module's `precision`.
+
+    Returns:
+      A `jconv.nnx.Conv2D`, `Conv2DTranspose` or `DepthwiseConv2D` with the
+      layer's configuration, `padding` and `data_format` included, and a copy
+      of its weights; `module(x)` equals `layer(x)`.
+
+    Raises:
+      TypeError: `layer` is not one of the three layer types.
+      ValueError: `layer` is not built, is quantized, or has an activation.
+
+    Example:
+      >>> import keras, numpy as np
+      >>> layer = keras.layers.Conv2D(4, 3, strides=2, padding="same")
+      >>> y_keras = layer(np.ones((1, 7, 7, 2), np.float32))
+      >>> module = from_keras(layer)
+      >>> type(module).__name__, module.kernel.shape, module.padding
+      ('Conv2D', (3, 3, 2, 4), 'same')
+      >>> bool(np.allclose(module(np.ones((1, 7, 7, 2))), y_keras, atol=1e-5))
+      True
+    """
+    description, kernel, bias, dtypes = read_keras(layer, impl)
+    return _MODULES[description.keras_name](
+        **description.arguments(),
+        **dtypes,
+        precision=precision,
+        kernel_init=_constant(kernel),
+        bias_init=_constant(bias),
+        rngs=nnx.Rngs(0),
+    )
+
+
+def _constant(value):
+    """An initialiser that gives `value` (reshaped: a depthwise kernel is
+    initialised in its grouped shape)."""
+    return lambda key, shape, dtype: jnp.asarray(value, dtype).reshape(shape)
+
+
+# A layer description's `keras_name` is its module's name here too.
+_MODULES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D)}

@@ -18,7 +18,6 @@ import pytest
 import jconv
 import jconv.linen as jlinen
 
-IMPLS = ["lax", "einsum"]
 SLOW = pytest.mark.slow
 
 # (kernel, strides, dilation_rate, padding, groups, hw)
@@ -41,7 +40,6 @@ def _id(value):
     return str(value).replace(" ", "")
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(
     "kernel_size, strides, dilation, padding, groups, hw", CASES, ids=_id
 )
@@ -121,7 +119,6 @@ def _data(seed=3):
     return x, x[:, ::2, ::2, 0].sum(axis=(1, 2)) / 4
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_jit_grad_and_optax_match_flax(impl):
     x, y = _data()
     ours = _Net(jlinen.Conv2D, (("impl", impl), ("precision", "highest")))

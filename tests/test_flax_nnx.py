@@ -18,8 +18,6 @@ from flax import nnx
 import jconv
 import jconv.nnx as jnnx
 
-IMPLS = ["lax", "einsum"]
-
 # (kernel, strides, dilation_rate, padding, groups, hw): Flax's "SAME" with
 # even kernels and strides > 1 on odd and even inputs included.
 SLOW = pytest.mark.slow
@@ -55,7 +53,6 @@ def _flax_padding(padding):
     return padding
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(
     "kernel_size, strides, dilation, padding, groups, hw", CONV_CASES, ids=_case_id
 )
@@ -148,7 +145,6 @@ def test_flax_circular_and_reflect_pad_without_the_stride(mode):
     assert not np.array_equal(same(x), expected)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(
     "kernel_size, strides, dilation, hw",
     [
@@ -212,7 +208,6 @@ def test_conv2d_transpose_matches_flax_conv_transpose(
         np.testing.assert_array_equal(ours(x), expected)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(
     "multiplier, kernel_size, strides, dilation, padding",
     [
@@ -322,7 +317,6 @@ def _data(seed=7):
     return x, x[:, ::2, ::2, 0].sum(axis=(1, 2)) / 4
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_jit_grad_and_optimizer_match_flax(impl):
     """`nnx.jit` + `nnx.grad` + `nnx.Optimizer(optax.adam)`: the jconv network
     follows the same training trajectory as the same network on `nnx.Conv`."""
