@@ -24,13 +24,13 @@ the same jitted step whatever its size; `config.distributed` (see
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import time
-from collections.abc import Mapping
 
 import numpy as np
 
-from experiments import kernel_data, runner
+from experiments import kernel_data, plots, runner
 
 EXPERIMENTS = ("document_example", "learn", "noise_sweep")
 PADDINGS = ("valid", "same")
@@ -42,69 +42,16 @@ MAX_STEPS = 2**31 - 1
 # the true kernel's largest entry (a few units in the last place).
 FLOAT32_RTOL = 8 * float(np.finfo(np.float32).eps)
 
-_DATA = {"source": None, "num_pairs": None, "image_size": None, "channels": None}
-_TARGET = {"kernels": None, "kernel_size": None, "channels_out": None}
-_MODEL = dict.fromkeys(("use_bias", "strides", "padding", "impl", "precision"))
-_OPTIMIZER = dict.fromkeys(
-    (
-        "name",
-        "learning_rate",
-        "momentum",
-        "schedule",
-        "warmup_steps",
-        "end_factor",
-        "memory_size",
-    )
-)
-_TRAIN = dict.fromkeys(
-    (
-        "max_steps",
-        "chunk_steps",
-        "checkpoint_every",
-        "loss_rtol",
-        "kernel_rtol",
-        "grad_rtol",
-    )
-)
-# Mesh axes: devices splitting the pairs, devices splitting the image rows.
-_MESH = dict.fromkeys(("data", "height"))
-FIELDS = {
-    "document_example": {"experiment": None, "impls": None},
-    "learn": {
-        "experiment": None,
-        "seed": None,
-        "data": {**_DATA, "noise_std": None},
-        "target": _TARGET,
-        "model": _MODEL,
-        "optimizer": _OPTIMIZER,
-        "train": _TRAIN,
-        "mesh": _MESH,
-        "distributed": runner.DISTRIBUTED_FIELDS,
-    },
-    "noise_sweep": {
-        "experiment": None,
-        "seed": None,
-        "data": {k: None for k in _DATA if k != "num_pairs"},
-        "target": _TARGET,
-        "model": _MODEL,
-        "optimizer": _OPTIMIZER,
-        "train": _TRAIN,
-        "sweep": {"noise_stds": None, "num_pairs": None},
-        "mesh": _MESH,
-        "distributed": runner.DISTRIBUTED_FIELDS,
-    },
+# The schema of each experiment is a config file: a config has exactly the
+# fields of the one its `experiment` names.
+SCHEMAS = {
+    "document_example": "configs.document_example",
+    "learn": "configs.learn_document_kernel",
+    "noise_sweep": "configs.noise_sweep",
 }
 
 
 # --------------------------------------------------------------------- config
-
-
-def _missing(config, fields: Mapping, prefix: str = "") -> None:
-    for name, sub in fields.items():
-        if name not in config:
-            raise runner.ConfigError(f"`config.{prefix}{name}` is missing")
-        if isinstance(sub, Mapping):
-            _missing(config[name], sub, f"{prefix}{name}.")
 
 
 def _is_int(v) -> bool:
@@ -139,9 +86,8 @@ def check_config(config) -> str:
     """
     experiment = config.get("experiment")
     _one_of(experiment, EXPERIMENTS, "experiment")
-    fields = FIELDS[experiment]
-    runner.check_fields(config, fields)
-    _missing(config, fields)
+    schema = importlib.import_module(SCHEMAS[experiment]).get_config()
+    runner.check_fields(config, schema, complete=True)
     if experiment == "document_example":
         impls = tuple(config.impls)
         runner.require(impls, "impls", impls, "name at least one impl")
@@ -791,7 +737,7 @@ def make_plots(setup: Setup, result: TrainResult, summary: dict, out) -> list[st
             series = {("worst problem" if many else key): [r[key] for r in history]}
         else:
             series = {n: [r["problems"][n][key] for r in history] for n in setup.names}
-        runner.plot_curves(out / file, steps, series, ylabel=label, title=label)
+        plots.plot_curves(out / file, steps, series, ylabel=label, title=label)
         names.append(file)
 
     if summary["experiment"] == "noise_sweep":
@@ -809,7 +755,7 @@ def make_plots(setup: Setup, result: TrainResult, summary: dict, out) -> list[st
             styles[f"gradient descent, {n} pairs"] = "o-"
             styles[f"least squares, {n} pairs"] = "x--"
         note = " (noise 0 off the log axis)" if 0 in stds else ""
-        runner.plot_curves(
+        plots.plot_curves(
             out / "noise_sweep.png",
             stds,
             series,
@@ -835,7 +781,7 @@ def make_plots(setup: Setup, result: TrainResult, summary: dict, out) -> list[st
             ),
         }
         panels["learned - true"] = panels["learned"] - panels["true"]
-        runner.plot_heatmaps(
+        plots.plot_heatmaps(
             out / f"kernel_{tag}.png",
             panels,
             share_scale=False,
@@ -846,7 +792,7 @@ def make_plots(setup: Setup, result: TrainResult, summary: dict, out) -> list[st
         x = p.x[g, :1]
         pred = np.asarray(model.apply(params, jnp.asarray(x)))[0, ..., 0]
         target = p.y[g, 0, ..., 0]
-        runner.plot_images(
+        plots.plot_images(
             out / f"images_{tag}.png",
             {
                 "input": x[0],
@@ -871,7 +817,7 @@ def _array(a) -> str:
     )
 
 
-def report(summary: dict, workdir, plots: list[str]) -> str:
+def report(summary: dict, workdir, files: list[str]) -> str:
     """The text printed at the end of a learning run."""
     lines = []
     for r in summary["problems"]:
@@ -939,7 +885,7 @@ def report(summary: dict, workdir, plots: list[str]) -> str:
     lines += [
         f"{summary['steps']} steps ({stop}){where}, {summary['wall_seconds']:.1f} s, "
         f"final loss {summary['final_loss']:.3g}",
-        f"plots: {', '.join(str(workdir / p) for p in plots)}",
+        f"plots: {', '.join(str(workdir / p) for p in files)}",
         f"summary: {workdir / runner.SUMMARY_JSON}",
     ]
     return "\n".join(lines)
@@ -981,9 +927,9 @@ def run_document_example(args: runner.Args) -> dict:
         },
         "errata": document.ERRATA,
     }
-    plots = ["document_example.png", "document_same.png"]
-    runner.plot_heatmaps(
-        wd.path / plots[0],
+    files = ["document_example.png", "document_same.png"]
+    plots.plot_heatmaps(
+        wd.path / files[0],
         {
             "image": document.IMAGE,
             "kernel": document.KERNEL,
@@ -994,17 +940,17 @@ def run_document_example(args: runner.Args) -> dict:
         share_scale=False,
         title="the document's worked example",
     )
-    runner.plot_heatmaps(
-        wd.path / plots[1],
+    plots.plot_heatmaps(
+        wd.path / files[1],
         {f"'same' ({i})": results[i, "same"] for i in impls},
         fmt="{:.0f}",
         title="'same' padding: the output keeps the 4x4 size",
     )
-    summary["plots"] = plots
+    summary["plots"] = files
     wd.write_summary(summary)
     if wd.writer:
         print(document.report(impls))
-        print(f"\nplots: {', '.join(str(wd.path / p) for p in plots)}")
+        print(f"\nplots: {', '.join(str(wd.path / p) for p in files)}")
     return summary
 
 
@@ -1041,9 +987,9 @@ def run(args: runner.Args) -> dict:
             for r in summary["problems"]
         ]
     # Only process 0 of a multi-process run writes (and plots, and prints).
-    plots = make_plots(setup, result, summary, wd.path) if wd.writer else []
-    summary["plots"] = plots
+    files = make_plots(setup, result, summary, wd.path) if wd.writer else []
+    summary["plots"] = files
     wd.write_summary(summary)
     if wd.writer:
-        print(report(summary, wd.path, plots))
+        print(report(summary, wd.path, files))
     return summary

@@ -8,10 +8,25 @@ Any config field can be overridden (`--config.optimizer.learning_rate=0.05`);
 `--allow_optimizer_change` resumes an unfinished one with other optimizer
 settings (recorded in its `config_changes.jsonl`), `--quiet` hides the progress
 bar. Exit codes: README, "Reliability".
-The work is in `experiments.kernel_learning` and `jconv.learn`.
+This file is kept short on purpose: the work is in
+`experiments.kernel_learning.run` (what tests call) and `jconv.learn`.
 """
+
+from absl import app
+from ml_collections import config_flags
 
 from experiments import kernel_learning, runner
 
+config_flags.DEFINE_config_file(
+    "config", None, "config file with get_config()", lock_config=True
+)
+runner.define_flags(config=False)  # --workdir, --overwrite, --quiet, ...
+
+
+def main(argv):
+    del argv  # everything is in the flags
+    runner.run_experiment(kernel_learning.run)
+
+
 if __name__ == "__main__":
-    runner.main(kernel_learning.run)
+    app.run(main, flags_parser=runner.parse_flags)

@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from experiments import runner
+from experiments import plots, runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODES = ("weak", "strong")
@@ -54,7 +54,6 @@ DEFAULTS = dict(
     platform="cpu",
     timeout=600,
 )
-FIELDS = dict.fromkeys(DEFAULTS)
 # The keywords of measure_throughput that measure_scaling passes through.
 PROBLEM_KEYS = ("image_size", "channels", "channels_out", "kernel_size", "impl",
                 "precision", "steps", "warmup", "repeats", "seed")  # fmt: skip
@@ -69,10 +68,7 @@ def _is_int(v) -> bool:
 
 def check_config(config) -> None:
     """Refuses unknown, missing or bad fields of a scaling config, by name."""
-    runner.check_fields(config, FIELDS)
-    for name in FIELDS:
-        if name not in config:
-            raise runner.ConfigError(f"`config.{name}` is missing")
+    runner.check_fields(config, DEFAULTS, complete=True)
     counts = tuple(config.device_counts)
     runner.require(
         counts
@@ -365,7 +361,7 @@ def run(args: runner.Args) -> dict:
         (wd.path / "scaling.md").write_text(text + "\n")
     devices = [r["devices"] for r in rows]
     ips = [r["images_per_second"] for r in rows]
-    runner.plot_curves(
+    plots.plot_curves(
         wd.path / "scaling.png",
         devices,
         {

@@ -15,6 +15,7 @@ used by the smoke test; the layers are the library's.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import time
@@ -22,24 +23,15 @@ import time
 import jax
 import numpy as np
 import optax
+import sklearn.metrics
 from flax import nnx
 
 import jconv.nnx as jnnx
-from experiments import runner
+from experiments import plots, runner
 
 NUM_CLASSES = 10
-FIELDS = {
-    "seed": None,
-    "data": {"test_fraction": None},
-    "model": {"channels": None, "kernel_size": None, "impl": None, "precision": None},
-    "optimizer": {"learning_rate": None, "weight_decay": None},
-    "train": {
-        "epochs": None,
-        "batch_size": None,
-        "eval_every": None,
-        "checkpoint_every": None,
-    },
-}
+# The schema: a config has only the fields of this config file.
+SCHEMA = "configs.train_digits"
 PRECISIONS = (None, "default", "high", "highest")
 
 
@@ -53,7 +45,7 @@ def check_config(config) -> None:
     The convolutions' own arguments (`impl`, `kernel_size`, `channels`) are
     checked again by the layers themselves when the model is built.
     """
-    runner.check_fields(config, FIELDS)
+    runner.check_fields(config, importlib.import_module(SCHEMA).get_config())
     req = runner.require
     req(
         _is_int(config.seed) and config.seed >= 0, "seed", config.seed, "be an int >= 0"
@@ -212,12 +204,6 @@ def epoch_batches(x, y, batch_size: int, seed: int, epoch: int):
     return x[order], y[order]
 
 
-def confusion_matrix(y_true, y_pred) -> np.ndarray:
-    m = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
-    np.add.at(m, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return m
-
-
 # ------------------------------------------------------------------------ run
 
 
@@ -289,9 +275,11 @@ def run(args: runner.Args) -> dict:
     train_time = time.perf_counter() - start
 
     test_loss, test_acc, predictions = evaluate(state, x_test, y_test)
-    confusion = confusion_matrix(y_test, predictions)
+    confusion = sklearn.metrics.confusion_matrix(
+        y_test, np.asarray(predictions), labels=range(NUM_CLASSES)
+    )
     epochs = [r["epoch"] for r in history]
-    runner.plot_curves(
+    plots.plot_curves(
         wd.path / "curves.png",
         epochs,
         {
@@ -302,7 +290,7 @@ def run(args: runner.Args) -> dict:
         ylabel="cross-entropy",
         title=f"digits, jconv impl={config.model.impl}",
     )
-    runner.plot_curves(
+    plots.plot_curves(
         wd.path / "accuracy.png",
         epochs,
         {
@@ -314,7 +302,7 @@ def run(args: runner.Args) -> dict:
         logy=False,
         title=f"digits, jconv impl={config.model.impl}",
     )
-    runner.plot_heatmaps(
+    plots.plot_heatmaps(
         wd.path / "confusion.png",
         {"test confusion (row: true, column: predicted)": confusion},
         fmt="{:.0f}",

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from experiments import runner
+from experiments import plots, runner
 
 CONFIG = textwrap.dedent(
     """
@@ -87,6 +87,24 @@ def test_check_fields():
         runner.check_fields({"optimizer": {"lr": 1}}, allowed)
     with pytest.raises(runner.ConfigError, match=r"`config.optimizer` \(=3\)"):
         runner.check_fields({"optimizer": 3}, allowed)
+
+
+def test_check_fields_against_a_config_file():
+    # The schema of an experiment is its config file: a config may have only
+    # its fields and, with `complete`, all of them.
+    from configs import train_digits
+
+    schema = train_digits.get_config()
+    runner.check_fields(train_digits.get_config(), schema, complete=True)
+    extra = train_digits.get_config()
+    extra.train.steps = 3
+    with pytest.raises(runner.ConfigError, match=r"`config.train.steps` is not a"):
+        runner.check_fields(extra, schema)
+    missing = train_digits.get_config()
+    del missing.model["impl"]
+    runner.check_fields(missing, schema)
+    with pytest.raises(runner.ConfigError, match=r"`config.model.impl` is missing"):
+        runner.check_fields(missing, schema, complete=True)
 
 
 def test_workdir_policy(tmp_path):
@@ -180,13 +198,13 @@ def test_check_finite(tmp_path):
 def test_plots_write_png(tmp_path):
     png = b"\x89PNG"
     paths = [
-        runner.plot_curves(
+        plots.plot_curves(
             tmp_path / "c.png", [1, 2, 3], {"loss": [1.0, 0.1, 0.0], "err": [3, 2, 1]}
         ),
-        runner.plot_heatmaps(
+        plots.plot_heatmaps(
             tmp_path / "h.png", {"true": np.eye(3), "learned": np.ones((3, 3))}
         ),
-        runner.plot_images(
+        plots.plot_images(
             tmp_path / "i.png", {"grey": np.zeros((5, 5)), "rgb": np.ones((5, 5, 3))}
         ),
     ]

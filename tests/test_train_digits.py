@@ -50,12 +50,6 @@ def test_shrunken_run_lowers_the_loss(tmp_path, impl):
     assert exc.value.code == runner.WorkdirError.exit_code
 
 
-def test_confusion_matrix_counts_pairs():
-    m = train_digits.confusion_matrix([0, 0, 3, 9], [0, 1, 3, 3])
-    assert m.sum() == 4
-    assert m[0, 0] == m[0, 1] == m[3, 3] == m[9, 3] == 1
-
-
 def test_epoch_batches_are_a_function_of_seed_and_epoch():
     x = np.arange(10)
     y = -np.arange(10)
