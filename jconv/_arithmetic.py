@@ -11,7 +11,7 @@ from __future__ import annotations
 from jconv import _padding
 from jconv._padding import Pads, Pair
 from jconv._spec import (
-    ConvSpec,
+    _layout,
     _output_padding_pair,
     check_shape,
     conv_spec,
@@ -95,9 +95,15 @@ def resolve_transpose_padding(
     return _padding.resolve_transpose_padding(*geometry, padding, output_padding)
 
 
-def _full_shape(spec: ConvSpec, batch: int, channels: int) -> tuple[int, ...]:
-    hw = spec.out_hw
-    shape = (batch, channels, *hw) if spec.channels_first else (batch, *hw, channels)
+def _output_shape(make_spec, input_shape, kernel_shape, *, c_out_axis, **arguments):
+    """The output shape of the call `make_spec` (`conv_spec`, `transpose_spec`)
+    checks, for shapes checked as sequences of non-negative ints; `C_out` is
+    the kernel's axis `c_out_axis`."""
+    input_shape = check_shape(input_shape, "input_shape")
+    kernel_shape = check_shape(kernel_shape, "kernel_shape")
+    spec = make_spec(input_shape, kernel_shape, None, **arguments)
+    c_out = kernel_shape[c_out_axis]
+    shape = _layout(input_shape[0], spec.out_hw, c_out, spec.channels_first)
     return shape if spec.batched else shape[1:]
 
 
@@ -139,19 +145,17 @@ def conv_output_shape(
       ...                   data_format="channels_first")
       (4, 9, 9)
     """
-    input_shape = check_shape(input_shape, "input_shape")
-    kernel_shape = check_shape(kernel_shape, "kernel_shape")
-    spec = conv_spec(
+    return _output_shape(
+        conv_spec,
         input_shape,
         kernel_shape,
-        None,
+        c_out_axis=3,
         strides=strides,
         padding=padding,
         dilation_rate=dilation_rate,
         groups=groups,
         data_format=data_format,
     )
-    return _full_shape(spec, input_shape[0], kernel_shape[3])
 
 
 def conv_transpose_output_shape(
@@ -189,16 +193,14 @@ def conv_transpose_output_shape(
       ...                             padding=1, output_padding=1)
       (1, 6, 6, 8)
     """
-    input_shape = check_shape(input_shape, "input_shape")
-    kernel_shape = check_shape(kernel_shape, "kernel_shape")
-    spec = transpose_spec(
+    return _output_shape(
+        transpose_spec,
         input_shape,
         kernel_shape,
-        None,
+        c_out_axis=2,
         strides=strides,
         padding=padding,
         output_padding=output_padding,
         dilation_rate=dilation_rate,
         data_format=data_format,
     )
-    return _full_shape(spec, input_shape[0], kernel_shape[2])

@@ -117,36 +117,19 @@ def _as_arrays(x, kernel, bias):
     return x, kernel, (rest[0] if rest else None)
 
 
-def _conv2d(
-    x,
-    kernel,
-    bias,
-    *,
-    strides,
-    padding,
-    padding_mode,
-    dilation_rate,
-    groups,
-    data_format,
-    precision,
-    impl,
-):
+def _convolve(apply, make_spec, x, kernel, bias, *, precision, impl, **arguments):
+    """What every public convolution does, in this order: reads `impl` and
+    `precision`, makes floating arrays of one dtype, checks the shapes and
+    the other `arguments` with `make_spec` (`conv_spec`, `transpose_spec`),
+    then runs the jitted `apply` on the spec."""
     impl = _check_impl(impl)
     precision = canonical_precision(precision)
     x, kernel, bias = _as_arrays(x, kernel, bias)
-    spec = conv_spec(
-        x.shape,
-        kernel.shape,
-        None if bias is None else bias.shape,
-        strides=strides,
-        padding=padding,
-        padding_mode=padding_mode,
-        dilation_rate=dilation_rate,
-        groups=groups,
-        data_format=data_format,
-        itemsize=x.dtype.itemsize,
+    bias_shape = None if bias is None else bias.shape
+    spec = make_spec(
+        x.shape, kernel.shape, bias_shape, itemsize=x.dtype.itemsize, **arguments
     )
-    return _apply(x, kernel, bias, spec=spec, precision=precision, impl=impl)
+    return apply(x, kernel, bias, spec=spec, precision=precision, impl=impl)
 
 
 def conv2d(
@@ -186,7 +169,9 @@ def conv2d(
       >>> conv2d(image, kernel, padding="same", padding_mode="reflect")[0, 0, 0]
       Array(230., dtype=float32)
     """
-    return _conv2d(
+    return _convolve(
+        _apply,
+        conv_spec,
         x,
         kernel,
         bias,
@@ -226,7 +211,7 @@ def conv2d_lax(
       >>> conv2d_lax(x, k, strides=2, padding="same", groups=2).shape
       (2, 3, 3, 6)
     """
-    return _conv2d(
+    return conv2d(
         x,
         kernel,
         bias,
@@ -270,7 +255,7 @@ def conv2d_einsum(
       >>> conv2d_einsum(x, k, dilation_rate=2, data_format="channels_first").shape
       (1, 8, 3, 3)
     """
-    return _conv2d(
+    return conv2d(
         x,
         kernel,
         bias,

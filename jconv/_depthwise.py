@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jconv._conv import _as_array, _conv2d
+from jconv._conv import _as_array, conv2d
 from jconv._spec import depthwise_groups
 
 
@@ -57,7 +57,7 @@ def depthwise_conv2d(
     """
     x, kernel = _as_array(x), _as_array(kernel)
     groups, grouped_shape = depthwise_groups(x.shape, kernel.shape, data_format)
-    return _conv2d(
+    return conv2d(
         x,
         kernel.reshape(grouped_shape),
         bias,

@@ -20,10 +20,11 @@ from flax.nnx.nn.dtypes import promote_dtype
 
 from jconv._conv import _check_impl, conv2d
 from jconv._depthwise import depthwise_conv2d
-from jconv._padding import PADDING_MODES, _is_int, resolve_padding
+from jconv._padding import PADDING_MODES, resolve_padding
 from jconv._spec import (
     DATA_FORMATS,
     _input,
+    _positive_int,
     _positive_pair,
     canonical_precision,
     choice,
@@ -115,10 +116,14 @@ class Layer:
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
+    @classmethod
+    def argument_names(cls) -> tuple[str, ...]:
+        """The fields' names: the module's arguments that make this layer."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "names")
+
     def arguments(self) -> dict:
         """The fields, by name: the module's arguments that make this layer."""
-        fields = dataclasses.fields(self)
-        return {f.name: getattr(self, f.name) for f in fields if f.name != "names"}
+        return {name: getattr(self, name) for name in self.argument_names()}
 
     def kwargs(self) -> dict:
         """`fn`'s keyword arguments, besides `precision`."""
@@ -273,14 +278,6 @@ class Frontend:
         """`(layer, kernel, bias, dtype)`; `variables` as `to_keras` takes
         them (a Linen module's, or None)."""
         raise NotImplementedError
-
-
-def _positive_int(value, name: str) -> int:
-    if not _is_int(value):
-        raise TypeError(f"`{name}` (={value!r}) must be an int")
-    if value < 1:
-        raise ValueError(f"`{name}` (={value!r}) must be positive")
-    return int(value)
 
 
 def hashable(value):

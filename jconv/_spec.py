@@ -82,16 +82,20 @@ class _Input:
     hw: Pair
 
 
-def _int_pair(value, name: str, minimum: int) -> Pair:
-    """An int or a pair of ints, each at least `minimum` (0 or 1)."""
-    if _is_int(value):
-        pair = (value, value)
-    elif (
+def _is_pair_of_ints(value) -> bool:
+    return (
         isinstance(value, Sequence)
         and not isinstance(value, str)
         and len(value) == 2
         and all(_is_int(v) for v in value)
-    ):
+    )
+
+
+def _int_pair(value, name: str, minimum: int) -> Pair:
+    """An int or a pair of ints, each at least `minimum` (0 or 1)."""
+    if _is_int(value):
+        pair = (value, value)
+    elif _is_pair_of_ints(value):
         pair = tuple(value)
     else:
         raise TypeError(f"`{name}` (={value!r}) must be an int or a pair of ints")
@@ -109,6 +113,14 @@ def _int_pair(value, name: str, minimum: int) -> Pair:
 
 def _positive_pair(value, name: str) -> Pair:
     return _int_pair(value, name, 1)
+
+
+def _positive_int(value, name: str) -> int:
+    if not _is_int(value):
+        raise TypeError(f"`{name}` (={value!r}) must be an int")
+    if value < 1:
+        raise ValueError(f"`{name}` (={value!r}) must be positive")
+    return int(value)
 
 
 def choice(value, name: str, choices: Sequence[str]) -> str:
@@ -390,10 +402,7 @@ def conv_spec(
     """
     x = _input(x_shape, data_format)
     _check_kernel_rank(kernel_shape, "(KH, KW, C_in // groups, C_out)")
-    if not _is_int(groups):
-        raise TypeError(f"`groups` (={groups!r}) must be an int")
-    if groups < 1:
-        raise ValueError(f"`groups` (={groups!r}) must be positive")
+    groups = _positive_int(groups, "groups")
     strides = _positive_pair(strides, "strides")
     dilation_rate = _positive_pair(dilation_rate, "dilation_rate")
 
@@ -424,7 +433,7 @@ def conv_spec(
         strides=strides,
         dilation_rate=dilation_rate,
         pads=pads,
-        groups=int(groups),
+        groups=groups,
         channels_first=x.channels_first,
         batched=x.batched,
         out_hw=_output_hw(x.hw, (kh, kw), strides, dilation_rate, pads, padding),
@@ -447,12 +456,7 @@ def _output_padding_pair(output_padding, strides: Pair) -> Pair | None:
         return None
     if _is_int(output_padding):
         pair = (output_padding, output_padding)
-    elif (
-        isinstance(output_padding, Sequence)
-        and not isinstance(output_padding, str)
-        and len(output_padding) == 2
-        and all(_is_int(v) for v in output_padding)
-    ):
+    elif _is_pair_of_ints(output_padding):
         pair = tuple(int(v) for v in output_padding)
     else:
         raise TypeError(

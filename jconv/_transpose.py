@@ -8,8 +8,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jconv._conv import _as_arrays, _check_impl, _run
-from jconv._spec import ConvSpec, canonical_precision, transpose_spec
+from jconv._conv import _convolve, _run
+from jconv._spec import ConvSpec, transpose_spec
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "precision", "impl"))
@@ -100,18 +100,17 @@ def conv2d_transpose(
       >>> bool(jnp.array_equal(vjp(jnp.ones((1, 2, 2, 2)))[0], y))
       True
     """
-    impl = _check_impl(impl)
-    precision = canonical_precision(precision)
-    x, kernel, bias = _as_arrays(x, kernel, bias)
-    spec = transpose_spec(
-        x.shape,
-        kernel.shape,
-        None if bias is None else bias.shape,
+    return _convolve(
+        _apply_transpose,
+        transpose_spec,
+        x,
+        kernel,
+        bias,
         strides=strides,
         padding=padding,
         output_padding=output_padding,
         dilation_rate=dilation_rate,
         data_format=data_format,
-        itemsize=x.dtype.itemsize,
+        precision=precision,
+        impl=impl,
     )
-    return _apply_transpose(x, kernel, bias, spec=spec, precision=precision, impl=impl)

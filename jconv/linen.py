@@ -46,10 +46,18 @@ from jconv._layers import (
 __all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "from_keras", "to_keras"]
 
 
+def _field(argument: str) -> str:
+    """The Linen field of a layer description's argument: Linen's `features`
+    is `out_features` (and `in_features` is read from the input)."""
+    return "features" if argument == "out_features" else argument
+
+
 class _Conv(nn.Module, _layers.Frontend):
     """The call shared by the three modules. `_describe(in_features)` is the
     module's layer description, which checks the fields; `in_features` is
-    None until the input is seen."""
+    None until the input is seen. Each module names its description's class
+    in `_layer_class` (a class attribute, not a field); the description's
+    arguments are the module's fields."""
 
     def __post_init__(self):
         _layers.check_dtype(self.dtype, "dtype")
@@ -59,7 +67,14 @@ class _Conv(nn.Module, _layers.Frontend):
         super().__post_init__()
 
     def _describe(self, in_features) -> _layers.Layer:
-        raise NotImplementedError
+        fields = {
+            name: getattr(self, _field(name))
+            for name in self._layer_class.argument_names()
+            if name != "in_features"
+        }
+        return self._layer_class(
+            in_features=in_features, **fields, names=_layers.LINEN_NAMES
+        )
 
     @nn.compact
     def __call__(self, x):
@@ -152,21 +167,7 @@ class Conv2D(_Conv):
     bias_init: Any = default_bias_init
     impl: str = "lax"
 
-    def _describe(self, in_features):
-        return _layers.Conv2DLayer(
-            in_features=in_features,
-            out_features=self.features,
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            padding=self.padding,
-            padding_mode=self.padding_mode,
-            dilation_rate=self.dilation_rate,
-            groups=self.groups,
-            data_format=self.data_format,
-            use_bias=self.use_bias,
-            impl=self.impl,
-            names=_layers.LINEN_NAMES,
-        )
+    _layer_class = _layers.Conv2DLayer
 
 
 class Conv2DTranspose(_Conv):
@@ -212,20 +213,7 @@ class Conv2DTranspose(_Conv):
     bias_init: Any = default_bias_init
     impl: str = "lax"
 
-    def _describe(self, in_features):
-        return _layers.Conv2DTransposeLayer(
-            in_features=in_features,
-            out_features=self.features,
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            padding=self.padding,
-            output_padding=self.output_padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
-            use_bias=self.use_bias,
-            impl=self.impl,
-            names=_layers.LINEN_NAMES,
-        )
+    _layer_class = _layers.Conv2DTransposeLayer
 
 
 class DepthwiseConv2D(_Conv):
@@ -271,19 +259,7 @@ class DepthwiseConv2D(_Conv):
     bias_init: Any = default_bias_init
     impl: str = "lax"
 
-    def _describe(self, in_features):
-        return _layers.DepthwiseConv2DLayer(
-            in_features=in_features,
-            depth_multiplier=self.depth_multiplier,
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            padding=self.padding,
-            padding_mode=self.padding_mode,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
-            use_bias=self.use_bias,
-            impl=self.impl,
-        )
+    _layer_class = _layers.DepthwiseConv2DLayer
 
 
 def from_keras(layer, *, impl="lax", precision=None):
@@ -311,10 +287,11 @@ def from_keras(layer, *, impl="lax", precision=None):
       True
     """
     description, kernel, bias, dtypes = read_keras(layer, impl)
-    kwargs = description.arguments()
-    del kwargs["in_features"]  # Linen reads it from the input
-    if "out_features" in kwargs:
-        kwargs["features"] = kwargs.pop("out_features")
+    kwargs = {
+        _field(name): value
+        for name, value in description.arguments().items()
+        if name != "in_features"  # Linen reads it from the input
+    }
     kwargs["impl"] = impl  # a Linen field keeps what it was given
     params = {"kernel": jnp.asarray(kernel)}
     if bias is not None:
