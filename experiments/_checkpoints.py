@@ -3,6 +3,7 @@ check that stops a run whose loss is no longer finite."""
 
 from __future__ import annotations
 
+import logging
 import math
 import pathlib
 import sys
@@ -11,15 +12,26 @@ from experiments._devices import is_main_process
 from experiments._errors import NonFiniteError, WorkdirError, first_line
 
 
+class _UnretrievedFutures(logging.Filter):
+    """Drops asyncio's "Future exception was never retrieved" records: after
+    a failed restore, orbax's futures for the other reads of the same damaged
+    checkpoint fail too and are collected unread; the restore's own error
+    already reports what they say."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith("Future exception was never")
+
+
 def _hide_closed_loop_errors() -> None:
     """A restore that fails leaves tensorstore reads behind whose callbacks,
     then or later, find orbax's event loop closed; each would print a
-    traceback (an "unraisable" `RuntimeError`) that says nothing the
-    restore's own error does not. Hides those, and only those, from the first
-    restore on."""
+    traceback (an "unraisable" `RuntimeError`, or asyncio's log line about an
+    unretrieved future) that says nothing the restore's own error does not.
+    Hides those, and only those, from the first restore on."""
     previous = sys.unraisablehook
     if getattr(previous, "hides_closed_loop_errors", False):
         return
+    logging.getLogger("asyncio").addFilter(_UnretrievedFutures())
 
     def hook(unraisable):
         error = unraisable.exc_value

@@ -44,8 +44,9 @@ def is_main_process() -> bool:
 _TRUE, _FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
 
 
-def check_distributed(config) -> None:
-    """Checks `config.distributed` (if the config has one), naming fields.
+def check_distributed(config) -> dict:
+    """`config.distributed` (`{}` if the config has none), checked, naming
+    the fields.
 
     Fields: `initialize` (bool), `coordinator_address` (`"host:port"` or
     None), `num_processes` (int >= 1 or None), `process_id` (int >= 0 or
@@ -53,7 +54,7 @@ def check_distributed(config) -> None:
     """
     dist = config.get("distributed") if hasattr(config, "get") else None
     if dist is None:
-        return
+        return {}
     check_fields(dist, DISTRIBUTED_FIELDS, prefix="distributed.")
     init = dist.get("initialize", False)
     require(isinstance(init, bool), "distributed.initialize", init, "be True or False")
@@ -82,6 +83,7 @@ def check_distributed(config) -> None:
             pid,
             f"be < distributed.num_processes (={num})",
         )
+    return dict(dist.items())
 
 
 def initialize_distributed(config=None, environ: Mapping[str, str] | None = None):
@@ -104,21 +106,16 @@ def initialize_distributed(config=None, environ: Mapping[str, str] | None = None
         `JCONV_DISTRIBUTED`, named.
     """
     environ = os.environ if environ is None else environ
-    check_distributed(config)
-    dist = config.get("distributed") if hasattr(config, "get") else None
+    dist = check_distributed(config)
     flag = environ.get(DISTRIBUTED_ENV, "").strip().lower()
     if flag not in _TRUE + _FALSE:
         raise ConfigError(
             f"environment variable {DISTRIBUTED_ENV} (={environ[DISTRIBUTED_ENV]!r}) "
             "must be 1 (initialise jax.distributed) or 0"
         )
-    if not (flag in _TRUE or (dist is not None and dist.get("initialize", False))):
+    if not (flag in _TRUE or dist.get("initialize", False)):
         return None
-    kwargs = {
-        name: dist.get(name)
-        for name in ("coordinator_address", "num_processes", "process_id")
-        if dist is not None and dist.get(name) is not None
-    }
+    kwargs = {k: v for k, v in dist.items() if k != "initialize" and v is not None}
     import jax
 
     if jax.distributed.is_initialized():
@@ -173,35 +170,34 @@ def mesh_sizes(
       experiments._errors.ConfigError: `config.mesh` (={'data': 16}) must use at ...
     """
     sizes = check_mesh_sizes(mesh_config, field=field)
-    free = [axis for axis, size in sizes.items() if size == -1]
     if device_count is None:
         import jax
 
         device_count = jax.device_count()
-    fixed = math.prod(size for size in sizes.values() if size != -1)
-    if free:
+    for axis in [axis for axis, size in sizes.items() if size == -1]:
+        rest = -math.prod(sizes.values())  # the other axes' devices
         require(
-            device_count % fixed == 0,
-            f"{field}.{free[0]}",
+            device_count % rest == 0,
+            f"{field}.{axis}",
             -1,
             f"leave a whole number of devices: {device_count} devices are not a "
-            f"multiple of the other axes' {fixed}",
+            f"multiple of the other axes' {rest}",
         )
-        sizes[free[0]] = device_count // fixed
-    used = math.prod(sizes.values())
+        sizes[axis] = device_count // rest
+    used, given = math.prod(sizes.values()), dict(mesh_config.items())
     processes = process_count()
     if processes > 1:
         require(
             used == device_count,
             field,
-            dict(mesh_config.items()),
+            given,
             f"use all {device_count} devices of the {processes} processes (the "
             f"product of its sizes is {used}); -1 on one axis takes the rest",
         )
     require(
         used <= device_count,
         field,
-        dict(mesh_config.items()),
+        given,
         f"use at most the devices JAX sees ({device_count}; the product of its "
         f"sizes is {used})",
     )

@@ -9,17 +9,27 @@ and races jconv against Keras `model.fit` at learning the document's kernel.
 Writes results.json, results.md, times.png and race.png into the workdir.
 """
 
+import pathlib
+
 from experiments import runner
 from experiments.bench import failures as bench_failures
 from experiments.bench import run_benchmark
 
 
-def experiment(args: runner.Args) -> None:
-    results = run_benchmark(
-        args.config, args.workdir, overwrite=args.overwrite, quiet=args.quiet
-    )
+def run(
+    config, workdir, *, overwrite=False, quiet=False, allow_optimizer_change=False
+) -> dict:
+    """Runs the benchmark `config` into `workdir`, prints its headlines and
+    returns `results.json`'s object; a wrong jconv answer or a dead worker
+    raises `runner.ExperimentError` (exit 1) after everything is written.
+
+    `allow_optimizer_change` is ignored: a benchmark does not resume.
+    """
+    del allow_optimizer_change
+    workdir = pathlib.Path(workdir)
+    results = run_benchmark(config, workdir, overwrite=overwrite, quiet=quiet)
     records = results["records"]
-    print(f"{len(records)} rows written to {args.workdir / 'results.md'}")
+    print(f"{len(records)} rows written to {workdir / 'results.md'}")
     race = results.get("kernel_race") or {}
     if "speedup_vs_keras" in race:
         print(
@@ -35,9 +45,10 @@ def experiment(args: runner.Args) -> None:
         more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
         raise runner.ExperimentError(
             f"{len(failures)} failures: {'; '.join(failures[:3])}{more}; "
-            f"see {args.workdir / 'results.md'} and logs/"
+            f"see {workdir / 'results.md'} and logs/"
         )
+    return results
 
 
 if __name__ == "__main__":
-    runner.main(experiment)
+    runner.main(run)

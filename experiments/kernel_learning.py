@@ -1,7 +1,7 @@
 """The kernel-learning experiments: config checks, pairs, training with
 checkpoints, the least-squares reference, summary, plots and text.
 
-`run(args)` is what `python -m experiments.learn_kernel` calls. The config's
+`run(config, workdir)` is what `python -m experiments.learn_kernel` calls. The config's
 `experiment` field picks one of:
 
 - `"document_example"`: the tutorial's worked example, both implementations,
@@ -77,6 +77,33 @@ def _finite(value, field: str) -> None:
 
 def _one_of(value, choices, field: str) -> None:
     runner.require(value in choices, field, value, f"be one of {tuple(choices)}")
+
+
+def make_optimizer(config):
+    """`jconv.learn.make_optimizer` from `config.optimizer`; a value it
+    refuses is a `ConfigError` naming the config field, in jconv's words.
+    Builds no arrays: `check_config` calls it before any work."""
+    from jconv import learn
+
+    opt = config.optimizer
+    try:
+        return learn.make_optimizer(
+            opt.name,
+            opt.learning_rate,
+            momentum=opt.momentum,
+            schedule=opt.schedule,
+            total_steps=config.train.max_steps,
+            warmup_steps=opt.warmup_steps,
+            end_factor=opt.end_factor,
+            memory_size=opt.memory_size,
+        )
+    except ValueError as e:
+        # "`momentum` (=1.5) must ..." -> "`config.optimizer.momentum` (=1.5) ..."
+        arg, _, rest = str(e).partition("` ")
+        name = arg.rpartition("`")[2]
+        if name not in opt:
+            raise
+        raise runner.ConfigError(f"`config.optimizer.{name}` {rest}") from None
 
 
 def check_config(config) -> str:
@@ -197,9 +224,6 @@ def check_config(config) -> str:
     _one_of(model.precision, PRECISIONS, "model.precision")
 
     opt, train = config.optimizer, config.train
-    from jconv import learn
-
-    _one_of(opt.name, learn.OPTIMIZERS, "optimizer.name")
     runner.require(
         _is_num(opt.learning_rate) and opt.learning_rate > 0,
         "optimizer.learning_rate",
@@ -208,27 +232,15 @@ def check_config(config) -> str:
     )
     _finite(opt.learning_rate, "optimizer.learning_rate")
     runner.require(
-        _is_num(opt.momentum) and 0 <= opt.momentum < 1,
-        "optimizer.momentum",
-        opt.momentum,
-        "be in [0, 1)",
-    )
-    _one_of(opt.schedule, learn.SCHEDULES, "optimizer.schedule")
-    runner.require(
         _is_int(opt.warmup_steps) and opt.warmup_steps >= 0,
         "optimizer.warmup_steps",
         opt.warmup_steps,
         "be an int >= 0",
     )
-    runner.require(
-        _is_num(opt.end_factor) and 0 <= opt.end_factor <= 1,
-        "optimizer.end_factor",
-        opt.end_factor,
-        "be in [0, 1]",
-    )
     if opt.schedule == "exponential":
+        # jconv refuses an end_factor outside [0, 1] itself, in these words.
         runner.require(
-            opt.end_factor > 0,
+            opt.end_factor != 0,
             "optimizer.end_factor",
             opt.end_factor,
             "be > 0 for the 'exponential' schedule",
@@ -266,6 +278,7 @@ def check_config(config) -> str:
         )
     for name in ("loss_rtol", "kernel_rtol", "grad_rtol"):
         _nonneg(train[name], f"train.{name}")
+    make_optimizer(config)  # checks the name, momentum, schedule, end_factor
     check_mesh(config, num_pairs=max(num_pairs))
     return experiment
 
@@ -492,16 +505,7 @@ def train(
     from jconv import learn
 
     opt_cfg, tcfg = config.optimizer, config.train
-    optimizer = learn.make_optimizer(
-        opt_cfg.name,
-        opt_cfg.learning_rate,
-        momentum=opt_cfg.momentum,
-        schedule=opt_cfg.schedule,
-        total_steps=tcfg.max_steps,
-        warmup_steps=opt_cfg.warmup_steps,
-        end_factor=opt_cfg.end_factor,
-        memory_size=opt_cfg.memory_size,
-    )
+    optimizer = make_optimizer(config)
     sizes = check_mesh(config, num_pairs=max(setup.num_pairs))
     mesh = runner.make_mesh(sizes)
     replicated = PartitionSpec()
@@ -894,21 +898,11 @@ def report(summary: dict, workdir, files: list[str]) -> str:
 # ----------------------------------------------------------------------- runs
 
 
-def _prepare(args: runner.Args) -> runner.Workdir:
-    return runner.prepare_workdir(
-        args.workdir,
-        args.config,
-        overwrite=args.overwrite,
-        allow_optimizer_change=args.allow_optimizer_change,
-    )
-
-
-def run_document_example(args: runner.Args) -> dict:
-    """The document's worked example into a workdir, and printed."""
+def run_document_example(config, wd: runner.Workdir) -> dict:
+    """The document's worked example into the workdir `wd`, and printed."""
     from jconv import document
 
-    impls = tuple(args.config.impls)
-    wd = _prepare(args)
+    impls = tuple(config.impls)
     results = document.worked_example(impls)
     claimed = np.asarray(document.CLAIMED_VALID, np.float64)
     valid = results[impls[0], "valid"]
@@ -954,24 +948,37 @@ def run_document_example(args: runner.Args) -> dict:
     return summary
 
 
-def run(args: runner.Args) -> dict:
-    """`python -m experiments.learn_kernel`: checks, runs, writes, prints."""
-    kind = check_config(args.config)
-    if kind == "document_example":
-        return run_document_example(args)
-    # The data first: data too large to allocate is refused before the
-    # workdir exists.
-    try:
-        setup = build_setup(args.config)
-    except MemoryError as e:
-        data = args.config.data
-        raise runner.ConfigError(
-            f"`config.data.image_size` (={data.image_size!r}) is too large: the "
-            f"pairs' images and targets do not fit in memory ({e})"
-        ) from None
-    wd = _prepare(args)
-    result = train(setup, args.config, wd, quiet=args.quiet)
-    summary = summarize(setup, result, args.config)
+def run(
+    config, workdir, *, overwrite=False, quiet=False, allow_optimizer_change=False
+) -> dict:
+    """`python -m experiments.learn_kernel`: checks, runs, writes, prints.
+
+    `overwrite` replaces a finished run in `workdir`; `allow_optimizer_change`
+    resumes an unfinished one with other optimizer settings; `quiet` hides
+    the progress bar (README, "Reliability").
+    """
+    kind = check_config(config)
+    setup = None
+    if kind != "document_example":
+        # The data first: data too large to allocate is refused before the
+        # workdir exists.
+        try:
+            setup = build_setup(config)
+        except MemoryError as e:
+            raise runner.ConfigError(
+                f"`config.data.image_size` (={config.data.image_size!r}) is too "
+                f"large: the pairs' images and targets do not fit in memory ({e})"
+            ) from None
+    wd = runner.prepare_workdir(
+        workdir,
+        config,
+        overwrite=overwrite,
+        allow_optimizer_change=allow_optimizer_change,
+    )
+    if setup is None:
+        return run_document_example(config, wd)
+    result = train(setup, config, wd, quiet=quiet)
+    summary = summarize(setup, result, config)
     if kind == "noise_sweep":
         summary["sweep"] = [
             {

@@ -1,6 +1,7 @@
 """Plots of a run, written into its workdir as PNG files (Agg backend).
 
-Shared by the experiments. Only the main process of a multi-process run
+Shared by the experiments (the benchmark draws its own charts with
+`pyplot` and `write_figure`). Only the main process of a multi-process run
 draws; every file is listed in the workdir's run marker before it is written,
 so that `--overwrite` deletes it (`runner.own`).
 """
@@ -16,7 +17,8 @@ import numpy as np
 from experiments import runner
 
 
-def _pyplot():
+def pyplot():
+    """`matplotlib.pyplot` on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,16 +27,21 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path, *, suptitle: str = "") -> pathlib.Path:
-    """Writes `fig` to `path`, listed in its workdir's marker first."""
+def write_figure(fig, path, *, suptitle: str = "") -> pathlib.Path:
+    """Lays out `fig`, writes it to `path` as a PNG and closes it."""
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
     path = pathlib.Path(path)
-    runner.own(path)
     fig.savefig(path)
-    plt.close(fig)
+    pyplot().close(fig)
     return path
+
+
+def _save(fig, path, *, suptitle: str = "") -> pathlib.Path:
+    """`write_figure`, with `path` listed in its workdir's marker first."""
+    runner.own(path)
+    return write_figure(fig, path, suptitle=suptitle)
 
 
 def plot_curves(
@@ -56,7 +63,7 @@ def plot_curves(
     """
     if not runner.is_main_process():
         return pathlib.Path(path)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     x = np.asarray(x, np.float64)
     styles = styles or {}
@@ -77,7 +84,7 @@ def plot_curves(
     ax.grid(True, which="both", alpha=0.3)
     if len(series) > 1:
         ax.legend()
-    return _save(plt, fig, path)
+    return _save(fig, path)
 
 
 def plot_heatmaps(
@@ -92,7 +99,7 @@ def plot_heatmaps(
     """2D arrays side by side as heatmaps, each cell annotated with its value."""
     if not runner.is_main_process():
         return pathlib.Path(path)
-    plt = _pyplot()
+    plt = pyplot()
     mats = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
     n = len(mats)
     rows, cols = np.max([m.shape for m in mats.values()], axis=0)
@@ -117,7 +124,7 @@ def plot_heatmaps(
                 ax.text(j, i, fmt.format(v), ha="center", va="center",
                         fontsize=7, color=color)  # fmt: skip
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    return _save(plt, fig, path, suptitle=title)
+    return _save(fig, path, suptitle=title)
 
 
 def plot_images(path, images: Mapping[str, Any], *, title: str = "") -> pathlib.Path:
@@ -127,7 +134,7 @@ def plot_images(path, images: Mapping[str, Any], *, title: str = "") -> pathlib.
     """
     if not runner.is_main_process():
         return pathlib.Path(path)
-    plt = _pyplot()
+    plt = pyplot()
     n = len(images)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), dpi=100, squeeze=False)
     for ax, (name, img) in zip(axes[0], images.items()):
@@ -141,4 +148,4 @@ def plot_images(path, images: Mapping[str, Any], *, title: str = "") -> pathlib.
             ax.imshow(img, cmap="gray")
         ax.set_title(name, fontsize=9)
         ax.axis("off")
-    return _save(plt, fig, path, suptitle=title)
+    return _save(fig, path, suptitle=title)

@@ -12,21 +12,22 @@ script is shaped like the flax examples (`experiments/learn_kernel.py`)::
     runner.define_flags(config=False)  # --workdir, --overwrite, --quiet, ...
 
     def main(argv):
-        runner.run_experiment(experiment)  # experiment(runner.Args)
+        runner.run_experiment(run)  # run(config, workdir, overwrite=..., ...)
 
     if __name__ == "__main__":
         app.run(main, flags_parser=runner.parse_flags)
 
-and an experiment, which tests call directly, is::
+and an experiment's `run`, which tests call directly, is::
 
-    def experiment(args: runner.Args) -> None:
-        check_my_config(args.config)            # raise runner.ConfigError
-        wd = runner.prepare_workdir(args.workdir, args.config,
-                                    overwrite=args.overwrite)  # config.json
+    def run(config, workdir, *, overwrite=False, quiet=False,
+            allow_optimizer_change=False) -> dict:
+        check_my_config(config)                 # raise runner.ConfigError
+        wd = runner.prepare_workdir(workdir, config, overwrite=overwrite,
+                                    allow_optimizer_change=allow_optimizer_change)
         ckpt = wd.checkpoints(save_every=100)
         step, state = ckpt.restore_latest(init_state)  # (0, init_state) if none
         with wd.metrics(resume_step=step) as metrics, runner.progress(
-                total, initial=step, quiet=args.quiet) as bar:
+                total, initial=step, quiet=quiet) as bar:
             ...                                  # train a chunk
             runner.check_finite(step, loss=loss, checkpoints=ckpt)
             metrics.write(step=step, loss=loss)  # before the checkpoint
@@ -105,7 +106,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 @dataclasses.dataclass(frozen=True)
 class Args:
-    """What an experiment receives: the resolved, locked config and the flags."""
+    """The command line: the resolved, locked config and the flags, which
+    `run_experiment` passes to an experiment's `run(config, workdir, ...)`."""
 
     config: Any  # ml_collections.ConfigDict
     workdir: pathlib.Path
@@ -243,9 +245,10 @@ def parse_args(argv: Sequence[str]) -> Args:
     return args_from_flags(fv)
 
 
-def run_experiment(experiment: Callable[[Args], Any], fv=None, *, command_line=True):
-    """What a script's `main(argv)` does: runs `experiment(args_from_flags(fv))`
-    and exits.
+def run_experiment(experiment: Callable[..., Any], fv=None, *, command_line=True):
+    """What a script's `main(argv)` does: runs `experiment(config, workdir,
+    overwrite=..., quiet=..., allow_optimizer_change=...)` on the flags of `fv`
+    (`args_from_flags`) and exits.
 
     Before the experiment (and before anything touches a JAX device), calls
     `jax.distributed.initialize` if the config or the environment asks for it
@@ -265,7 +268,13 @@ def run_experiment(experiment: Callable[[Args], Any], fv=None, *, command_line=T
     try:
         args = args_from_flags(fv)
         initialize_distributed(args.config)
-        experiment(args)
+        experiment(
+            args.config,
+            args.workdir,
+            overwrite=args.overwrite,
+            quiet=args.quiet,
+            allow_optimizer_change=args.allow_optimizer_change,
+        )
     except ExperimentError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -285,7 +294,7 @@ def run_experiment(experiment: Callable[[Args], Any], fv=None, *, command_line=T
             release_workdir(key)
 
 
-def main(experiment: Callable[[Args], Any], argv: Sequence[str] | None = None) -> None:
+def main(experiment: Callable[..., Any], argv: Sequence[str] | None = None) -> None:
     """`experiment` as a script, for callers that define no flags: with
     `argv` (without the program name), in this process on flags of its own
     (tests, the benchmark's workers); without, as `app.run` on the command line.

@@ -332,17 +332,23 @@ def machine() -> dict:
     }
 
 
-def run(args: runner.Args) -> dict:
-    """`python -m experiments.scaling`: checks, measures, writes, prints."""
-    config = args.config
+def run(
+    config, workdir, *, overwrite=False, quiet=False, allow_optimizer_change=False
+) -> dict:
+    """`python -m experiments.scaling`: checks, measures, writes, prints.
+
+    `allow_optimizer_change` is ignored: a scaling run has no optimizer
+    settings to resume with.
+    """
+    del allow_optimizer_change
     check_config(config)
-    wd = runner.prepare_workdir(args.workdir, config, overwrite=args.overwrite)
+    wd = runner.prepare_workdir(workdir, config, overwrite=overwrite)
     keys = [k for k in DEFAULTS if k != "device_counts"]
     counts = tuple(config.device_counts)
     before = machine()
     with (
         wd.metrics() as log,
-        runner.progress(len(counts), quiet=args.quiet, desc="device counts") as bar,
+        runner.progress(len(counts), quiet=quiet, desc="device counts") as bar,
     ):
         rows = measure_scaling(
             counts,

@@ -207,9 +207,13 @@ def epoch_batches(x, y, batch_size: int, seed: int, epoch: int):
 # ------------------------------------------------------------------------ run
 
 
-def run(args: runner.Args) -> dict:
-    """Trains, logs, checkpoints, plots; returns the summary."""
-    config = args.config
+def run(
+    config, workdir, *, overwrite=False, quiet=False, allow_optimizer_change=False
+) -> dict:
+    """Trains, logs, checkpoints, plots into `workdir`; returns the summary.
+
+    The keywords are the command line's flags (`experiments.runner`).
+    """
     check_config(config)
     start = time.perf_counter()
     x_train, y_train, x_test, y_test = load_data(config.data.test_fraction, config.seed)
@@ -222,10 +226,10 @@ def run(args: runner.Args) -> dict:
         f"be at most the {len(x_train)} training images",
     )
     wd = runner.prepare_workdir(
-        args.workdir,
+        workdir,
         config,
-        overwrite=args.overwrite,
-        allow_optimizer_change=args.allow_optimizer_change,
+        overwrite=overwrite,
+        allow_optimizer_change=allow_optimizer_change,
     )
 
     graphdef, state, num_params = build(config, steps_per_epoch)
@@ -239,7 +243,7 @@ def run(args: runner.Args) -> dict:
         runner.progress(
             train.epochs,
             initial=first_epoch,
-            quiet=args.quiet,
+            quiet=quiet,
             desc=f"digits ({config.model.impl})",
         ) as bar,
     ):
@@ -329,7 +333,7 @@ def run(args: runner.Args) -> dict:
         jax_version=jax.__version__,
     )
     wd.write_summary(summary)
-    if not args.quiet:
+    if not quiet:
         print(
             f"test accuracy {summary['test_accuracy']:.4f} "
             f"({summary['test_errors']}/{summary['n_test']} wrong), "

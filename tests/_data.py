@@ -5,35 +5,34 @@ from __future__ import annotations
 import numpy as np
 
 
-def make_arrays(case, *, batch=2, c_in=4, c_out=6, integer=False, seed=0):
+def random_arrays(case, c_in, k_shape, c_out, *, integer=False, seed=0, batch=2):
+    """`x` with `c_in` channels in `case`'s layout and size, a `k_shape` kernel
+    and a `(c_out,)` bias (None unless `case["bias"]`), drawn in that order."""
     rng = np.random.default_rng(seed)
     h, w = case["hw"]
-    shape = (
-        (batch, c_in, h, w)
-        if case["data_format"] == "channels_first"
-        else (
-            batch,
-            h,
-            w,
-            c_in,
-        )
-    )
-    k_shape = (*case["kernel"], c_in // case["groups"], c_out)
+    channels_first = case["data_format"] == "channels_first"
+    shape = (batch, c_in, h, w) if channels_first else (batch, h, w, c_in)
     if integer:
         # Small integers: every product and partial sum is exact in float32,
         # so any correct implementation must agree to the last bit.
-        x = rng.integers(-3, 4, shape).astype(np.float32)
-        kernel = rng.integers(-3, 4, k_shape).astype(np.float32)
-        bias = rng.integers(-3, 4, (c_out,)).astype(np.float32)
+        draw = lambda s: rng.integers(-3, 4, s).astype(np.float32)
     else:
-        x = rng.standard_normal(shape).astype(np.float32)
-        kernel = rng.standard_normal(k_shape).astype(np.float32)
-        bias = rng.standard_normal((c_out,)).astype(np.float32)
-    return x, kernel, (bias if case["bias"] else None)
+        draw = lambda s: rng.standard_normal(s).astype(np.float32)
+    x, kernel, bias = draw(shape), draw(k_shape), draw((c_out,))
+    return x, kernel, (bias if case.get("bias") else None)
+
+
+def make_arrays(case, *, batch=2, c_in=4, c_out=6, integer=False, seed=0):
+    k_shape = (*case["kernel"], c_in // case["groups"], c_out)
+    return random_arrays(
+        case, c_in, k_shape, c_out, integer=integer, seed=seed, batch=batch
+    )
+
+
+def pick(case, keys):
+    """The entries of `case` named in `keys`, as keyword arguments."""
+    return {k: case[k] for k in keys}
 
 
 def conv_kwargs(case):
-    return {
-        k: case[k]
-        for k in ("strides", "padding", "dilation_rate", "groups", "data_format")
-    }
+    return pick(case, ("strides", "padding", "dilation_rate", "groups", "data_format"))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import random
 
+import pytest
+
 # Every value of every axis; strides/dilations include unequal pairs.
 AXES = {
     "kernel": [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (2, 3)],
@@ -80,3 +82,13 @@ def uncovered(cases, axes=AXES) -> dict:
 
 def case_id(case) -> str:
     return "-".join(f"{k}={v}" for k, v in case.items()).replace(" ", "")
+
+
+def grid_params(default, slow):
+    """The one parametrization of a grid test: `default` cases unmarked, `slow`
+    ones marked `slow` with ids prefixed `large_grid-`, so `-m "not slow"` runs
+    exactly the default sample and `-m slow` exactly the large one."""
+    return [pytest.param(c, id=case_id(c)) for c in default] + [
+        pytest.param(c, id=f"large_grid-{case_id(c)}", marks=pytest.mark.slow)
+        for c in slow
+    ]

@@ -18,6 +18,7 @@ TensorFlow's XLA instead of oneDNN.
 import keras
 import numpy as np
 import tensorflow as tf
+from _tol import assert_conv_close
 
 
 def needs_xla(layer) -> bool:
@@ -43,6 +44,14 @@ def built(cls, weights, input_shape, **kwargs):
     return layer
 
 
+def layer_output(cls, x, kernel, bias, **kwargs) -> np.ndarray:
+    """A `cls(**kwargs)` layer holding `kernel` (and `bias`, if any), applied
+    to `x`."""
+    weights = [kernel] if bias is None else [kernel, bias]
+    layer = built(cls, weights, x.shape, use_bias=bias is not None, **kwargs)
+    return call(layer, x)
+
+
 def bias_lands_on_width(data_format, out_shape, bias) -> bool:
     """Keras 3's TensorFlow backend turns a layer's bias add into
     `tf.nn.bias_add`, guessing the layout from shapes alone
@@ -63,3 +72,21 @@ def undo_bias_quirk(expected, bias, data_format):
     if bias_lands_on_width(data_format, expected.shape, bias):
         return expected - bias + bias[:, None, None]
     return expected
+
+
+def assert_matches_keras(ours, keras_layer, reference, make_arrays, case, kwargs):
+    """`ours(x, kernel, bias, **kwargs)` against `keras_layer(x, kernel, bias,
+    case)` on `case`, twice: on small-integer data, where every sum is exact in
+    float32, to the last bit; on standard-normal data at `precision="highest"`
+    within `assert_conv_close`'s bound for `reference`."""
+    for integer in (True, False):
+        x, kernel, bias = make_arrays(case, integer=integer, seed=4)
+        expected = undo_bias_quirk(
+            keras_layer(x, kernel, bias, case), bias, case["data_format"]
+        )
+        y = np.asarray(ours(x, kernel, bias, precision="highest", **kwargs))
+        assert y.shape == expected.shape
+        if integer:
+            np.testing.assert_array_equal(y, expected)
+        else:
+            assert_conv_close(y, expected, reference, x, kernel, bias, **kwargs)

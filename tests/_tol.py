@@ -13,6 +13,7 @@ sum is exact in float32 and so the same on every machine.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 
@@ -74,3 +75,24 @@ def assert_conv_close(
     magnitude = reference(*absolute, **kwargs)
     terms = conv_terms(kernel, bias=bias, transpose=transpose, depthwise=depthwise)
     assert_sums_close(actual, expected, magnitude, terms, dtype)
+
+
+def assert_matches_reference(ours, reference, x, kernel, bias, *, float64, **kwargs):
+    """`ours(x, kernel, bias, **kwargs)` at `precision="highest"` against the
+    float64 `reference`: float32 in, float32 out, the reference's shape, within
+    `assert_conv_close`'s bound; with `float64`, again on float64 copies of
+    the inputs within the float64 bound. Returns the float32 result."""
+    expected = reference(x, kernel, bias, **kwargs)
+    y = ours(x, kernel, bias, precision="highest", **kwargs)
+    assert y.dtype == np.float32
+    assert y.shape == expected.shape
+    assert_conv_close(y, expected, reference, x, kernel, bias, **kwargs)
+    if float64:
+        with jax.enable_x64(True):
+            as64 = lambda a: None if a is None else a.astype(np.float64)
+            y64 = ours(as64(x), as64(kernel), as64(bias), **kwargs)
+            assert y64.dtype == np.float64
+            assert_conv_close(
+                y64, expected, reference, x, kernel, bias, dtype=np.float64, **kwargs
+            )
+    return y

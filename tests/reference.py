@@ -34,6 +34,26 @@ def _pads(padding, in_hw, k_hw, strides, dilation):
     return tuple(tuple(p) for p in padding)
 
 
+def _nhwc(x, data_format):
+    """`x` in float64, batched and channels-last; and whether it was unbatched."""
+    x = np.asarray(x, np.float64)
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x[None]
+    if data_format == "channels_first":
+        x = x.transpose(0, 2, 3, 1)
+    return x, unbatched
+
+
+def _from_nhwc(out, bias, data_format, unbatched):
+    """The batched channels-last `out` plus `bias`, in the input's layout."""
+    if bias is not None:
+        out += np.asarray(bias, np.float64)
+    if data_format == "channels_first":
+        out = out.transpose(0, 3, 1, 2)
+    return out[0] if unbatched else out
+
+
 def reference_conv2d(
     x,
     kernel,
@@ -51,13 +71,8 @@ def reference_conv2d(
     `padding_mode` other than "zeros" pads with `numpy.pad` ("reflect",
     "edge" for "replicate", "wrap" for "circular").
     """
-    x = np.asarray(x, np.float64)
+    x, unbatched = _nhwc(x, data_format)
     kernel = np.asarray(kernel, np.float64)
-    unbatched = x.ndim == 3
-    if unbatched:
-        x = x[None]
-    if data_format == "channels_first":
-        x = x.transpose(0, 2, 3, 1)
     n, h, w, c = x.shape
     kh, kw, cg, c_out = kernel.shape
     assert cg * groups == c
@@ -87,11 +102,7 @@ def reference_conv2d(
                 out[:, oh, ow, g * og : (g + 1) * og] = np.tensordot(
                     patch, kernel[..., g * og : (g + 1) * og], axes=3
                 )
-    if bias is not None:
-        out += np.asarray(bias, np.float64)
-    if data_format == "channels_first":
-        out = out.transpose(0, 3, 1, 2)
-    return out[0] if unbatched else out
+    return _from_nhwc(out, bias, data_format, unbatched)
 
 
 def _transpose_out_size(size, k, s, d, padding, output_padding):
@@ -127,13 +138,8 @@ def reference_conv2d_transpose(
     j*sw + b*dw - left)`, where `top`/`left` are the pads the forward
     convolution of an output-sized input would use.
     """
-    x = np.asarray(x, np.float64)
+    x, unbatched = _nhwc(x, data_format)
     kernel = np.asarray(kernel, np.float64)
-    unbatched = x.ndim == 3
-    if unbatched:
-        x = x[None]
-    if data_format == "channels_first":
-        x = x.transpose(0, 2, 3, 1)
     n, h, w, _ = x.shape
     kh, kw, c_out, _ = kernel.shape
     strides, dilation = _pair(strides), _pair(dilation_rate)
@@ -161,11 +167,7 @@ def reference_conv2d_transpose(
                     p, q = i * sh + a * dh - top, j * sw + b * dw - left
                     if 0 <= p < out_hw[0] and 0 <= q < out_hw[1]:
                         out[:, p, q] += x[:, i, j] @ kernel[a, b].T
-    if bias is not None:
-        out += np.asarray(bias, np.float64)
-    if data_format == "channels_first":
-        out = out.transpose(0, 3, 1, 2)
-    return out[0] if unbatched else out
+    return _from_nhwc(out, bias, data_format, unbatched)
 
 
 def reference_depthwise_conv2d(

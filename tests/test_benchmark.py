@@ -49,7 +49,7 @@ def _smoke_config():
 def test_quick_benchmark_smoke(tmp_path):
     workdir = tmp_path / "bench"
     # Through the script: it returns (exit 0) whatever the peers answer here.
-    benchmark.experiment(runner.Args(_smoke_config(), workdir, quiet=True))
+    benchmark.run(_smoke_config(), workdir, quiet=True)
     for name in ("config.json", "metrics.jsonl", "results.json", "results.md",
                  "times.png", "race.png", "summary.json"):  # fmt: skip
         assert (workdir / name).stat().st_size > 0, name
@@ -131,10 +131,10 @@ def test_only_a_wrong_jconv_answer_fails_the_run(wrong, tmp_path, monkeypatch, c
     jconv_wrong = "jconv_einsum" in wrong
     if jconv_wrong:
         with pytest.raises(SystemExit) as exit_:
-            runner.main(benchmark.experiment, argv)
+            runner.main(benchmark.run, argv)
         assert exit_.value.code == 1
     else:
-        runner.main(benchmark.experiment, argv)  # returns: exit code 0
+        runner.main(benchmark.run, argv)  # returns: exit code 0
     err = capsys.readouterr().err.strip()
     records = json.loads((workdir / "results.json").read_text())["records"]
     md = (workdir / "results.md").read_text()

@@ -2,13 +2,16 @@
 (beyond Keras: strides with dilation, explicit pads, padding modes),
 gradients."""
 
+import functools
+
 import jax
 import keras
 import numpy as np
 import pytest
-from _grid import case_id, pair, sample, uncovered
-from _keras import built, call, undo_bias_quirk
-from _tol import assert_conv_close
+from _data import pick, random_arrays
+from _grid import case_id, grid_params, pair, sample, uncovered
+from _keras import assert_matches_keras, layer_output
+from _tol import assert_matches_reference
 from jax.test_util import check_grads
 from reference import reference_depthwise_conv2d
 
@@ -37,24 +40,15 @@ def _fits(case):
 
 
 def make_arrays(case, *, integer=False, seed=0, batch=2):
-    rng = np.random.default_rng(seed)
-    h, w = case["hw"]
-    shape = (
-        (batch, C_IN, h, w)
-        if case["data_format"] == "channels_first"
-        else (batch, h, w, C_IN)
-    )
     m = case["depth_multiplier"]
-    if integer:
-        draw = lambda s: rng.integers(-3, 4, s).astype(np.float32)
-    else:
-        draw = lambda s: rng.standard_normal(s).astype(np.float32)
-    x, kernel, bias = draw(shape), draw((*case["kernel"], C_IN, m)), draw((C_IN * m,))
-    return x, kernel, (bias if case["bias"] else None)
+    k_shape = (*case["kernel"], C_IN, m)
+    return random_arrays(
+        case, C_IN, k_shape, C_IN * m, integer=integer, seed=seed, batch=batch
+    )
 
 
 def kwargs(case):
-    return {k: case[k] for k in ("strides", "padding", "dilation_rate", "data_format")}
+    return pick(case, ("strides", "padding", "dilation_rate", "data_format"))
 
 
 DEFAULT_CASES = sample(14, seed=21, axes=AXES, valid=_fits)
@@ -65,54 +59,24 @@ def test_default_grid_covers_every_value():
     assert uncovered(DEFAULT_CASES, AXES) == {}
 
 
-def _check_reference(case, impl):
-    x, kernel, bias = make_arrays(case)
-    expected = reference_depthwise_conv2d(x, kernel, bias, **kwargs(case))
-    y = jconv.depthwise_conv2d(
-        x, kernel, bias, precision="highest", impl=impl, **kwargs(case)
-    )
-    assert_conv_close(
-        y, expected, reference_depthwise_conv2d, x, kernel, bias, **kwargs(case)
-    )
-
-
-@pytest.mark.parametrize("case", DEFAULT_CASES, ids=case_id)
+@pytest.mark.parametrize("case", grid_params(DEFAULT_CASES, SLOW_CASES))
 def test_matches_reference(case, impl):
-    _check_reference(case, impl)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", SLOW_CASES, ids=case_id)
-def test_matches_reference_large_grid(case, impl):
-    _check_reference(case, impl)
+    x, kernel, bias = make_arrays(case)
+    ours = functools.partial(jconv.depthwise_conv2d, impl=impl)
+    reference = reference_depthwise_conv2d
+    assert_matches_reference(
+        ours, reference, x, kernel, bias, float64=False, **kwargs(case)
+    )
 
 
 @pytest.mark.parametrize("padding_mode", ["reflect", "replicate", "circular"])
 def test_padding_modes_match_reference(padding_mode, impl):
     case = dict(DEFAULT_CASES[0], padding=((2, 1), (0, 2)), bias=True)
     x, kernel, bias = make_arrays(case, seed=3)
-    expected = reference_depthwise_conv2d(
-        x, kernel, bias, padding_mode=padding_mode, **kwargs(case)
-    )
-    y = jconv.depthwise_conv2d(
-        x,
-        kernel,
-        bias,
-        padding_mode=padding_mode,
-        precision="highest",
-        impl=impl,
-        **kwargs(case),
-    )
-    assert_conv_close(
-        y,
-        expected,
-        reference_depthwise_conv2d,
-        x,
-        kernel,
-        bias,
-        padding_mode=padding_mode,
-        **kwargs(case),
-    )
+    ours = functools.partial(jconv.depthwise_conv2d, impl=impl)
+    reference = reference_depthwise_conv2d
+    kw = dict(kwargs(case), padding_mode=padding_mode)
+    assert_matches_reference(ours, reference, x, kernel, bias, float64=False, **kw)
 
 
 # --- Keras DepthwiseConv2D, live --------------------------------------------
@@ -121,16 +85,15 @@ KERAS_CASES = sample(10, seed=23, keras_only=True, axes=AXES, valid=_fits)
 
 
 def keras_depthwise(x, kernel, bias, case):
-    layer = built(
+    return layer_output(
         keras.layers.DepthwiseConv2D,
-        [kernel] if bias is None else [kernel, bias],
-        x.shape,
+        x,
+        kernel,
+        bias,
         kernel_size=case["kernel"],
         depth_multiplier=case["depth_multiplier"],
-        use_bias=bias is not None,
         **kwargs(case),
     )
-    return call(layer, x)
 
 
 def test_keras_grid_covers_multipliers_formats_and_paddings():
@@ -141,23 +104,11 @@ def test_keras_grid_covers_multipliers_formats_and_paddings():
 
 @pytest.mark.parametrize("case", KERAS_CASES, ids=case_id)
 def test_matches_keras(case, impl):
-    for integer in (True, False):
-        x, kernel, bias = make_arrays(case, integer=integer, seed=4)
-        expected = undo_bias_quirk(
-            keras_depthwise(x, kernel, bias, case), bias, case["data_format"]
-        )
-        y = np.asarray(
-            jconv.depthwise_conv2d(
-                x, kernel, bias, precision="highest", impl=impl, **kwargs(case)
-            )
-        )
-        assert y.shape == expected.shape
-        if integer:
-            np.testing.assert_array_equal(y, expected)
-        else:
-            assert_conv_close(
-                y, expected, reference_depthwise_conv2d, x, kernel, bias, **kwargs(case)
-            )
+    ours = functools.partial(jconv.depthwise_conv2d, impl=impl)
+    reference = reference_depthwise_conv2d
+    assert_matches_keras(
+        ours, keras_depthwise, reference, make_arrays, case, kwargs(case)
+    )
 
 
 # --- Gradients ----------------------------------------------------------------

@@ -100,6 +100,25 @@ def test_every_learn_kernel_config_has_a_smoke_test():
     assert sorted(ours) == sorted(SHRINK)
 
 
+def test_run_is_called_directly(tmp_path, capsys):
+    # What the command line calls, with the flags as keywords: no runner.Args.
+    from configs import learn_document_kernel
+
+    config, workdir = learn_document_kernel.get_config(), tmp_path / "run"
+    summary = kernel_learning.run(config, workdir, quiet=True)
+    assert summary["recovered_to_float32"] and summary["converged"]
+    saved = json.loads((workdir / "summary.json").read_text())
+    assert numbers(saved) == json.loads(
+        json.dumps(numbers(runner.to_jsonable(summary)))
+    )
+    with pytest.raises(runner.WorkdirError, match=r"finished run.*--overwrite"):
+        kernel_learning.run(config, workdir, quiet=True)
+    again = kernel_learning.run(config, str(workdir), overwrite=True, quiet=True)
+    assert numbers(again).keys() == numbers(summary).keys()
+    assert again["steps"] == summary["steps"]
+    assert f"plots: {workdir}" in capsys.readouterr().out
+
+
 def check_learning_run(workdir, summary, out):
     """What every learning run must leave behind and print."""
     check_outputs(workdir, summary)

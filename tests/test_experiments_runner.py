@@ -75,7 +75,7 @@ def test_parse_args_requires_config_and_workdir(config_file, tmp_path):
 
 def test_main_prints_error_and_exits(config_file, capsys):
     with pytest.raises(SystemExit) as exc:
-        runner.main(lambda args: None, [f"--config={config_file}"])
+        runner.main(lambda config, workdir, **flags: None, [f"--config={config_file}"])
     assert exc.value.code == runner.ConfigError.exit_code == 2
     assert "error: --workdir is required" in capsys.readouterr().err
 
@@ -291,7 +291,7 @@ def test_main_initializes_before_the_experiment(initialize_calls, tmp_path):
         )
     )
     seen = []
-    experiment = lambda args: seen.append(list(initialize_calls))
+    experiment = lambda config, workdir, **flags: seen.append(list(initialize_calls))
     argv = [f"--config={path}", f"--workdir={tmp_path / 'w'}"]
     runner.main(experiment, [*argv, "--config.distributed.process_id=1"])
     assert seen == [[]]  # not asked

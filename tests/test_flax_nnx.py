@@ -48,6 +48,19 @@ def _case_id(value):
     return str(value).replace(" ", "")
 
 
+def _flax_conv(c_in, c_out, kernel_size, dilation, groups, **kwargs):
+    """Flax's `nnx.Conv` under jconv's names, seeded as the jconv layers are."""
+    return nnx.Conv(
+        c_in,
+        c_out,
+        kernel_size,
+        kernel_dilation=dilation,
+        feature_group_count=groups,
+        rngs=nnx.Rngs(0),
+        **kwargs,
+    )
+
+
 def _flax_padding(padding):
     # Flax reads (p_h, p_w) as symmetric pads per axis, as jconv does.
     return padding
@@ -71,15 +84,7 @@ def test_conv2d_matches_flax_conv(
         rngs=nnx.Rngs(0),
         **kwargs,
     )
-    theirs = nnx.Conv(
-        c_in,
-        c_out,
-        kernel_size,
-        kernel_dilation=dilation,
-        feature_group_count=groups,
-        rngs=nnx.Rngs(0),
-        **kwargs,
-    )
+    theirs = _flax_conv(c_in, c_out, kernel_size, dilation, groups, **kwargs)
     # Same seed, same initialiser, same key order: same initial weights.
     np.testing.assert_array_equal(ours.kernel[...], theirs.kernel[...])
     np.testing.assert_array_equal(ours.bias[...], theirs.bias[...])
@@ -233,15 +238,7 @@ def test_depthwise_matches_flax_grouped_conv(
         rngs=nnx.Rngs(0),
         **kwargs,
     )
-    theirs = nnx.Conv(
-        c_in,
-        c_in * multiplier,
-        kernel_size,
-        kernel_dilation=dilation,
-        feature_group_count=c_in,
-        rngs=nnx.Rngs(0),
-        **kwargs,
-    )
+    theirs = _flax_conv(c_in, c_in * multiplier, kernel_size, dilation, c_in, **kwargs)
     grouped = theirs.kernel.shape
     assert ours.kernel.shape == (*kernel_size, c_in, multiplier)
     np.testing.assert_array_equal(ours.kernel[...].reshape(grouped), theirs.kernel[...])

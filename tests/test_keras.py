@@ -10,13 +10,14 @@ Two comparisons per case:
 `channels_first` layers run through XLA on every CPU (`_keras.py`).
 """
 
+import functools
+
 import keras
 import numpy as np
 import pytest
 from _data import conv_kwargs, make_arrays
 from _grid import case_id, sample
-from _keras import bias_lands_on_width, built, call, undo_bias_quirk
-from _tol import assert_conv_close
+from _keras import assert_matches_keras, bias_lands_on_width, layer_output
 from reference import reference_conv2d
 
 import jconv
@@ -74,37 +75,23 @@ def test_backend_is_tensorflow():
 
 
 def keras_conv2d(x, kernel, bias, case):
-    layer = built(
+    return layer_output(
         keras.layers.Conv2D,
-        [kernel] if bias is None else [kernel, bias],
-        x.shape,
+        x,
+        kernel,
+        bias,
         filters=kernel.shape[-1],
         kernel_size=case["kernel"],
-        use_bias=bias is not None,
         **conv_kwargs(case),
     )
-    return call(layer, x)
 
 
 @pytest.mark.parametrize("case", KERAS_CASES, ids=case_id)
 def test_matches_keras(case, impl):
-    for integer in (True, False):
-        x, kernel, bias = make_arrays(case, integer=integer, seed=4)
-        expected = undo_bias_quirk(
-            keras_conv2d(x, kernel, bias, case), bias, case["data_format"]
-        )
-        y = np.asarray(
-            jconv.conv2d(
-                x, kernel, bias, precision="highest", impl=impl, **conv_kwargs(case)
-            )
-        )
-        assert y.shape == expected.shape
-        if integer:
-            np.testing.assert_array_equal(y, expected)
-        else:
-            assert_conv_close(
-                y, expected, reference_conv2d, x, kernel, bias, **conv_kwargs(case)
-            )
+    ours = functools.partial(jconv.conv2d, impl=impl)
+    assert_matches_keras(
+        ours, keras_conv2d, reference_conv2d, make_arrays, case, conv_kwargs(case)
+    )
 
 
 def test_document_example_matches_keras(impl):

@@ -1,11 +1,14 @@
 """`padding_mode` on `conv2d`: against `numpy.pad` (reflect/edge/wrap) followed
 by a valid convolution, a hand-worked case, limits, gradients."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
-from _grid import case_id, pair, sample, uncovered
-from _tol import assert_conv_close
+from _data import make_arrays, pick
+from _grid import grid_params, pair, sample, uncovered
+from _tol import assert_conv_close, assert_matches_reference
 from jax.test_util import check_grads
 from reference import reference_conv2d
 
@@ -44,18 +47,9 @@ def _mode_allows(case) -> bool:
     )
 
 
-def make_arrays(case, seed=0):
-    rng = np.random.default_rng(seed)
-    h, w = case["hw"]
-    channels_first = case["data_format"] == "channels_first"
-    x = rng.standard_normal((2, 4, h, w) if channels_first else (2, h, w, 4))
-    kernel = rng.standard_normal((*case["kernel"], 4 // case["groups"], 6))
-    return x.astype(np.float32), kernel.astype(np.float32)
-
-
 def kwargs(case):
     keys = ("padding_mode", "padding", "strides", "dilation_rate", "groups")
-    return {k: case[k] for k in (*keys, "data_format")}
+    return pick(case, (*keys, "data_format"))
 
 
 DEFAULT_CASES = sample(12, seed=32, axes=AXES, valid=_mode_allows)
@@ -66,22 +60,13 @@ def test_default_grid_covers_every_value():
     assert uncovered(DEFAULT_CASES, AXES) == {}
 
 
-def _check(case, impl):
-    x, kernel = make_arrays(case)
-    expected = reference_conv2d(x, kernel, **kwargs(case))
-    y = jconv.conv2d(x, kernel, precision="highest", impl=impl, **kwargs(case))
-    assert_conv_close(y, expected, reference_conv2d, x, kernel, **kwargs(case))
-
-
-@pytest.mark.parametrize("case", DEFAULT_CASES, ids=case_id)
+@pytest.mark.parametrize("case", grid_params(DEFAULT_CASES, SLOW_CASES))
 def test_matches_reference(case, impl):
-    _check(case, impl)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", SLOW_CASES, ids=case_id)
-def test_matches_reference_large_grid(case, impl):
-    _check(case, impl)
+    x, kernel, _ = make_arrays(case)  # no bias
+    ours = functools.partial(jconv.conv2d, impl=impl)
+    assert_matches_reference(
+        ours, reference_conv2d, x, kernel, None, float64=False, **kwargs(case)
+    )
 
 
 @pytest.mark.parametrize("mode", ["zeros", *MODES])
@@ -138,18 +123,21 @@ def test_widest_allowed_pads(impl):
         ("circular", ((3, 3), (4, 4))),
         ("replicate", ((7, 7), (9, 9))),
     ]:
-        expected = reference_conv2d(x, kernel, padding=pads, padding_mode=mode)
-        y = jconv.conv2d(
-            x, kernel, padding=pads, padding_mode=mode, precision="highest", impl=impl
-        )
-        assert_conv_close(
-            y, expected, reference_conv2d, x, kernel, padding=pads, padding_mode=mode
+        assert_matches_reference(
+            functools.partial(jconv.conv2d, impl=impl),
+            reference_conv2d,
+            x,
+            kernel,
+            None,
+            float64=False,
+            padding=pads,
+            padding_mode=mode,
         )
 
 
 def test_zeros_is_the_default():
     case = DEFAULT_CASES[0]
-    x, kernel = make_arrays(case)
+    x, kernel, _ = make_arrays(case)  # no bias
     kw = dict(kwargs(case), padding="same")
     del kw["padding_mode"]
     np.testing.assert_array_equal(

@@ -442,7 +442,7 @@ def test_full_disk_is_one_line_and_resumable(tmp_path, uninterrupted):
 
 def test_full_disk_reported_by_orbax_is_recognised(tmp_path, capsys):
     # tensorstore keeps only the text of the OSError; orbax re-raises it.
-    def experiment(args):
+    def experiment(config, workdir, **flags):
         try:
             raise OSError(28, "No space left on device")
         except OSError as e:

@@ -3,30 +3,16 @@
 The device count is fixed when JAX starts, so the check runs in a subprocess with
 XLA_FLAGS=--xla_force_host_platform_device_count=8."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _devices import cpu_env, run_script
 
 
 @pytest.fixture(scope="module")
 def sharded_results():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    env["JAX_PLATFORMS"] = "cpu"
     script = Path(__file__).with_name("_sharded_conv.py")
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_script(script, env=cpu_env(8))
 
 
 def test_every_combination_ran(sharded_results):

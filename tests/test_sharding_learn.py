@@ -5,7 +5,6 @@ The device count is fixed when JAX starts, so every run is a subprocess with
 XLA_FLAGS=--xla_force_host_platform_device_count=N on the CPU."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import _sharded_learn
 import numpy as np
 import pytest
+from _devices import cpu_env, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 # Float32 tolerance on the kernel (largest entry 10): 8 epsilons of it.
@@ -24,8 +24,7 @@ LOSS_RTOL = 1e-4
 
 
 def _env(devices: int) -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env = cpu_env(devices)
     env.pop(_sharded_learn.runner.DISTRIBUTED_ENV, None)
     return env
 
@@ -33,17 +32,8 @@ def _env(devices: int) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("sharded_learn")
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("_sharded_learn.py")), str(out)],
-        cwd=ROOT,
-        env=_env(8),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    script = Path(__file__).with_name("_sharded_learn.py")
+    return run_script(script, out, cwd=ROOT, env=_env(8))
 
 
 def _assert_same_learning(run, reference):

@@ -1,14 +1,22 @@
 """`conv2d_transpose`: the float64 scatter-add reference, the adjoint of
 `conv2d` (its VJP), Keras `Conv2DTranspose` live, gradients."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
-from _grid import case_id, pair, sample, uncovered
-from _keras import built, call, undo_bias_quirk
-from _tol import assert_conv_close, assert_sums_close, conv_terms
+from _data import pick, random_arrays
+from _grid import case_id, grid_params, pair, sample, uncovered
+from _keras import assert_matches_keras, layer_output
+from _tol import (
+    assert_conv_close,
+    assert_matches_reference,
+    assert_sums_close,
+    conv_terms,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
@@ -54,39 +62,20 @@ def valid(case) -> bool:
 
 
 def make_arrays(case, *, integer=False, seed=0, batch=2):
-    rng = np.random.default_rng(seed)
-    h, w = case["hw"]
-    shape = (
-        (batch, C_IN, h, w)
-        if case["data_format"] == "channels_first"
-        else (batch, h, w, C_IN)
-    )
     k_shape = (*case["kernel"], C_OUT, C_IN)
-    if integer:
-        # Small integers: every product and partial sum is exact in float32.
-        draw = lambda s: rng.integers(-3, 4, s).astype(np.float32)
-    else:
-        draw = lambda s: rng.standard_normal(s).astype(np.float32)
-    x, kernel, bias = draw(shape), draw(k_shape), draw((C_OUT,))
-    return x, kernel, (bias if case["bias"] else None)
+    return random_arrays(
+        case, C_IN, k_shape, C_OUT, integer=integer, seed=seed, batch=batch
+    )
 
 
 def kwargs(case):
-    return {
-        k: case[k]
-        for k in (
-            "strides",
-            "padding",
-            "output_padding",
-            "dilation_rate",
-            "data_format",
-        )
-    }
+    keys = ("strides", "padding", "output_padding", "dilation_rate", "data_format")
+    return pick(case, keys)
 
 
 def conv_kwargs(case):
     """The `conv2d` that `conv2d_transpose(**kwargs(case))` is the adjoint of."""
-    return {k: case[k] for k in ("strides", "padding", "dilation_rate", "data_format")}
+    return pick(case, ("strides", "padding", "dilation_rate", "data_format"))
 
 
 DEFAULT_CASES = sample(16, seed=20, axes=AXES, valid=valid)
@@ -97,52 +86,17 @@ def test_default_grid_covers_every_value():
     assert uncovered(DEFAULT_CASES, AXES) == {}
 
 
-def _check_reference(case, impl, float64=False):
+@pytest.mark.parametrize("case", grid_params(DEFAULT_CASES, SLOW_CASES))
+def test_matches_reference(case, impl):
     x, kernel, bias = make_arrays(case)
-    expected = reference_conv2d_transpose(x, kernel, bias, **kwargs(case))
-    y = jconv.conv2d_transpose(
-        x, kernel, bias, precision="highest", impl=impl, **kwargs(case)
+    ours = functools.partial(jconv.conv2d_transpose, impl=impl)
+    reference = reference_conv2d_transpose
+    y = assert_matches_reference(
+        ours, reference, x, kernel, bias, float64=True, **kwargs(case)
     )
-    assert y.dtype == np.float32
-    assert y.shape == expected.shape
     assert y.shape == jconv.conv_transpose_output_shape(
         x.shape, kernel.shape, **kwargs(case)
     )
-    assert_conv_close(
-        y, expected, reference_conv2d_transpose, x, kernel, bias, **kwargs(case)
-    )
-    if not float64:
-        return  # the adjoint grid below checks float64 exactly
-    with jax.enable_x64(True):
-        y64 = jconv.conv2d_transpose(
-            x.astype(np.float64),
-            kernel.astype(np.float64),
-            None if bias is None else bias.astype(np.float64),
-            impl=impl,
-            **kwargs(case),
-        )
-        assert y64.dtype == np.float64
-        assert_conv_close(
-            y64,
-            expected,
-            reference_conv2d_transpose,
-            x,
-            kernel,
-            bias,
-            dtype=np.float64,
-            **kwargs(case),
-        )
-
-
-@pytest.mark.parametrize("case", DEFAULT_CASES, ids=case_id)
-def test_matches_reference(case, impl):
-    _check_reference(case, impl)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", SLOW_CASES, ids=case_id)
-def test_matches_reference_large_grid(case, impl):
-    _check_reference(case, impl, float64=True)
 
 
 # --- The adjoint of conv2d -------------------------------------------------
@@ -151,7 +105,8 @@ ADJOINT_CASES = sample(10, seed=41, axes=AXES, valid=valid)
 SLOW_ADJOINT_CASES = sample(200, seed=16, axes=AXES, valid=valid)
 
 
-def _check_adjoint(case, impl):
+@pytest.mark.parametrize("case", grid_params(ADJOINT_CASES, SLOW_ADJOINT_CASES))
+def test_is_the_adjoint_of_conv2d(case, impl):
     """`conv2d_transpose(y)` is the VJP of `x -> conv2d(x)` at `y`, and
     `<conv2d(x), y> == <x, conv2d_transpose(y)>`, in float64."""
     y, kernel, _ = make_arrays(case, seed=5)
@@ -190,17 +145,6 @@ def _check_adjoint(case, impl):
             conv_terms(kernel) + y.size,
             np.float64,
         )
-
-
-@pytest.mark.parametrize("case", ADJOINT_CASES, ids=case_id)
-def test_is_the_adjoint_of_conv2d(case, impl):
-    _check_adjoint(case, impl)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", SLOW_ADJOINT_CASES, ids=case_id)
-def test_is_the_adjoint_of_conv2d_large_grid(case, impl):
-    _check_adjoint(case, impl)
 
 
 def test_adjoint_grid_covers_every_rule():
@@ -287,36 +231,24 @@ KERAS_CASES += [
 
 
 def keras_conv2d_transpose(x, kernel, bias, case):
-    layer = built(
+    return layer_output(
         keras.layers.Conv2DTranspose,
-        [kernel] if bias is None else [kernel, bias],
-        x.shape,
+        x,
+        kernel,
+        bias,
         filters=kernel.shape[2],
         kernel_size=case["kernel"],
-        use_bias=bias is not None,
         **kwargs(case),
     )
-    return call(layer, x)
 
 
 @pytest.mark.parametrize("case", KERAS_CASES, ids=case_id)
 def test_matches_keras(case, impl):
-    for integer in (True, False):
-        x, kernel, bias = make_arrays(case, integer=integer, seed=4)
-        expected = keras_conv2d_transpose(x, kernel, bias, case)
-        expected = undo_bias_quirk(expected, bias, case["data_format"])
-        y = np.asarray(
-            jconv.conv2d_transpose(
-                x, kernel, bias, precision="highest", impl=impl, **kwargs(case)
-            )
-        )
-        assert y.shape == expected.shape
-        if integer:
-            np.testing.assert_array_equal(y, expected)
-        else:
-            assert_conv_close(
-                y, expected, reference_conv2d_transpose, x, kernel, bias, **kwargs(case)
-            )
+    ours = functools.partial(jconv.conv2d_transpose, impl=impl)
+    reference = reference_conv2d_transpose
+    assert_matches_keras(
+        ours, keras_conv2d_transpose, reference, make_arrays, case, kwargs(case)
+    )
 
 
 def test_keras_grid_covers_strides_paddings_and_output_padding():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
+from experiments import plots
 from experiments.bench._cases import DTYPES, MODES, RowKey
 
 IMPL_ORDER = ("jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
@@ -470,18 +471,9 @@ def race_lines(race: dict) -> list[str]:
     return lines
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_times(results: dict, path) -> pathlib.Path:
     """Median time per shape per implementation, one panel per (dtype, mode)."""
-    plt = _pyplot()
+    plt = plots.pyplot()
     ok = _index(r for r in results["records"] if r.get("status") == "ok")
     shapes = list(dict.fromkeys(r["shape"] for r in results["records"]))
     impls = [i for i in IMPL_ORDER if any(r["impl"] == i for r in results["records"])]
@@ -504,17 +496,14 @@ def plot_times(results: dict, path) -> pathlib.Path:
         ax.set_title(f"{mode}, {dtype}")
         ax.grid(True, axis="y", which="both", alpha=0.3)
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle("Median time per convolution (lower is better)")
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return plots.write_figure(
+        fig, path, suptitle="Median time per convolution (lower is better)"
+    )
 
 
 def plot_race(race: dict, path) -> pathlib.Path:
     """Wall times of the race (log scale) and jconv's loss curve."""
-    plt = _pyplot()
+    plt = plots.pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), dpi=100)
     bars = {}
     if "keras_seconds" in race:
@@ -551,11 +540,7 @@ def plot_race(race: dict, path) -> pathlib.Path:
     ax2.grid(True, which="both", alpha=0.3)
     if race.get("jconv"):
         ax2.legend()
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return plots.write_figure(fig, path)
 
 
 def summary(results: dict) -> dict:

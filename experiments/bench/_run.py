@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from configs import benchmark as benchmark_config  # the schema
 from experiments import runner
 from experiments.bench import _cases, _machine, _race_data, _report, _worker
 
@@ -27,44 +28,6 @@ IMPLS = JAX_IMPLS + PEER_IMPLS
 RACE_OPTIMIZERS = ("sgd", "momentum", "adam")
 FAST_OPTIMIZERS = ("sgd", "momentum", "adam", "lbfgs")
 _REPO = pathlib.Path(__file__).resolve().parents[2]
-
-_PER_SHAPE = dict.fromkeys(_cases.SHAPES)
-ALLOWED_FIELDS = {
-    "shapes": None,
-    "impls": None,
-    "modes": None,
-    "dtypes": None,
-    "batch": _PER_SHAPE,
-    "gpu_batch": _PER_SHAPE,
-    "inner_iters": _PER_SHAPE,
-    "gpu_inner_iters": _PER_SHAPE,
-    "warmup": None,
-    "repeats": None,
-    "seed": None,
-    "tolerance": {"float32": None, "bfloat16": None, "float32_gpu": None},
-    "measure_memory": None,
-    "peers_on_gpu_machine": None,
-    "keep_scratch": None,
-    "race": {
-        "enabled": None,
-        "n_images": None,
-        "image_size": None,
-        "seed": None,
-        "optimizer": None,
-        "learning_rate": None,
-        "momentum": None,
-        "adam_epsilon": None,
-        "steps": None,
-        "impls": None,
-        "repeats": None,
-        "keras_repeats": None,
-        "precision": None,
-        "target_error": None,
-        "max_steps": None,
-        "fast_candidates": None,
-        "fast_impl": None,
-    },
-}
 
 
 def _subset(config, field: str, known) -> None:
@@ -78,7 +41,7 @@ def _subset(config, field: str, known) -> None:
 
 def check_config(config) -> None:
     """Refuses a bad benchmark config, naming the field, before any work."""
-    runner.check_fields(config, ALLOWED_FIELDS)
+    runner.check_fields(config, benchmark_config.get_config(), complete=True)
     _subset(config, "shapes", _cases.SHAPES)
     _subset(config, "impls", IMPLS)
     runner.require(
