@@ -46,6 +46,9 @@ HOOK = textwrap.dedent(
     from experiments import kernel_learning, runner
 
     action, at = sys.argv[1], int(sys.argv[2])
+    # Ctrl-C as in a terminal: a suite started in the background (as CI may
+    # be) passes SIGINT on ignored, and Python then installs no handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     write, save = runner.MetricsWriter.write, ocp.CheckpointManager.save
 
     def hooked_write(self, **row):
