@@ -25,7 +25,6 @@ def _argv(workdir, *overrides):
     ]
 
 
-@pytest.mark.parametrize("impl", ["lax", "einsum"])
 def test_shrunken_run_lowers_the_loss(tmp_path, impl):
     workdir = tmp_path / "run"
     runner.main(train_digits.run, _argv(workdir, f"--config.model.impl={impl}"))
