@@ -261,6 +261,7 @@ def test_linen_string_fields_are_read_in_any_case():
     )
     variables = lower.init(jax.random.key(0), x)
     assert variables["params"]["kernel"].shape == (3, 3, 4, 6)
+    # Same init key, the same program twice in one process: equal on any CPU.
     np.testing.assert_array_equal(
         lower.apply(variables, x), upper.apply(upper.init(jax.random.key(0), x), x)
     )

@@ -548,6 +548,7 @@ def test_module_string_arguments_are_read_in_any_case():
     for cls, args in ((jnnx.Conv2D, (4, 6, 3)), (jnnx.DepthwiseConv2D, (4, 3))):
         a = cls(*args, **lower, precision="highest", rngs=nnx.Rngs(0))
         b = cls(*args, **upper, precision="HIGHEST", rngs=nnx.Rngs(0))
+        # The same program twice in one process: equal on any CPU.
         np.testing.assert_array_equal(a(x), b(x))
         assert (b.data_format, b.padding_mode, b.impl) == tuple(lower.values())
     up = jnnx.Conv2DTranspose(4, 6, 3, data_format="Channels_First", rngs=nnx.Rngs(0))

@@ -431,16 +431,23 @@ def test_workdir_under_a_file_or_not_writable(tmp_path, capsys):
         assert "error: --workdir '/sys/kernel/jconv-run' is not writable" in lines[0]
 
 
-def test_full_disk_is_one_line_and_resumable(tmp_path, uninterrupted):
+def _stopped_then_resumed(tmp_path, uninterrupted, hook, code):
+    """Runs with `hook`, expects exit `code` with one line on stderr, resumes,
+    and checks the run ends as the uninterrupted one did; returns the line."""
     workdir = tmp_path / "run"
-    proc = cli(workdir, hook=("enospc", 60))
-    assert proc.returncode == 5, proc.stderr
+    proc = cli(workdir, hook=hook)
+    assert proc.returncode == code, proc.stderr
     (line,) = no_traceback(proc.stderr, lines=1)
-    assert line.startswith("error: no space left on device (")
-    assert "run the same command again to resume from its last checkpoint" in line
     resume(workdir)
     assert numbers(workdir) == numbers(uninterrupted)
     assert rows(workdir) == rows(uninterrupted)
+    return line
+
+
+def test_full_disk_is_one_line_and_resumable(tmp_path, uninterrupted):
+    line = _stopped_then_resumed(tmp_path, uninterrupted, ("enospc", 60), 5)
+    assert line.startswith("error: no space left on device (")
+    assert "run the same command again to resume from its last checkpoint" in line
 
 
 def test_full_disk_reported_by_orbax_is_recognised(tmp_path, capsys):
@@ -460,15 +467,9 @@ def test_full_disk_reported_by_orbax_is_recognised(tmp_path, capsys):
 
 @pytest.mark.parametrize("hook", [("sigint", 60), ("sigint_in_save", 40)])
 def test_ctrl_c_is_one_line_and_resumable(tmp_path, uninterrupted, hook):
-    workdir = tmp_path / "run"
-    proc = cli(workdir, hook=hook)
-    assert proc.returncode == 130, proc.stderr
-    (line,) = no_traceback(proc.stderr, lines=1)
+    line = _stopped_then_resumed(tmp_path, uninterrupted, hook, 130)
     assert line.startswith("error: interrupted (Ctrl-C). What --workdir ")
     assert "run the same command again to resume" in line
-    resume(workdir)
-    assert numbers(workdir) == numbers(uninterrupted)
-    assert rows(workdir) == rows(uninterrupted)
 
 
 # -------------------------- 11. the last good checkpoint after a divergence
