@@ -31,13 +31,11 @@ test: lint
 test-slow: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -m slow
 
-bench-quick: $(VENV)/.test-deps
-	$(BIN)/python -m experiments.benchmark --config=configs/benchmark_quick.py \
-		--workdir=runs/benchmark_quick --overwrite
-
-bench: $(VENV)/.test-deps
-	$(BIN)/python -m experiments.benchmark --config=configs/benchmark.py \
-		--workdir=runs/benchmark --overwrite
+bench-quick: BENCH_CONFIG := benchmark_quick
+bench: BENCH_CONFIG := benchmark
+bench-quick bench: $(VENV)/.test-deps
+	$(BIN)/python -m experiments.benchmark --config=configs/$(BENCH_CONFIG).py \
+		--workdir=runs/$(BENCH_CONFIG) --overwrite
 
 format: $(VENV)/.test-deps
 	$(BIN)/ruff format .

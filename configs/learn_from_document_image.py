@@ -35,12 +35,9 @@ def get_config():
     c.optimizer.learning_rate = 1e-3
     # Heavy-ball momentum coefficient.
     c.optimizer.momentum = 0.9
-    # Step budget.
-    c.train.max_steps = 2000
-    # Steps per jitted lax.scan (and per metrics row).
-    c.train.chunk_steps = 20
-    # Checkpoint every this many steps.
-    c.train.checkpoint_every = 200
+    # Step budget, steps per jitted lax.scan (and per metrics row), steps
+    # between checkpoints.
+    c.train.update(max_steps=2000, chunk_steps=20, checkpoint_every=200)
     # "valid" never reaches kernel_rtol (the kernel is not determined): stop
     # when the 4 outputs are fitted exactly instead, loss 1e-15 of its start.
     c.train.loss_rtol = 1e-15

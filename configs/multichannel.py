@@ -47,10 +47,7 @@ def get_config():
     c.optimizer.learning_rate = 0.6
     # Heavy-ball momentum coefficient.
     c.optimizer.momentum = 0.995
-    # Step budget.
-    c.train.max_steps = 10000
-    # Steps per jitted lax.scan (and per metrics row).
-    c.train.chunk_steps = 100
-    # Checkpoint every this many steps.
-    c.train.checkpoint_every = 1000
+    # Step budget, steps per jitted lax.scan (and per metrics row), steps
+    # between checkpoints.
+    c.train.update(max_steps=10000, chunk_steps=100, checkpoint_every=1000)
     return c

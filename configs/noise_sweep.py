@@ -32,12 +32,9 @@ def get_config():
     # Plain gradient descent: the curvature is about 2, 0.4 is safe even for
     # one image.
     c.optimizer.learning_rate = 0.4
-    # Step budget.
-    c.train.max_steps = 300
-    # Steps per jitted lax.scan (and per metrics row).
-    c.train.chunk_steps = 20
-    # Checkpoint every this many steps.
-    c.train.checkpoint_every = 100
+    # Step budget, steps per jitted lax.scan (and per metrics row), steps
+    # between checkpoints.
+    c.train.update(max_steps=300, chunk_steps=20, checkpoint_every=100)
     # Noisy targets never give the true kernel: stop on the gradient instead,
     # at 1e-6 of its starting norm (the least-squares point, to float32).
     c.train.kernel_rtol = 0.0

@@ -80,6 +80,11 @@ def uncovered(cases, axes=AXES) -> dict:
     return missing
 
 
+def table(axes, *rows) -> list[dict]:
+    """Hand-written cases, one a row: the values of `axes`' keys, in order."""
+    return [dict(zip(axes, row, strict=True)) for row in rows]
+
+
 def case_id(case) -> str:
     return "-".join(f"{k}={v}" for k, v in case.items()).replace(" ", "")
 

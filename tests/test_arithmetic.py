@@ -73,7 +73,11 @@ def equivalent_direct_convolution(x, kernel, s, p_lo, p_hi):
     return reference_conv2d(padded, flipped, padding="valid")
 
 
-def check_transpose_values(x, kernel, expected, impl, **kw):
+def check_transpose_values(i, k, direct, impl, **kw):
+    """`conv2d_transpose` of an `i`x`i` input and a `k`x`k` kernel against
+    `equivalent_direct_convolution` with `direct` = `(s, p_lo, p_hi)`."""
+    x, kernel = _arrays(i, k, transposed=True)
+    expected = equivalent_direct_convolution(x, kernel, *direct)
     y = jconv.conv2d_transpose(x, kernel, precision="highest", impl=impl, **kw)
     assert_conv_close(y, expected, reference_conv2d_transpose, x, kernel, **kw)
 
@@ -183,14 +187,7 @@ def test_relationship_8_no_padding_unit_strides_transposed(impl):
     for i, k in itertools.product(SIZES, KERNELS):
         assert transpose_hw(i, k, impl, padding="valid") == i + (k - 1)
     # "This corresponds to a fully padded convolution with unit strides."
-    x, kernel = _arrays(2, 3, transposed=True)
-    check_transpose_values(
-        x,
-        kernel,
-        equivalent_direct_convolution(x, kernel, 1, 2, 2),
-        impl,
-        padding="valid",
-    )
+    check_transpose_values(2, 3, (1, 2, 2), impl, padding="valid")
 
 
 def test_relationship_9_zero_padding_unit_strides_transposed(impl):
@@ -199,10 +196,7 @@ def test_relationship_9_zero_padding_unit_strides_transposed(impl):
         if i + (k - 1) - 2 * p >= 1:
             assert transpose_hw(i, k, impl, padding=p) == i + (k - 1) - 2 * p
     # The guide's figure 4.2: i = 5, k = 4, p = 2 as i' = 6, p' = 1.
-    x, kernel = _arrays(6, 4, transposed=True)
-    check_transpose_values(
-        x, kernel, equivalent_direct_convolution(x, kernel, 1, 1, 1), impl, padding=2
-    )
+    check_transpose_values(6, 4, (1, 1, 1), impl, padding=2)
 
 
 def test_relationship_10_half_padding_transposed(impl):
@@ -210,10 +204,8 @@ def test_relationship_10_half_padding_transposed(impl):
     for i, n in itertools.product(SIZES, range(3)):
         assert transpose_hw(i, 2 * n + 1, impl, padding=n) == i
         assert transpose_hw(i, 2 * n + 1, impl, padding="same") == i
-    x, kernel = _arrays(5, 3, transposed=True)
-    expected = equivalent_direct_convolution(x, kernel, 1, 1, 1)
-    check_transpose_values(x, kernel, expected, impl, padding="same")
-    check_transpose_values(x, kernel, expected, impl, padding=1)
+    check_transpose_values(5, 3, (1, 1, 1), impl, padding="same")
+    check_transpose_values(5, 3, (1, 1, 1), impl, padding=1)
 
 
 def test_relationship_11_full_padding_transposed(impl):
@@ -222,14 +214,7 @@ def test_relationship_11_full_padding_transposed(impl):
         if i - (k - 1) >= 1:
             assert transpose_hw(i, k, impl, padding="full") == i - (k - 1)
             assert transpose_hw(i, k, impl, padding=k - 1) == i - (k - 1)
-    x, kernel = _arrays(7, 3, transposed=True)
-    check_transpose_values(
-        x,
-        kernel,
-        equivalent_direct_convolution(x, kernel, 1, 0, 0),
-        impl,
-        padding="full",
-    )
+    check_transpose_values(7, 3, (1, 0, 0), impl, padding="full")
 
 
 def test_relationship_12_no_padding_non_unit_strides_transposed(impl):
@@ -249,10 +234,7 @@ def test_relationship_12_no_padding_non_unit_strides_transposed(impl):
             if k >= s:  # Keras' default output padding is 0 here
                 assert transpose_hw(i_prime, k, impl, strides=s) == o_prime
     # The guide's figure 4.5: i = 5, k = 3, s = 2 as i' = 2, p' = 2.
-    x, kernel = _arrays(2, 3, transposed=True)
-    check_transpose_values(
-        x, kernel, equivalent_direct_convolution(x, kernel, 2, 2, 2), impl, strides=2
-    )
+    check_transpose_values(2, 3, (2, 2, 2), impl, strides=2)
 
 
 def test_relationship_13_zero_padding_non_unit_strides_transposed(impl):
@@ -264,15 +246,7 @@ def test_relationship_13_zero_padding_non_unit_strides_transposed(impl):
             assert o_prime == i
             assert transpose_hw(i_prime, k, impl, strides=s, padding=p) == o_prime
     # The guide's figure 4.6: i = 5, k = 3, s = 2, p = 1 as i' = 3, p' = 1.
-    x, kernel = _arrays(3, 3, transposed=True)
-    check_transpose_values(
-        x,
-        kernel,
-        equivalent_direct_convolution(x, kernel, 2, 1, 1),
-        impl,
-        strides=2,
-        padding=1,
-    )
+    check_transpose_values(3, 3, (2, 1, 1), impl, strides=2, padding=1)
 
 
 def test_relationship_14_zero_padding_non_unit_strides_odd_transposed(impl):
@@ -289,15 +263,8 @@ def test_relationship_14_zero_padding_non_unit_strides_odd_transposed(impl):
             )
     # The guide's figure 4.7: i = 6, k = 3, s = 2, p = 1 as i' = 3, a = 1:
     # p' = 1, plus a = 1 more at the bottom/right.
-    x, kernel = _arrays(3, 3, transposed=True)
     check_transpose_values(
-        x,
-        kernel,
-        equivalent_direct_convolution(x, kernel, 2, 1, 2),
-        impl,
-        strides=2,
-        padding=1,
-        output_padding=1,
+        3, 3, (2, 1, 2), impl, strides=2, padding=1, output_padding=1
     )
 
 

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 from _data import pick, random_arrays
-from _grid import case_id, grid_params, pair, sample, uncovered
+from _grid import case_id, grid_params, pair, sample, table, uncovered
 from _keras import assert_matches_keras, layer_output
 from _tol import assert_matches_reference
 from jax.test_util import check_grads
@@ -113,15 +113,10 @@ def test_matches_keras(case, impl):
 
 # --- Gradients ----------------------------------------------------------------
 
-GRAD_CASE = dict(
-    kernel=(2, 3),
-    strides=(2, 1),
-    dilation_rate=(1, 2),
-    padding="same",
-    depth_multiplier=2,
-    data_format="channels_first",
-    hw=(5, 6),
-    bias=True,
+(GRAD_CASE,) = table(
+    AXES,
+    # kernel, strides, dilation_rate, padding, depth_multiplier, data_format, hw, bias
+    ((2, 3), (2, 1), (1, 2), "same", 2, "channels_first", (5, 6), True),
 )
 
 

@@ -243,9 +243,8 @@ def test_make_optimizer_adam_epsilon():
 
 
 def test_named_kernels_by_hand():
-    k = kernel_data.true_kernel(
-        "gaussian", kernel_size=3, channels_in=1, channels_out=1, seed=0
-    )
+    one_channel = dict(channels_in=1, channels_out=1, seed=0)
+    k = kernel_data.true_kernel("gaussian", kernel_size=3, **one_channel)
     assert k.shape == (3, 3, 1, 1) and float(k.sum()) == 1.0
     assert float(k[1, 1, 0, 0]) == 0.25
     sobel = kernel_data.NAMED_KERNELS["sobel_x"]
@@ -259,23 +258,15 @@ def test_named_kernels_by_hand():
     )
     np.testing.assert_array_equal(response, 8)
     with pytest.raises(ValueError, match=r"kernel 'sobel_x' is 3x3 with one"):
-        kernel_data.true_kernel(
-            "sobel_x", kernel_size=5, channels_in=1, channels_out=1, seed=0
-        )
+        kernel_data.true_kernel("sobel_x", kernel_size=5, **one_channel)
     with pytest.raises(ValueError, match=r"kernel name \(='nope'\)"):
-        kernel_data.true_kernel(
-            "nope", kernel_size=3, channels_in=1, channels_out=1, seed=0
-        )
+        kernel_data.true_kernel("nope", kernel_size=3, **one_channel)
 
 
 def test_random_kernel_and_images_are_seeded():
-    a = kernel_data.true_kernel(
-        "random", kernel_size=3, channels_in=3, channels_out=4, seed=5
-    )
-    b = kernel_data.true_kernel(
-        "random", kernel_size=3, channels_in=3, channels_out=4, seed=5
-    )
-    np.testing.assert_array_equal(a, b)
+    kernel_kw = dict(kernel_size=3, channels_in=3, channels_out=4, seed=5)
+    a = kernel_data.true_kernel("random", **kernel_kw)
+    np.testing.assert_array_equal(a, kernel_data.true_kernel("random", **kernel_kw))
     assert a.shape == (3, 3, 3, 4) and a.dtype == np.float32
     assert 0.1 < a.std() < 0.3  # N(0, 1/27)
     kw = dict(num_images=3, image_size=16, channels=3, seed=1)

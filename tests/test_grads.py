@@ -4,44 +4,20 @@ import jax
 import numpy as np
 import pytest
 from _data import conv_kwargs, make_arrays
+from _grid import AXES, table
 from _tol import assert_sums_close, conv_terms
 from jax.test_util import check_grads
 from reference import reference_conv2d
 
 import jconv
 
-CASES = [
-    dict(
-        kernel=(3, 3),
-        strides=1,
-        dilation_rate=1,
-        padding="valid",
-        groups=1,
-        data_format="channels_last",
-        hw=(5, 5),
-        bias=True,
-    ),
-    dict(
-        kernel=(2, 3),
-        strides=2,
-        dilation_rate=2,
-        padding="same",
-        groups=2,
-        data_format="channels_first",
-        hw=(7, 6),
-        bias=True,
-    ),
-    dict(
-        kernel=(4, 4),
-        strides=(2, 1),
-        dilation_rate=1,
-        padding=((1, 2), (0, 1)),
-        groups=2,
-        data_format="channels_last",
-        hw=(6, 5),
-        bias=True,
-    ),
-]
+CASES = table(
+    AXES,
+    # kernel, strides, dilation_rate, padding, groups, data_format, hw, bias
+    ((3, 3), 1, 1, "valid", 1, "channels_last", (5, 5), True),
+    ((2, 3), 2, 2, "same", 2, "channels_first", (7, 6), True),
+    ((4, 4), (2, 1), 1, ((1, 2), (0, 1)), 2, "channels_last", (6, 5), True),
+)
 
 
 @pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 from _data import conv_kwargs, make_arrays
-from _grid import case_id, sample
+from _grid import AXES, case_id, sample, table
 from _keras import assert_matches_keras, bias_lands_on_width, layer_output
 from reference import reference_conv2d
 
@@ -24,48 +24,14 @@ import jconv
 
 KERAS_CASES = sample(40, seed=3, keras_only=True)
 # The grid always holds the cases the issue names explicitly.
-KERAS_CASES += [
-    dict(
-        kernel=(2, 2),
-        strides=2,
-        dilation_rate=1,
-        padding="same",
-        groups=1,
-        data_format="channels_last",
-        hw=(7, 7),
-        bias=True,
-    ),
-    dict(
-        kernel=(4, 4),
-        strides=2,
-        dilation_rate=1,
-        padding="same",
-        groups=2,
-        data_format="channels_last",
-        hw=(8, 8),
-        bias=False,
-    ),
-    dict(
-        kernel=(3, 3),
-        strides=1,
-        dilation_rate=2,
-        padding="same",
-        groups=2,
-        data_format="channels_first",
-        hw=(8, 7),
-        bias=True,
-    ),
-    dict(
-        kernel=(2, 3),
-        strides=(1, 2),
-        dilation_rate=1,
-        padding="valid",
-        groups=1,
-        data_format="channels_first",
-        hw=(7, 8),
-        bias=True,
-    ),
-]
+KERAS_CASES += table(
+    AXES,
+    # kernel, strides, dilation_rate, padding, groups, data_format, hw, bias
+    ((2, 2), 2, 1, "same", 1, "channels_last", (7, 7), True),
+    ((4, 4), 2, 1, "same", 2, "channels_last", (8, 8), False),
+    ((3, 3), 1, 2, "same", 2, "channels_first", (8, 7), True),
+    ((2, 3), (1, 2), 1, "valid", 1, "channels_first", (7, 8), True),
+)
 
 
 def test_backend_is_tensorflow():
@@ -117,15 +83,10 @@ def test_keras_channels_first_bias_quirk():
     """The one place Keras (TF backend) and jconv differ, pinned: where the
     output width equals C_out, Keras adds the bias along the width; if Keras
     ever fixes it, the two agree and this test still passes."""
-    case = dict(
-        kernel=(2, 2),
-        strides=1,
-        dilation_rate=(2, 1),
-        padding="valid",
-        groups=1,
-        data_format="channels_first",
-        hw=(7, 7),
-        bias=True,
+    (case,) = table(
+        AXES,
+        # kernel, strides, dilation_rate, padding, groups, data_format, hw, bias
+        ((2, 2), 1, (2, 1), "valid", 1, "channels_first", (7, 7), True),
     )
     x, kernel, bias = make_arrays(case, integer=True, seed=4)
     expected = keras_conv2d(x, kernel, bias, case)

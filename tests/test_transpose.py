@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 from _data import pick, random_arrays
-from _grid import case_id, grid_params, pair, sample, uncovered
+from _grid import case_id, grid_params, pair, sample, table, uncovered
 from _keras import assert_matches_keras, layer_output
 from _tol import (
     assert_conv_close,
@@ -176,58 +176,15 @@ def test_readme_example(impl):
 
 KERAS_CASES = sample(12, seed=15, keras_only=True, axes=AXES, valid=valid)
 # Named cases: strides 1-3, both paddings, output_padding, odd and even sizes.
-KERAS_CASES += [
-    dict(
-        kernel=(3, 3),
-        strides=2,
-        dilation_rate=1,
-        padding="same",
-        output_padding=1,
-        data_format="channels_last",
-        hw=(5, 5),
-        bias=True,
-    ),
-    dict(
-        kernel=(4, 4),
-        strides=2,
-        dilation_rate=1,
-        padding="same",
-        output_padding=None,
-        data_format="channels_last",
-        hw=(4, 4),
-        bias=False,
-    ),
-    dict(
-        kernel=(2, 2),
-        strides=3,
-        dilation_rate=1,
-        padding="valid",
-        output_padding=None,
-        data_format="channels_first",
-        hw=(5, 4),
-        bias=True,
-    ),
-    dict(
-        kernel=(4, 4),
-        strides=3,
-        dilation_rate=1,
-        padding="same",
-        output_padding=2,
-        data_format="channels_last",
-        hw=(4, 5),
-        bias=True,
-    ),
-    dict(
-        kernel=(3, 3),
-        strides=1,
-        dilation_rate=2,
-        padding="same",
-        output_padding=None,
-        data_format="channels_first",
-        hw=(5, 5),
-        bias=True,
-    ),
-]
+KERAS_CASES += table(
+    AXES,
+    # kernel, strides, dilation_rate, padding, output_padding, data_format, hw, bias
+    ((3, 3), 2, 1, "same", 1, "channels_last", (5, 5), True),
+    ((4, 4), 2, 1, "same", None, "channels_last", (4, 4), False),
+    ((2, 2), 3, 1, "valid", None, "channels_first", (5, 4), True),
+    ((4, 4), 3, 1, "same", 2, "channels_last", (4, 5), True),
+    ((3, 3), 1, 2, "same", None, "channels_first", (5, 5), True),
+)
 
 
 def keras_conv2d_transpose(x, kernel, bias, case):
@@ -266,29 +223,13 @@ def test_keras_grid_covers_strides_paddings_and_output_padding():
 
 # --- Gradients, transforms, both implementations agree ----------------------
 
-GRAD_CASES = [
-    # Strided with output padding, and explicit pads with dilation.
-    dict(
-        kernel=(3, 2),
-        strides=2,
-        dilation_rate=1,
-        padding="same",
-        output_padding=1,
-        data_format="channels_last",
-        hw=(3, 3),
-        bias=True,
-    ),
-    dict(
-        kernel=(2, 3),
-        strides=(1, 2),
-        dilation_rate=(2, 1),
-        padding=((0, 2), (1, 0)),
-        output_padding=None,
-        data_format="channels_first",
-        hw=(3, 4),
-        bias=True,
-    ),
-]
+# Strided with output padding, and explicit pads with dilation.
+GRAD_CASES = table(
+    AXES,
+    # kernel, strides, dilation_rate, padding, output_padding, data_format, hw, bias
+    ((3, 2), 2, 1, "same", 1, "channels_last", (3, 3), True),
+    ((2, 3), (1, 2), (2, 1), ((0, 2), (1, 0)), None, "channels_first", (3, 4), True),
+)
 
 
 @pytest.mark.parametrize(
