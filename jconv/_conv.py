@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 
 from jconv._einsum import conv2d_einsum_core
-from jconv._lax import conv2d_lax_core
 from jconv._padding import pad_spatial
+from jconv._plan import conv2d_auto_core, conv2d_lax_core
 from jconv._spec import (
-    IMPL_NAMES,
+    IMPL_CHOICES,
     ConvSpec,
     _check_floating,
     canonical_precision,
@@ -20,7 +20,7 @@ from jconv._spec import (
     conv_spec,
 )
 
-IMPLS = dict(zip(IMPL_NAMES, (conv2d_lax_core, conv2d_einsum_core), strict=True))
+IMPLS = dict(auto=conv2d_auto_core, lax=conv2d_lax_core, einsum=conv2d_einsum_core)
 
 _ARGS_DOC = """
     Keras `Conv2D` semantics: cross-correlation (no kernel flip), kernel in
@@ -93,7 +93,7 @@ def _apply(x, kernel, bias, *, spec: ConvSpec, precision, impl: str):
 
 def _check_impl(impl) -> str:
     """The lower-cased implementation name."""
-    return choice(impl, "impl", IMPL_NAMES)
+    return choice(impl, "impl", IMPL_CHOICES)
 
 
 def _as_array(a):
@@ -144,13 +144,17 @@ def conv2d(
     groups=1,
     data_format="channels_last",
     precision=None,
-    impl="lax",
+    impl="auto",
 ):
-    """2D convolution, by either implementation (`impl="lax"` or `"einsum"`).
+    """2D convolution, by the fastest plan (`impl="auto"`) or one implementation.
     {args}
-      impl: `"lax"` (`jax.lax.conv_general_dilated`) or `"einsum"` (explicit
-        strided windows contracted by `jnp.einsum`). Same answers, same
-        gradients.
+      impl: `"auto"` (default: for the call's static shapes, dtype and
+        backend, the formulation of the output and of each gradient that
+        `jconv._plan` measured fastest; never less accurate than `"lax"`),
+        `"lax"` (`jax.lax.conv_general_dilated`, derivatives in XLA's fast CPU
+        layout so they stay fast inside `lax.scan`) or `"einsum"` (explicit
+        strided windows contracted by `jnp.einsum`, differentiated by JAX).
+        Same answers, same gradients, up to the order of float sums.
 
     Returns:
       The convolved images, dtype promoted from `x`, `kernel` and `bias`.

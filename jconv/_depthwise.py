@@ -17,7 +17,7 @@ def depthwise_conv2d(
     dilation_rate=1,
     data_format="channels_last",
     precision=None,
-    impl="lax",
+    impl="auto",
 ):
     """Depthwise 2D convolution with Keras `DepthwiseConv2D` semantics.
 

@@ -104,11 +104,14 @@ def _tap_sum(x_padded_nhwc, k_hwio, spec, precision):
     # Accumulate in at least float32: a dot accumulates wide internally, but
     # these are plain adds, and the kernel gradient (a sum over every pixel of
     # the batch) loses ~15% in bfloat16 otherwise.
+    # The input is widened once, before it fans out into the taps, so that
+    # its gradient (the sum of every tap's share) accumulates wide too.
     acc = jnp.promote_types(x_padded_nhwc.dtype, jnp.float32)
+    x_wide = x_padded_nhwc.astype(acc)
     k_p11cm = k_hwio.astype(acc).reshape(kh * kw, 1, 1, 1, c_in, c_out // c_in)
     y_nhwcm = None
-    for p, win_nhwc in enumerate(_tap_windows(x_padded_nhwc, spec, (kh, kw))):
-        term = win_nhwc.astype(acc)[..., None] * k_p11cm[p]
+    for p, win_nhwc in enumerate(_tap_windows(x_wide, spec, (kh, kw))):
+        term = win_nhwc[..., None] * k_p11cm[p]
         y_nhwcm = term if y_nhwcm is None else y_nhwcm + term
     y_nhwc = y_nhwcm.reshape(*y_nhwcm.shape[:3], c_out)
     return y_nhwc.astype(x_padded_nhwc.dtype)

@@ -28,21 +28,16 @@ that JAX's transposition rules come out canonical:
   grouped convolution (its own rule would give `batch_group_count`, which XLA
   turns into a 3D convolution).
 
-The rule is a `jax.custom_jvp`, so forward mode, reverse mode (JAX transposes
-the tangent), higher orders, `vmap` and sharding work as for any JAX
-function; symbolic-zero tangents skip the half of the rule that is not
-needed. Every convolution is still `lax.conv_general_dilated`; only the
-dimension numbers differ, and the answers are the same bits.
+`jconv._plan` makes these tangents the rule of a `jax.custom_jvp`, so forward
+mode, reverse mode (JAX transposes the tangent), higher orders, `vmap` and
+sharding work as for any JAX function. Every convolution is still
+`lax.conv_general_dilated`; only the dimension numbers differ, and the
+answers are the same bits.
 """
 
 from __future__ import annotations
 
-import functools
-
-import jax
-import jax.numpy as jnp
 from jax import lax
-from jax.custom_derivatives import SymbolicZero
 
 from jconv._spec import ConvSpec
 
@@ -61,12 +56,19 @@ def _conv(x, kernel, spec: ConvSpec, precision, dimension_numbers):
     )
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _conv_nhwc(x, kernel_hwio, spec: ConvSpec, precision):
+def conv_nhwc(x, kernel_hwio, spec: ConvSpec, precision):
+    """The canonical convolution: NHWC input, HWIO kernel, NHWC output."""
     return _conv(x, kernel_hwio, spec, precision, ("NHWC", "HWIO", "NHWC"))
 
 
-def _kernel_tangent(x, kernel_dot, spec: ConvSpec, precision):
+def input_tangent(x_dot, kernel_hwio, spec: ConvSpec, precision):
+    """`conv(x_dot, kernel)` with the kernel handed over as HWOI: its transpose
+    (the input gradient) is a canonical convolution."""
+    k_hwoi = kernel_hwio.transpose(0, 1, 3, 2)
+    return _conv(x_dot, k_hwoi, spec, precision, ("NHWC", "HWOI", "NHWC"))
+
+
+def kernel_tangent(x, kernel_dot, spec: ConvSpec, precision):
     """`conv(x, kernel_dot)`, written so that its transpose (the kernel
     gradient) is a canonical convolution: input `(C_in // G, H, W, G * N)`,
     "kernel" the output gradient `(H_out, W_out, N, C_out)`, G feature groups.
@@ -87,28 +89,3 @@ def _kernel_tangent(x, kernel_dot, spec: ConvSpec, precision):
         precision=precision,
     )
     return y_hwnc.transpose(2, 0, 1, 3)
-
-
-def _conv_nhwc_jvp(spec, precision, primals, tangents):
-    x, kernel = primals
-    x_dot, kernel_dot = tangents
-    y = _conv_nhwc(x, kernel, spec, precision)
-    parts = []
-    if type(x_dot) is not SymbolicZero:
-        k_hwoi = kernel.transpose(0, 1, 3, 2)
-        parts.append(_conv(x_dot, k_hwoi, spec, precision, ("NHWC", "HWOI", "NHWC")))
-    if type(kernel_dot) is not SymbolicZero:
-        parts.append(_kernel_tangent(x, kernel_dot, spec, precision))
-    if not parts:
-        return y, jnp.zeros_like(y)
-    return y, parts[0] if len(parts) == 1 else parts[0] + parts[1]
-
-
-_conv_nhwc.defjvp(_conv_nhwc_jvp, symbolic_zeros=True)
-
-
-def conv2d_lax_core(x, kernel_hwio, spec: ConvSpec, precision):
-    """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias."""
-    x_nhwc = x.transpose(0, 2, 3, 1) if spec.channels_first else x
-    y = _conv_nhwc(x_nhwc, kernel_hwio, spec, precision)
-    return y.transpose(0, 3, 1, 2) if spec.channels_first else y

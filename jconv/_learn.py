@@ -49,7 +49,7 @@ class ConvModel:
     use_bias: bool = False
     strides: Any = 1
     padding: Any = "valid"
-    impl: str = "lax"
+    impl: str = "auto"
     precision: Any = "highest"
 
     def __post_init__(self):

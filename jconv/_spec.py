@@ -46,7 +46,9 @@ from jconv._padding import (
 )
 
 DATA_FORMATS = ("channels_last", "channels_first")
+# The two formulations (what tests cross-check), and what `impl` accepts.
 IMPL_NAMES = ("lax", "einsum")
+IMPL_CHOICES = ("auto", *IMPL_NAMES)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,7 +31,7 @@ def conv2d_transpose(
     dilation_rate=1,
     data_format="channels_last",
     precision=None,
-    impl="lax",
+    impl="auto",
 ):
     """Transposed 2D convolution with Keras `Conv2DTranspose` semantics.
 
@@ -71,10 +71,11 @@ def conv2d_transpose(
         together with strides.
       data_format: `"channels_last"` (NHWC) or `"channels_first"` (NCHW).
       precision: passed to the contraction.
-      impl: `"lax"` (`lax.conv_general_dilated` with input dilation) or
-        `"einsum"` (the input stretched with zeros by `lax.pad`, then the same
-        window contraction as `conv2d`, with the kernel flipped and its
-        channel axes swapped). Same answers, same gradients.
+      impl: `"auto"` (default, as for `conv2d`), `"lax"`
+        (`lax.conv_general_dilated` with input dilation) or `"einsum"` (the
+        input stretched with zeros by `lax.pad`, then the same window
+        contraction as `conv2d`, with the kernel flipped and its channel axes
+        swapped). Same answers, same gradients.
 
     Returns:
       The upsampled images, dtype promoted from `x`, `kernel` and `bias`.

@@ -5,7 +5,7 @@ Fields follow `flax.linen.Conv` (`features`, `kernel_size`, `strides`,
 `bias_init`; the input channels are read from the first input, as Linen
 does) with Keras' names for the rest (`dilation_rate`, `groups`,
 `output_padding`, `depth_multiplier`, `data_format`), plus jconv's
-`padding_mode` and `impl` (`"lax"` or `"einsum"`). Parameters are `kernel`
+`padding_mode` and `impl` (`"auto"`, `"lax"` or `"einsum"`). Parameters are `kernel`
 and `bias` in Keras' layouts; `init` with the same key gives the same kernel
 as `linen.Conv` (same names, same initialisers).
 
@@ -141,7 +141,8 @@ class Conv2D(_Conv):
       param_dtype: parameter dtype.
       precision: passed to the contraction.
       kernel_init, bias_init: initialisers (LeCun normal, zeros).
-      impl: "lax" or "einsum".
+      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax"
+        or "einsum".
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -165,7 +166,7 @@ class Conv2D(_Conv):
     precision: Any = None
     kernel_init: Any = default_kernel_init
     bias_init: Any = default_bias_init
-    impl: str = "lax"
+    impl: str = "auto"
 
     _layer_class = _layers.Conv2DLayer
 
@@ -211,7 +212,7 @@ class Conv2DTranspose(_Conv):
     precision: Any = None
     kernel_init: Any = default_transpose_kernel_init
     bias_init: Any = default_bias_init
-    impl: str = "lax"
+    impl: str = "auto"
 
     _layer_class = _layers.Conv2DTransposeLayer
 
@@ -257,12 +258,12 @@ class DepthwiseConv2D(_Conv):
     precision: Any = None
     kernel_init: Any = default_kernel_init
     bias_init: Any = default_bias_init
-    impl: str = "lax"
+    impl: str = "auto"
 
     _layer_class = _layers.DepthwiseConv2DLayer
 
 
-def from_keras(layer, *, impl="lax", precision=None):
+def from_keras(layer, *, impl="auto", precision=None):
     """The `jconv.linen` module and variables equal to a built Keras layer.
 
     Args:

@@ -5,7 +5,7 @@ Constructor arguments follow `flax.nnx.Conv` (`in_features`, `out_features`,
 `param_dtype`, `precision`, `kernel_init`, `bias_init`, `rngs`) with Keras'
 names for the rest (`dilation_rate`, `groups`, `output_padding`,
 `depth_multiplier`, `data_format`), plus jconv's `padding_mode` and `impl`
-(`"lax"` or `"einsum"`). Parameters are `kernel` and `bias` in Keras' layouts,
+(`"auto"`, `"lax"` or `"einsum"`). Parameters are `kernel` and `bias` in Keras' layouts,
 so weights move between Keras, `nnx.Conv` and these modules unchanged.
 
 Every argument is checked when the module is built, by the same code that
@@ -130,7 +130,8 @@ class Conv2D(_Conv):
       precision: passed to the contraction.
       kernel_init: `init(key, shape, dtype)` for the kernel (LeCun normal).
       bias_init: `init(key, shape, dtype)` for the bias (zeros).
-      impl: "lax" or "einsum".
+      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax"
+        or "einsum".
       rngs: an `nnx.Rngs`; its `params` stream gives the kernel's key, then the
         bias's, as `nnx.Conv`'s does (same seed, same initial weights).
 
@@ -165,7 +166,7 @@ class Conv2D(_Conv):
         precision=None,
         kernel_init=default_kernel_init,
         bias_init=default_bias_init,
-        impl="lax",
+        impl="auto",
         rngs: nnx.Rngs,
     ):
         layer = _layers.Conv2DLayer(
@@ -241,7 +242,7 @@ class Conv2DTranspose(_Conv):
         precision=None,
         kernel_init=default_transpose_kernel_init,
         bias_init=default_bias_init,
-        impl="lax",
+        impl="auto",
         rngs: nnx.Rngs,
     ):
         layer = _layers.Conv2DTransposeLayer(
@@ -315,7 +316,7 @@ class DepthwiseConv2D(_Conv):
         precision=None,
         kernel_init=default_kernel_init,
         bias_init=default_bias_init,
-        impl="lax",
+        impl="auto",
         rngs: nnx.Rngs,
     ):
         layer = _layers.DepthwiseConv2DLayer(
@@ -335,13 +336,14 @@ class DepthwiseConv2D(_Conv):
                     bias_init=bias_init, rngs=rngs)  # fmt: skip
 
 
-def from_keras(layer, *, impl="lax", precision=None):
+def from_keras(layer, *, impl="auto", precision=None):
     """The `jconv.nnx` module equal to a built Keras convolution layer.
 
     Args:
       layer: a built `keras.layers.Conv2D`, `Conv2DTranspose` or
         `DepthwiseConv2D` with no activation (`activation=None`).
-      impl: "lax" or "einsum".
+      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax"
+        or "einsum".
       precision: the module's `precision`.
 
     Returns:

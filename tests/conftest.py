@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax
 import pytest
 
-from jconv._spec import IMPL_NAMES
+from jconv._spec import IMPL_CHOICES, IMPL_NAMES
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -21,4 +21,10 @@ collect_ignore_glob = ["_sharded*.py"]
 @pytest.fixture(params=IMPL_NAMES)
 def impl(request):
     """Every implementation jconv offers; a test that takes `impl` runs once each."""
+    return request.param
+
+
+@pytest.fixture(params=IMPL_CHOICES)
+def any_impl(request):
+    """Every value `impl` accepts, `"auto"` too: for the reference-grid tests."""
     return request.param

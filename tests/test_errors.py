@@ -172,7 +172,7 @@ CASES = [
         (X, K),
         {"impl": "fft"},
         ValueError,
-        r"`impl` \(='fft'\) must be one of \('lax', 'einsum'\)",
+        r"`impl` \(='fft'\) must be one of \('auto', 'lax', 'einsum'\)",
     ),
     (
         "bias shape",
@@ -681,8 +681,8 @@ NAMED_CASES = [
         {"precision": ["highest", "max"]},
         r"`precision` \(=\['highest', 'max'\]\) must be None",
     ),
-    ({"impl": ["lax"]}, r"`impl` \(=\['lax'\]\) must be one of \('lax', 'einsum'\)"),
-    ({"impl": None}, r"`impl` \(=None\) must be one of \('lax', 'einsum'\)"),
+    ({"impl": ["lax"]}, r"`impl` \(=\['lax'\]\) must be one of \('auto', 'lax', 'einsum'\)"),
+    ({"impl": None}, r"`impl` \(=None\) must be one of \('auto', 'lax', 'einsum'\)"),
     ({"data_format": ["channels_last"]}, r"`data_format` \(=\['channels_last'\]\)"),
 ]
 

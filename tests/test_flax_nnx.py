@@ -444,7 +444,7 @@ BAD = [
         jnnx.Conv2D,
         dict(impl="cuda"),
         ValueError,
-        r"`impl` \(='cuda'\) must be one of \('lax', 'einsum'\)",
+        r"`impl` \(='cuda'\) must be one of \('auto', 'lax', 'einsum'\)",
     ),
     (
         jnnx.Conv2D,

@@ -1,4 +1,5 @@
-"""Both implementations against the float64 NumPy loop reference."""
+"""Every `impl` (both implementations and `"auto"`) against the float64 NumPy
+loop reference."""
 
 import functools
 
@@ -15,9 +16,9 @@ SLOW_CASES = sample(600, seed=2)
 
 
 @pytest.mark.parametrize("case", grid_params(DEFAULT_CASES, SLOW_CASES))
-def test_matches_reference(case, impl):
+def test_matches_reference(case, any_impl):
     x, kernel, bias = make_arrays(case)
-    ours = functools.partial(jconv.conv2d, impl=impl)
+    ours = functools.partial(jconv.conv2d, impl=any_impl)
     kw = conv_kwargs(case)
     assert_matches_reference(
         ours, reference_conv2d, x, kernel, bias, float64=True, **kw

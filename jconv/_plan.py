@@ -1,0 +1,144 @@
+"""Which formulation computes a convolution, which its derivatives, and
+`impl="auto"`'s rule for choosing them.
+
+A plan names three formulations: one for the output, one for the input
+gradient and one for the kernel gradient, each `"lax"` or `"einsum"`. A
+convolution is bilinear, so its tangent is `conv(x_dot, k) + conv(x, k_dot)`
+by any formulation; the plan's rule is a `jax.custom_jvp` that computes the
+output with the first formulation and each tangent term with its own, and JAX
+transposes each term into its gradient. Forward and reverse mode, higher
+orders, `vmap` and sharding work as for any JAX function; a symbolic-zero
+tangent (an argument nobody differentiates) costs nothing.
+
+- `impl="lax"` is the plan `("lax", "lax", "lax")`: the lax tangents are
+  written so that their transposes are canonical convolutions (`jconv._lax`).
+- `impl="einsum"` is not a plan: the window contraction, differentiated by
+  JAX as it stands (the independent formulation the tests check against).
+- `impl="auto"` picks a plan from the call's static shapes, dtype and backend
+  by `choose_plan`. The rule below was calibrated on the 2-core AMD EPYC
+  (Zen 4, AVX-512) CPU this project is tested on, jax 0.10.2, float32 and
+  bfloat16, forward and forward+backward timed side by side
+  (`experiments/bench`, README "Benchmark"):
+
+  | backend | formulation | when (else lax)                                         |
+  |---------|-------------|---------------------------------------------------------|
+  | CPU     | all three   | einsum for depthwise (groups > 1, one channel a group)  |
+  | CPU     | output      | einsum if groups == 1, P * C_in <= 32 and C_out <= 8    |
+  | CPU     | input grad  | einsum if groups > 1 or strides > 1, float32 or wider   |
+  | CPU     | kernel grad | einsum if 1x1 kernel, C_in == 1 or input-dilated        |
+  | GPU/TPU | all three   | lax                                                     |
+
+  where P = KH * KW; "input-dilated" is a strided transposed convolution.
+  Why: XLA's CPU convolutions are fast for channel-rich, ungrouped, unit-
+  stride convolutions; its input gradient of a strided convolution (input
+  dilation), grouped convolutions and depthwise ones take slow paths, and
+  a kernel gradient with one input channel, a 1x1 kernel or a stretched
+  input is a GEMM that the einsum's im2col does better.
+
+  Both formulations sum the same products at the requested precision, in
+  float32 or wider for bfloat16 inputs (the einsum tap sum accumulates in
+  float32 explicitly; XLA's GEMMs and convolutions accumulate wide), so
+  `auto` is never less accurate than `lax`: the same error bound holds for
+  both (tests/test_auto.py checks it against float64).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+
+from jconv import _lax
+from jconv._einsum import SMALL_CONTRACTION, SMALL_OUTPUT, conv2d_einsum_core
+from jconv._spec import ConvSpec
+
+
+class Plan(NamedTuple):
+    """The formulation of the output, the input gradient, the kernel gradient."""
+
+    output: str = "lax"
+    input_grad: str = "lax"
+    kernel_grad: str = "lax"
+
+
+LAX = Plan()
+EINSUM = Plan("einsum", "einsum", "einsum")
+
+
+def _einsum(x, kernel, spec, precision):
+    return conv2d_einsum_core(x, kernel, spec, precision)
+
+
+OUTPUT = {"lax": _lax.conv_nhwc, "einsum": _einsum}
+INPUT_TANGENT = {"lax": _lax.input_tangent, "einsum": _einsum}
+KERNEL_TANGENT = {"lax": _lax.kernel_tangent, "einsum": _einsum}
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _planned(x, kernel, spec: ConvSpec, precision, plan: Plan):
+    return OUTPUT[plan.output](x, kernel, spec, precision)
+
+
+def _planned_jvp(spec, precision, plan, primals, tangents):
+    x, kernel = primals
+    x_dot, kernel_dot = tangents
+    y = _planned(x, kernel, spec, precision, plan)
+    parts = []
+    if type(x_dot) is not SymbolicZero:
+        parts.append(INPUT_TANGENT[plan.input_grad](x_dot, kernel, spec, precision))
+    if type(kernel_dot) is not SymbolicZero:
+        parts.append(KERNEL_TANGENT[plan.kernel_grad](x, kernel_dot, spec, precision))
+    if not parts:
+        return y, jnp.zeros_like(y)
+    return y, parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+
+_planned.defjvp(_planned_jvp, symbolic_zeros=True)
+
+
+def run_plan(x, kernel_hwio, spec: ConvSpec, precision, plan: Plan):
+    """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias, by
+    `plan`. A channels_first input is transposed to NHWC around it."""
+    if plan == EINSUM:
+        return conv2d_einsum_core(x, kernel_hwio, spec, precision)
+    nhwc = dataclasses.replace(spec, channels_first=False)
+    x_nhwc = x.transpose(0, 2, 3, 1) if spec.channels_first else x
+    y = _planned(x_nhwc, kernel_hwio, nhwc, precision, plan)
+    return y.transpose(0, 3, 1, 2) if spec.channels_first else y
+
+
+def choose_plan(
+    c_in: int, kernel_hwio_shape, spec: ConvSpec, dtype, backend: str
+) -> Plan:
+    """`impl="auto"`'s plan: the table in the module doc."""
+    if backend != "cpu":
+        return LAX
+    kh, kw, c_group, c_out = kernel_hwio_shape
+    if spec.groups > 1 and c_group == 1:
+        return EINSUM
+    tiny = spec.groups == 1 and kh * kw * c_in <= SMALL_CONTRACTION
+    output = "einsum" if tiny and c_out <= SMALL_OUTPUT else "lax"
+    strided = spec.strides != (1, 1)
+    narrow = jnp.dtype(dtype).itemsize < 4  # bfloat16, float16
+    input_grad = "einsum" if (spec.groups > 1 or strided) and not narrow else "lax"
+    stretched = spec.lhs_dilation != (1, 1)
+    pointwise = (kh, kw) == (1, 1)
+    kernel_grad = "einsum" if stretched or pointwise or c_in == 1 else "lax"
+    return Plan(output, input_grad, kernel_grad)
+
+
+def conv2d_auto_core(x, kernel_hwio, spec: ConvSpec, precision):
+    """`impl="auto"`: the plan `choose_plan` picks for this call."""
+    c_in = x.shape[1] if spec.channels_first else x.shape[-1]
+    backend = jax.default_backend()
+    plan = choose_plan(c_in, kernel_hwio.shape, spec, x.dtype, backend)
+    return run_plan(x, kernel_hwio, spec, precision, plan)
+
+
+def conv2d_lax_core(x, kernel_hwio, spec: ConvSpec, precision):
+    """`impl="lax"`: every formulation lax, derivatives in canonical layouts."""
+    return run_plan(x, kernel_hwio, spec, precision, LAX)

@@ -1,0 +1,203 @@
+"""`impl="auto"`: the plan it picks, and every mixed plan's derivatives.
+
+Its answers are checked against the float64 reference on the reference grids
+(`any_impl` in test_reference.py, test_transpose.py, test_depthwise.py,
+test_padding_modes.py); here, the rule's table and the mixed plans, whose
+tangents come from one formulation and outputs from another.
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from reference import reference_conv2d
+
+import jconv
+from jconv._plan import EINSUM, LAX, Plan, choose_plan, run_plan
+from jconv._spec import conv_spec, transpose_spec
+
+
+def _spec(x_shape, k_shape, **kw):
+    kw = dict(
+        dict(strides=1, padding="same", dilation_rate=1, groups=1),
+        data_format="channels_last",
+        **kw,
+    )
+    return conv_spec(x_shape, k_shape, None, **kw)
+
+
+# name: (input NHWC, kernel HWIO, conv2d arguments, the plan the table gives)
+TABLE = {
+    "resnet 3x3": ((2, 28, 28, 128), (3, 3, 128, 128), {}, LAX),
+    "depthwise": ((2, 56, 56, 96), (7, 7, 1, 96), dict(groups=96), EINSUM),
+    "depthwise stride 2": (
+        (2, 56, 56, 64),
+        (3, 3, 1, 64),
+        dict(groups=64, strides=2),
+        EINSUM,
+    ),
+    "document 1 channel": (
+        (1, 4, 4, 1),
+        (3, 3, 1, 1),
+        {},
+        Plan("einsum", "lax", "einsum"),
+    ),
+    "mnist first layer": (
+        (8, 28, 28, 1),
+        (3, 3, 1, 32),
+        {},
+        Plan("lax", "lax", "einsum"),
+    ),
+    "pointwise": ((2, 28, 28, 256), (1, 1, 256, 512), {}, Plan("lax", "lax", "einsum")),
+    "resnext groups 32": (
+        (2, 28, 28, 128),
+        (3, 3, 4, 128),
+        dict(groups=32),
+        Plan("lax", "einsum", "lax"),
+    ),
+    "stem 7x7 stride 2": (
+        (2, 64, 64, 3),
+        (7, 7, 3, 64),
+        dict(strides=2),
+        Plan("lax", "einsum", "lax"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TABLE))
+def test_cpu_plan_is_the_table(name):
+    x_shape, k_shape, kw, plan = TABLE[name]
+    spec = _spec(x_shape, k_shape, **kw)
+    assert choose_plan(x_shape[-1], k_shape, spec, "float32", "cpu") == plan
+
+
+def test_narrow_floats_keep_lax_input_gradients():
+    """bfloat16's strided and grouped input gradients measured faster on lax."""
+    for name in ("resnext groups 32", "stem 7x7 stride 2"):
+        x_shape, k_shape, kw, plan = TABLE[name]
+        spec = _spec(x_shape, k_shape, **kw)
+        narrow = plan._replace(input_grad="lax")
+        assert choose_plan(x_shape[-1], k_shape, spec, "bfloat16", "cpu") == narrow
+
+
+@pytest.mark.parametrize("backend", ["gpu", "tpu"])
+@pytest.mark.parametrize("name", list(TABLE))
+def test_accelerators_take_lax(name, backend):
+    x_shape, k_shape, kw, _ = TABLE[name]
+    spec = _spec(x_shape, k_shape, **kw)
+    assert choose_plan(x_shape[-1], k_shape, spec, "float32", backend) == LAX
+
+
+def test_strided_transposed_convolution_takes_einsum_kernel_gradient():
+    spec = transpose_spec(
+        (2, 14, 14, 64),
+        (3, 3, 64, 64),
+        None,
+        strides=2,
+        padding="same",
+        output_padding=None,
+        dilation_rate=1,
+        data_format="channels_last",
+    )
+    assert choose_plan(64, (3, 3, 64, 64), spec, "float32", "cpu") == Plan(
+        "lax", "lax", "einsum"
+    )
+
+
+def _convolutions(fn, *args):
+    return len(re.findall(r"\bconvolution\(", jax.jit(fn).lower(*args).as_text("hlo")))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU rule")
+def test_auto_runs_the_plan_it_picks():
+    """Depthwise on the CPU compiles to no convolution at all (the einsum tap
+    sum, output and both gradients); a channel-rich 3x3 to XLA's three."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, 8, 8, 16)), jnp.float32)
+    k_dw = jnp.asarray(rng.standard_normal((3, 3, 16, 1)), jnp.float32)
+    k = jnp.asarray(rng.standard_normal((3, 3, 16, 16)), jnp.float32)
+
+    def step(conv, x, k):
+        return jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2), argnums=(0, 1))(x, k)
+
+    def depthwise(x, k):
+        return jconv.depthwise_conv2d(x, k, padding="same")
+
+    def dense(x, k):
+        return jconv.conv2d(x, k, padding="same")
+
+    assert _convolutions(lambda x, k: step(depthwise, x, k), x, k_dw) == 0
+    assert _convolutions(lambda x, k: step(dense, x, k), x, k) == 3
+
+
+MIXED = [
+    Plan("lax", "einsum", "einsum"),
+    Plan("einsum", "lax", "lax"),
+    Plan("lax", "lax", "einsum"),
+    Plan("einsum", "einsum", "lax"),
+]
+
+
+@pytest.mark.parametrize("plan", MIXED, ids="-".join)
+def test_mixed_plan_check_grads(plan):
+    """Second order, forward and reverse mode, strided, dilated and grouped."""
+    spec = _spec(
+        (1, 7, 6, 4),
+        (3, 2, 2, 6),
+        strides=(2, 1),
+        dilation_rate=(1, 2),
+        groups=2,
+    )
+    rng = np.random.default_rng(1)
+    with jax.enable_x64(True):
+        x = rng.standard_normal((1, 7, 6, 4))
+        k = rng.standard_normal((3, 2, 2, 6))
+
+        def f(x, k):
+            return run_plan(x, k, spec, "highest", plan)
+
+        check_grads(f, (x, k), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("plan", MIXED, ids="-".join)
+def test_mixed_plan_gradient_equals_reference_vjp(plan):
+    """The gradient of `sum(y * w)` is the float64 reference's, in both
+    arguments: for the input, the reference's VJP computed by finite sums of
+    basis vectors would be slow, so compare with the plain lax derivative and
+    the reference output instead (y itself, and the kernel gradient of a
+    linear loss, which is a correlation of x with w)."""
+    spec = _spec((2, 6, 6, 2), (3, 3, 2, 3))
+    rng = np.random.default_rng(2)
+    with jax.enable_x64(True):
+        x = rng.standard_normal((2, 6, 6, 2))
+        k = rng.standard_normal((3, 3, 2, 3))
+        w = rng.standard_normal((2, 6, 6, 3))
+
+        def loss(x, k, plan):
+            return jnp.sum(run_plan(x, k, spec, "highest", plan) * w)
+
+        y = run_plan(x, k, spec, "highest", plan)
+        gx, gk = jax.grad(loss, argnums=(0, 1))(x, k, plan)
+        gx_lax, gk_lax = jax.grad(loss, argnums=(0, 1))(x, k, LAX)
+    np.testing.assert_allclose(
+        y, reference_conv2d(x, k, None, padding="same"), atol=1e-12
+    )
+    # dL/dk[i, j, c, o] = sum over n, h, w of x_padded[n, h + i, w + j, c] * w[..., o]
+    x_padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    expected_gk = np.einsum(
+        "nhwijc,nhwo->ijco",
+        np.stack(
+            [
+                np.stack([x_padded[:, i : i + 6, j : j + 6] for j in range(3)], -2)
+                for i in range(3)
+            ],
+            -3,
+        ),
+        w,
+    )
+    np.testing.assert_allclose(gk, expected_gk, atol=1e-11)
+    np.testing.assert_allclose(gx, gx_lax, atol=1e-11)
+    np.testing.assert_allclose(gk_lax, expected_gk, atol=1e-11)
