@@ -9,8 +9,9 @@ accuracy, test loss and accuracy, elapsed seconds), orbax checkpoints (a
 killed run resumes), `curves.png` (losses), `accuracy.png`, `confusion.png`
 (test confusion matrix) and `summary.json`.
 
-The model, the jitted train step and the evaluation are plain functions here,
-used by the smoke test; the layers are the library's.
+The model, the train step, the jitted epoch (one `lax.scan` of the step over
+the epoch's batches) and the evaluation are plain functions here, used by the
+tests; the layers are the library's.
 """
 
 from __future__ import annotations
@@ -133,12 +134,7 @@ def loss_fn(model, x, y):
 
 
 def make_train_step(graphdef):
-    """A jitted step: `(state, x, y) -> (state, loss, accuracy)` on one batch.
-
-    Steps are jitted one by one, not scanned over an epoch: on XLA:CPU a
-    convolution inside a loop body runs many times slower than the same one
-    at top level (jax-ml/jax#12868; here about 50x for `impl="lax"`).
-    """
+    """A jitted step: `(state, x, y) -> (state, loss, accuracy)` on one batch."""
 
     @jax.jit
     def step(state, x, y):
@@ -151,15 +147,35 @@ def make_train_step(graphdef):
     return step
 
 
-def train_epoch(step, state, xs, ys):
-    """Runs `step` on each batch of `xs`, `ys`; returns the state and the
-    per-step losses and accuracies."""
-    losses, accuracies = [], []
-    for x, y in zip(xs, ys):
-        state, loss, accuracy = step(state, x, y)
-        losses.append(loss)
-        accuracies.append(accuracy)
-    return state, np.asarray(losses), np.asarray(accuracies)
+def make_train_epoch(step):
+    """A jitted `(state, xs, ys) -> (state, losses, accuracies)`: `step` on
+    each batch of `xs`, `ys` (`(steps, batch, ...)`) in turn, as one
+    `lax.scan` with the state as its carry; the per-step losses and
+    accuracies are NumPy arrays `(steps,)`.
+
+    One call an epoch, not one a step: jconv computes its derivatives with
+    convolutions in XLA's canonical CPU layout, so a scanned step runs as
+    fast as a top-level one (on XLA:CPU, a convolution gradient in a loop
+    body used to run many times slower, jax-ml/jax#12868;
+    tests/test_loop_layout.py). The numbers are those of calling `step`
+    batch by batch up to float32 rounding, not bit for bit: XLA compiles the
+    loop body on its own, and may contract another product of adam's update
+    into a fused multiply-add there.
+    """
+
+    @jax.jit
+    def scan_epoch(state, xs, ys):
+        def body(state, batch):
+            state, loss, accuracy = step(state, *batch)
+            return state, (loss, accuracy)
+
+        return jax.lax.scan(body, state, (xs, ys))
+
+    def train_epoch(state, xs, ys):
+        state, (losses, accuracies) = scan_epoch(state, xs, ys)
+        return state, np.asarray(losses), np.asarray(accuracies)
+
+    return train_epoch
 
 
 def make_evaluate(graphdef):
@@ -233,7 +249,8 @@ def run(
     )
 
     graphdef, state, num_params = build(config, steps_per_epoch)
-    step_fn, evaluate = make_train_step(graphdef), make_evaluate(graphdef)
+    train_epoch = make_train_epoch(make_train_step(graphdef))
+    evaluate = make_evaluate(graphdef)
     ckpt = wd.checkpoints(save_every=train.checkpoint_every * steps_per_epoch)
     step, state = ckpt.restore_latest(state)
     first_epoch = step // steps_per_epoch
@@ -254,7 +271,7 @@ def run(
             xs, ys = epoch_batches(
                 x_train, y_train, train.batch_size, config.seed, epoch
             )
-            state, losses, accuracies = train_epoch(step_fn, state, xs, ys)
+            state, losses, accuracies = train_epoch(state, xs, ys)
             step = epoch * steps_per_epoch
             train_loss = float(losses.mean())
             runner.check_finite(step, loss=train_loss, checkpoints=ckpt)
