@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-slow bench-quick bench lint format clean
+.PHONY: run test test-slow bench-quick bench bench-gpu lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ bench: BENCH_CONFIG := benchmark
 bench-quick bench: $(VENV)/.test-deps
 	$(BIN)/python -m experiments.benchmark --config=configs/$(BENCH_CONFIG).py \
 		--workdir=runs/$(BENCH_CONFIG) --overwrite
+
+# On a GPU machine, with the image's own python3: no venv, nothing installed.
+# Prints results.md, also when a check failed (the exit code is the run's).
+GPU_MODULES := jax torch ml_collections absl tqdm
+bench-gpu:
+	@$(PYTHON) -c "import importlib.util as u, sys; \
+		missing = [m for m in '$(GPU_MODULES)'.split() if u.find_spec(m) is None]; \
+		sys.exit(f'bench-gpu installs nothing; $(PYTHON) lacks: {missing}') if missing else None"
+	$(PYTHON) -m experiments.benchmark --config=configs/benchmark_gpu.py \
+		--workdir=runs/benchmark_gpu --overwrite; status=$$?; \
+		cat runs/benchmark_gpu/results.md 2>/dev/null; exit $$status
 
 format: $(VENV)/.test-deps
 	$(BIN)/ruff format .

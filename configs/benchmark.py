@@ -4,14 +4,17 @@
         --workdir=runs/benchmark
 
 Any field can be overridden, e.g. `--config.repeats=20` or
-`--config.impls="('jconv_lax', 'torch')"`. Batch sizes fit a 2-core, 24 GiB
-machine (about 10 minutes); `gpu_batch` / `gpu_inner_iters` apply instead when
-JAX sees a GPU.
+`--config.impls="('jconv_auto', 'torch')"`. Batch sizes fit a 2-core, 24 GiB
+machine (about 10 to 15 minutes); `gpu_batch` / `gpu_inner_iters` apply instead
+when JAX sees a GPU (`configs/benchmark_gpu.py`, `make bench-gpu`).
 """
 
 import ml_collections
 
-SHAPES = ("doc4x4", "mnist", "resnet56", "resnet28", "resnet14", "stem", "depthwise")
+SHAPES = (
+    "doc4x4", "mnist", "resnet56", "resnet28", "resnet14", "stem", "depthwise",
+    "convnext_dw7", "resnext28", "pointwise28", "depthwise_s2",
+)  # fmt: skip
 
 
 def get_config():
@@ -19,35 +22,56 @@ def get_config():
     # Which layers (experiments/bench/_cases.py: SHAPES), implementations,
     # modes and dtypes to time; every combination is one row.
     c.shapes = SHAPES
-    c.impls = ("jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
-    c.modes = ("fwd", "fwd+bwd")  # fwd+bwd: gradients for input and kernel
+    c.impls = (
+        "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf"
+    )  # fmt: skip
+    # fwd+bwd: gradients for input and kernel. in_scan: fwd+bwd as a training
+    # loop runs it, 10 steps in one jitted lax.scan (JAX only; needs fwd+bwd,
+    # whose answers it is checked against and whose time it is reported beside).
+    c.modes = ("fwd", "fwd+bwd", "in_scan")
+    # The JAX implementations timed in in_scan (the others' rows are recorded
+    # as skipped). Not lax_raw: differentiated by JAX it loses XLA:CPU's fast
+    # convolutions in a loop body (jax-ml/jax#12868), 8-30x its top-level
+    # time, minutes per row here and about three even at batch 1 for all
+    # shapes. To see it: --config.in_scan_impls="('jconv_lax', 'lax_raw')".
+    c.in_scan_impls = ("jconv_auto", "jconv_lax", "jconv_einsum")
     c.dtypes = ("float32", "bfloat16")
-    # Images per convolution on the CPU, per shape.
+    # Images per convolution on the CPU, per shape: 16, less where a row
+    # would take over a second per fwd+bwd (XLA:CPU's grouped convolutions
+    # behind jconv_lax, lax_raw and Keras' grouped Conv2D; the stem's einsum),
+    # so that the whole benchmark stays within 10 to 15 minutes on 2 cores.
     c.batch = ml_collections.ConfigDict(
         dict(doc4x4=1, mnist=256, resnet56=16, resnet28=16, resnet14=16,
-             stem=16, depthwise=16)
+             stem=8, depthwise=8, convnext_dw7=4, resnext28=4,
+             pointwise28=16, depthwise_s2=4)
     )  # fmt: skip
-    # Convolutions per timed call (inside one jitted loop for JAX, a
+    # Convolutions per timed call (inside one jitted fori_loop for JAX, a
     # tf.function loop for Keras, a Python loop for PyTorch), so dispatch does
-    # not dominate the small shapes. Times are reported per convolution. Keep
-    # 1 for shapes that take over a millisecond: on the CPU, XLA compiles
-    # gradient convolutions inside a loop without its fast path
-    # (jax-ml/jax#12868), so a loop would time that slow path instead.
+    # not dominate the small shapes. Times are reported per convolution. 1
+    # for shapes that take over a millisecond, where dispatch is noise. (A
+    # loop no longer costs jconv its fast path, see in_scan; lax_raw's
+    # gradients in a loop still lose it, jax-ml/jax#12868.)
     c.inner_iters = ml_collections.ConfigDict(
         dict(doc4x4=2000, mnist=1, resnet56=1, resnet28=1, resnet14=1,
-             stem=1, depthwise=1)
+             stem=1, depthwise=1, convnext_dw7=1, resnext28=1, pointwise28=1,
+             depthwise_s2=1)
     )  # fmt: skip
     # The same two tables on a GPU (used only when JAX sees one).
     c.gpu_batch = ml_collections.ConfigDict(
         dict(doc4x4=1, mnist=256, resnet56=128, resnet28=128, resnet14=128,
-             stem=128, depthwise=128)
+             stem=128, depthwise=128, convnext_dw7=128, resnext28=128,
+             pointwise28=128, depthwise_s2=128)
     )  # fmt: skip
     c.gpu_inner_iters = ml_collections.ConfigDict(
         dict(doc4x4=2000, mnist=50, resnet56=10, resnet28=10, resnet14=10,
-             stem=10, depthwise=50)
+             stem=10, depthwise=50, convnext_dw7=10, resnext28=10,
+             pointwise28=10, depthwise_s2=50)
     )  # fmt: skip
     c.warmup = 2  # untimed calls before timing (compilation, caches)
     c.repeats = 15  # timed calls per row, interleaved across rows; median
+    # Timed scans per in_scan row, after one untimed scan: each runs 10
+    # steps, so fewer samples give as steady a median.
+    c.scan_repeats = 3
     c.seed = 0  # inputs: NumPy generator seeded with (seed, shape name)
     # Largest allowed max|out - ref| / max|ref| against jconv_lax, per output.
     c.tolerance = ml_collections.ConfigDict(
@@ -55,8 +79,9 @@ def get_config():
         dict(float32=1e-4, bfloat16=2e-2, float32_gpu=1e-2)
     )
     c.measure_memory = True  # peak memory per row (see results.md for how)
-    # The peers installed are CPU-only builds: on a GPU machine they are
-    # recorded as skipped unless this is True (then they time the host CPU).
+    # On a GPU machine the peers are recorded as skipped unless this is True;
+    # then PyTorch runs on CUDA where its build has it, else (like
+    # Keras/TensorFlow, whose build is tensorflow-cpu) on the host CPU.
     c.peers_on_gpu_machine = False
     c.keep_scratch = False  # keep inputs/reference arrays in workdir/_scratch
 

@@ -5,6 +5,8 @@ and races jconv against Keras `model.fit` at learning the document's kernel.
         --workdir=runs/benchmark
     python -m experiments.benchmark --config=configs/benchmark_quick.py \
         --workdir=runs/benchmark_quick
+    python3 -m experiments.benchmark --config=configs/benchmark_gpu.py \
+        --workdir=runs/benchmark_gpu  # `make bench-gpu`: one GPU, no venv
 
 Writes results.json, results.md, times.png and race.png into the workdir.
 """

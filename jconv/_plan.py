@@ -23,7 +23,8 @@ tangent (an argument nobody differentiates) costs nothing.
   | backend | formulation | when (else lax)                                         |
   |---------|-------------|---------------------------------------------------------|
   | CPU     | all three   | einsum for depthwise (groups > 1, one channel a group)  |
-  | CPU     | output      | einsum if groups == 1, P * C_in <= 32 and C_out <= 8    |
+  | CPU     | all three   | tiny (groups == 1, P * C_in <= 32, C_out <= 8): einsum  |
+  |         |             | from 256 output pixels (N * H_out * W_out), else lax    |
   | CPU     | input grad  | einsum if groups > 1 or strides > 1, float32 or wider   |
   | CPU     | kernel grad | einsum if 1x1 kernel, C_in == 1 or input-dilated        |
   | GPU/TPU | all three   | lax                                                     |
@@ -67,6 +68,9 @@ class Plan(NamedTuple):
 
 LAX = Plan()
 EINSUM = Plan("einsum", "einsum", "einsum")
+# Output pixels (N * H_out * W_out) from which a tiny layer runs on einsum;
+# below, each call is a few microseconds and lax's is the shorter program.
+TINY_EINSUM_PIXELS = 256
 
 
 def _einsum(x, kernel, spec, precision):
@@ -112,30 +116,33 @@ def run_plan(x, kernel_hwio, spec: ConvSpec, precision, plan: Plan):
 
 
 def choose_plan(
-    c_in: int, kernel_hwio_shape, spec: ConvSpec, dtype, backend: str
+    n: int, c_in: int, kernel_hwio_shape, spec: ConvSpec, dtype, backend: str
 ) -> Plan:
-    """`impl="auto"`'s plan: the table in the module doc."""
+    """`impl="auto"`'s plan for `n` images of `c_in` channels: the table in the
+    module doc."""
     if backend != "cpu":
         return LAX
     kh, kw, c_group, c_out = kernel_hwio_shape
     if spec.groups > 1 and c_group == 1:
         return EINSUM
     tiny = spec.groups == 1 and kh * kw * c_in <= SMALL_CONTRACTION
-    output = "einsum" if tiny and c_out <= SMALL_OUTPUT else "lax"
+    if tiny and c_out <= SMALL_OUTPUT:
+        pixels = n * spec.out_hw[0] * spec.out_hw[1]
+        return EINSUM if pixels >= TINY_EINSUM_PIXELS else LAX
     strided = spec.strides != (1, 1)
     narrow = jnp.dtype(dtype).itemsize < 4  # bfloat16, float16
     input_grad = "einsum" if (spec.groups > 1 or strided) and not narrow else "lax"
     stretched = spec.lhs_dilation != (1, 1)
     pointwise = (kh, kw) == (1, 1)
     kernel_grad = "einsum" if stretched or pointwise or c_in == 1 else "lax"
-    return Plan(output, input_grad, kernel_grad)
+    return Plan("lax", input_grad, kernel_grad)
 
 
 def conv2d_auto_core(x, kernel_hwio, spec: ConvSpec, precision):
     """`impl="auto"`: the plan `choose_plan` picks for this call."""
     c_in = x.shape[1] if spec.channels_first else x.shape[-1]
     backend = jax.default_backend()
-    plan = choose_plan(c_in, kernel_hwio.shape, spec, x.dtype, backend)
+    plan = choose_plan(x.shape[0], c_in, kernel_hwio.shape, spec, x.dtype, backend)
     return run_plan(x, kernel_hwio, spec, precision, plan)
 
 

@@ -39,12 +39,8 @@ TABLE = {
         dict(groups=64, strides=2),
         EINSUM,
     ),
-    "document 1 channel": (
-        (1, 4, 4, 1),
-        (3, 3, 1, 1),
-        {},
-        Plan("einsum", "lax", "einsum"),
-    ),
+    "document 1 channel": ((1, 4, 4, 1), (3, 3, 1, 1), dict(padding="valid"), LAX),
+    "race 32 images": ((32, 16, 16, 1), (3, 3, 1, 1), dict(padding="valid"), EINSUM),
     "mnist first layer": (
         (8, 28, 28, 1),
         (3, 3, 1, 32),
@@ -71,7 +67,7 @@ TABLE = {
 def test_cpu_plan_is_the_table(name):
     x_shape, k_shape, kw, plan = TABLE[name]
     spec = _spec(x_shape, k_shape, **kw)
-    assert choose_plan(x_shape[-1], k_shape, spec, "float32", "cpu") == plan
+    assert choose_plan(x_shape[0], x_shape[-1], k_shape, spec, "float32", "cpu") == plan
 
 
 def test_narrow_floats_keep_lax_input_gradients():
@@ -80,7 +76,10 @@ def test_narrow_floats_keep_lax_input_gradients():
         x_shape, k_shape, kw, plan = TABLE[name]
         spec = _spec(x_shape, k_shape, **kw)
         narrow = plan._replace(input_grad="lax")
-        assert choose_plan(x_shape[-1], k_shape, spec, "bfloat16", "cpu") == narrow
+        assert (
+            choose_plan(x_shape[0], x_shape[-1], k_shape, spec, "bfloat16", "cpu")
+            == narrow
+        )
 
 
 @pytest.mark.parametrize("backend", ["gpu", "tpu"])
@@ -88,7 +87,9 @@ def test_narrow_floats_keep_lax_input_gradients():
 def test_accelerators_take_lax(name, backend):
     x_shape, k_shape, kw, _ = TABLE[name]
     spec = _spec(x_shape, k_shape, **kw)
-    assert choose_plan(x_shape[-1], k_shape, spec, "float32", backend) == LAX
+    assert (
+        choose_plan(x_shape[0], x_shape[-1], k_shape, spec, "float32", backend) == LAX
+    )
 
 
 def test_strided_transposed_convolution_takes_einsum_kernel_gradient():
@@ -102,7 +103,7 @@ def test_strided_transposed_convolution_takes_einsum_kernel_gradient():
         dilation_rate=1,
         data_format="channels_last",
     )
-    assert choose_plan(64, (3, 3, 64, 64), spec, "float32", "cpu") == Plan(
+    assert choose_plan(2, 64, (3, 3, 64, 64), spec, "float32", "cpu") == Plan(
         "lax", "lax", "einsum"
     )
 

@@ -1,6 +1,7 @@
 """The benchmark: a shrunken quick config end to end (answers checked, outputs
-written; no timing assertions), what a wrong answer does to the run, the answer
-check itself, FLOP counts, config refusals."""
+written; no timing assertions), the GPU config's path on the CPU, what a wrong
+answer does to the run, the answer check itself, the jconv_auto summary and
+the in_scan ratios on hand-made records, FLOP counts, config refusals."""
 
 import doctest
 import io
@@ -10,7 +11,7 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 
-from configs import benchmark_quick
+from configs import benchmark_gpu, benchmark_quick
 from experiments import benchmark, runner
 from experiments.bench import (
     _cases,
@@ -24,7 +25,8 @@ from experiments.bench import (
 )
 
 WRONG = "experiments.bench._wrong_impl"  # a backend whose outputs are all zeros
-JCONV = ("jconv_lax", "jconv_einsum")
+JCONV = ("jconv_auto", "jconv_lax", "jconv_einsum")
+IMPLS = ("jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
 
 SMOKE_SHAPES = ("doc4x4", "stem", "depthwise")  # inner loop, uneven pads, groups
 
@@ -35,8 +37,12 @@ def _smoke_config():
     for name in SMOKE_SHAPES:
         c.batch[name] = 1
         c.inner_iters[name] = 5 if name == "doc4x4" else 1
+    # One implementation in a scan covers the mode; the others' rows are then
+    # skipped by the config, which is covered too.
+    c.in_scan_impls = ("jconv_auto",)
     c.warmup = 0
     c.repeats = 1
+    c.scan_repeats = 1
     r = c.race
     r.n_images, r.image_size, r.steps = 4, 8, 30
     r.learning_rate = 0.4  # converges in 30 steps, so both sides must agree
@@ -60,12 +66,19 @@ def test_quick_benchmark_smoke(tmp_path):
     expected = {
         _cases.RowKey(s, i, m, d)
         for s in SMOKE_SHAPES
-        for i in ("jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
-        for m in ("fwd", "fwd+bwd")
+        for i in IMPLS
+        for m in ("fwd", "fwd+bwd", "in_scan")
         for d in ("float32", "bfloat16")
     }
     assert {_cases.RowKey.of(r) for r in records} == expected
     for r in records:
+        if r["mode"] == "in_scan" and r["impl"] != "jconv_auto":
+            # No scan in the peers; the other JAX rows left out by the config.
+            assert r["status"] == "skipped", r
+            peer = r["impl"] in ("torch", "keras_tf")
+            why = "lax.scan" if peer else "in_scan_impls"
+            assert why in r["reason"], r
+            continue
         # jconv must pass; a peer may miss the tolerance on this CPU (TensorFlow's
         # bfloat16 without AVX-512) or refuse a case, and says which.
         allowed = ("ok",) if r["impl"] in JCONV else ("ok", "mismatch", "unsupported")
@@ -81,6 +94,11 @@ def test_quick_benchmark_smoke(tmp_path):
         assert r["check"]["passed"], r
         assert r["median_seconds"] > 0 and r["gflops"] > 0
         assert r["flops"] == _cases.make_case(r["shape"], 1, 1).flops(r["mode"])
+        if r["mode"] == "in_scan":
+            # The last step's answers, checked against jconv_lax's fwd+bwd.
+            assert r["check"]["against"] == "jconv_lax fwd+bwd", r
+            assert set(r["check"]["errors"]) == {"y", "dx", "dk"}
+            assert r["scan_steps"] == 10 and r["via"].startswith("jconv."), r
         memory = r["peak_memory_bytes"]
         assert (memory is not None and memory > 0) or r["memory_method"].startswith(
             "n/a"
@@ -100,6 +118,25 @@ def test_quick_benchmark_smoke(tmp_path):
     assert race["to_target"]["sgd:0.5"]["reached"]
     md = (workdir / "results.md").read_text()
     assert "## fwd+bwd, bfloat16" in md and "Kernel-learning race" in md
+    # in_scan beside top level, the peers' columns left out of its table.
+    assert "## in_scan, float32" in md
+    in_scan_header = md.split("## in_scan, float32")[1].splitlines()[2]
+    assert "jconv_auto" in in_scan_header and "torch" not in in_scan_header
+    assert "## Inside lax.scan against top level (fwd+bwd)" in md
+    assert "- torch (6 rows: in_scan; doc4x4, stem, depthwise;" in md
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert {(r["shape"], r["impl"]) for r in summary["in_scan_over_fwd_bwd"]} == {
+        (s, "jconv_auto") for s in SMOKE_SHAPES
+    }
+    # One jconv_auto line per dtype and mode, against both peers.
+    lines = [line for line in md.splitlines() if line.startswith("- **")]
+    assert len(lines) == len(summary["jconv_auto"]) == 6
+    for a in summary["jconv_auto"]:
+        assert a["shapes_vs_peer"] == 3 or a["dtype"] == "bfloat16", a
+        assert a["peer_mode"] == ("fwd+bwd" if a["mode"] == "in_scan" else a["mode"])
+    assert summary["outputs"] == [
+        "results.json", "results.md", "times.png", "race.png"
+    ]  # fmt: skip
 
     # The machine: the CPU features and TensorFlow's oneDNN state, whatever
     # their values here.
@@ -126,7 +163,8 @@ def test_only_a_wrong_jconv_answer_fails_the_run(wrong, tmp_path, monkeypatch, c
         f"--config={benchmark_quick.__file__}", f"--workdir={workdir}", "--quiet",
         "--config.shapes=('doc4x4',)", "--config.dtypes=('bfloat16',)",
         "--config.impls=('jconv_lax', 'jconv_einsum', 'torch')",
-        "--config.warmup=0", "--config.repeats=1", "--config.race.enabled=False",
+        "--config.modes=('fwd', 'fwd+bwd')", "--config.warmup=0",
+        "--config.repeats=1", "--config.race.enabled=False",
     ]  # fmt: skip
     jconv_wrong = "jconv_einsum" in wrong
     if jconv_wrong:
@@ -178,6 +216,8 @@ def test_failures_are_jconv_rows_and_dead_workers():
         row("lax_raw", "mismatch", check=wrong, reason="not timed"),
         row("torch", "unsupported", reason="RuntimeError: no bfloat16 kernel"),
         row("torch", "skipped", reason="CPU-only build"),
+        # Left out by the config (config.in_scan_impls): no failure either.
+        row("jconv_lax", "skipped", reason="not in config", by_config=True),
     ]
     assert failures({"records": findings, "kernel_race": None}) == []
     died = "worker exited with code -9; see logs/torch.log"
@@ -192,7 +232,7 @@ def test_failures_are_jconv_rows_and_dead_workers():
         f"mnist/torch/fwd/bfloat16 failed: {died}",
         f"race keras: {died}",
     ]
-    assert _report.summary(results)["failures"] == failures(results)
+    assert _report.summary(results, [])["failures"] == failures(results)
 
 
 def test_wrong_answer_is_recorded_and_not_timed(tmp_path):
@@ -200,7 +240,7 @@ def test_wrong_answer_is_recorded_and_not_timed(tmp_path):
     np.savez(tmp_path / "in.npz", **_cases.make_inputs(case, 0))
     np.savez(tmp_path / "ref.npz", y=np.ones(case.out_shape, np.float32))
     spec = {
-        "kind": "jobs", "warmup": 0, "repeats": 1,
+        "kind": "jobs", "warmup": 0, "repeats": 1, "scan_repeats": 1,
         "tolerance": {"float32": 1e-4, "bfloat16": 2e-2, "float32_gpu": 1e-2},
         "measure_memory": True, "reference_impl": "jconv_lax",
         "reference_platform": "cpu", "backends": {"torch": WRONG},
@@ -242,6 +282,27 @@ def test_shapes_flops_and_pads_by_hand():
     dw = _cases.make_case("depthwise", 1, 1)
     assert dw.depthwise and dw.kernel_shape == (3, 3, 1, 128)
     assert dw.flops("fwd") == 2 * 56 * 56 * 9 * 128
+    assert dw.flops("in_scan") == dw.flops("fwd+bwd")  # per step
+    convnext = _cases.make_case("convnext_dw7", 2, 1)
+    assert convnext.depthwise and convnext.kernel_shape == (7, 7, 1, 96)
+    assert convnext.pads == ((3, 3), (3, 3)) and convnext.out_shape == (2, 56, 56, 96)
+    resnext = _cases.make_case("resnext28", 1, 1)
+    assert not resnext.depthwise and resnext.kernel_shape == (3, 3, 4, 128)
+    assert resnext.flops("fwd") == 2 * 28 * 28 * 9 * 4 * 128
+    pointwise = _cases.make_case("pointwise28", 1, 1)
+    assert (
+        pointwise.kernel_shape == (1, 1, 256, 512) and pointwise.pads == ((0, 0),) * 2
+    )
+    assert pointwise.flops("fwd") == 2 * 28 * 28 * 256 * 512
+    # "same" 112 -> 56 with a 3x3 stride-2 kernel: 1 pad, at the end.
+    dw_s2 = _cases.make_case("depthwise_s2", 1, 1)
+    assert dw_s2.depthwise and dw_s2.pads == ((0, 1), (0, 1))
+    assert dw_s2.out_shape == (1, 56, 56, 64)
+    # A scan of 10 steps, or of inner_iters where that is more.
+    assert (dw.scan_steps, dw.steps_per_call("in_scan"), dw.steps_per_call("fwd")) == (
+        10, 10, 1
+    )  # fmt: skip
+    assert _cases.make_case("doc4x4", 1, 2000).steps_per_call("in_scan") == 2000
     doc = _cases.make_case("doc4x4", 1, 1)
     assert doc.out_shape == (1, 2, 2, 1) and doc.flops("fwd") == 2 * 4 * 9
 
@@ -250,11 +311,93 @@ def test_quick_config_covers_every_shape_and_impl():
     c = benchmark_quick.get_config()
     check_config(c)
     assert set(c.shapes) == set(_cases.SHAPES)
-    assert set(c.impls) == {"jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf"}
-    assert set(c.modes) == {"fwd", "fwd+bwd"} and set(c.dtypes) == {
-        "float32",
-        "bfloat16",
+    assert set(c.impls) == set(IMPLS)
+    assert c.modes == _cases.MODES and c.dtypes == _cases.DTYPES
+    assert set(c.in_scan_impls) == set(JCONV)
+    assert set(c.race.impls) == {"einsum", "lax"}
+
+
+def test_gpu_config_runs_on_a_cpu_only_machine(tmp_path):
+    c = benchmark_gpu.get_config()
+    check_config(c)
+    assert c.impls == ("jconv_auto", "jconv_lax", "lax_raw", "torch")
+    assert c.peers_on_gpu_machine and not c.race.enabled
+    assert set(c.shapes) <= set(c.gpu_batch) and "in_scan" in c.modes
+    # Without a GPU it runs at the quick config's CPU batch sizes, PyTorch
+    # on the CPU too: shrunk to one small shape and dtype here.
+    assert c.batch == benchmark_quick.get_config().batch
+    c.shapes, c.dtypes = ("doc4x4",), ("float32",)
+    c.warmup, c.repeats, c.scan_repeats = 0, 1, 1
+    results = benchmark.run(c, tmp_path / "gpu", quiet=True)
+    records = {(r["impl"], r["mode"]): r for r in results["records"]}
+    assert set(records) == {(i, m) for i in c.impls for m in _cases.MODES}
+    for (impl, mode), r in records.items():
+        if mode == "in_scan" and impl in ("torch", "lax_raw"):
+            assert r["status"] == "skipped" and r["by_config"], r
+            continue
+        assert r["status"] == "ok" and r["device"] == "cpu", r
+        assert "tflops" not in r  # a GPU row's TFLOP/s and percent of peak
+    assert records[("jconv_lax", "in_scan")]["scan_steps"] == 100  # inner_iters
+    md = (tmp_path / "gpu" / "results.md").read_text()
+    assert "| doc4x4 | float32 | " in md.split("## Inside lax.scan")[1]
+
+
+def _row(shape, impl, mode, seconds, dtype="float32", **fields):
+    key = _cases.RowKey(shape, impl, mode, dtype)
+    return dict(key._asdict(), status="ok", median_seconds=seconds, **fields)
+
+
+def test_auto_summary_against_the_fastest_peer_and_jconv_lax():
+    records = [
+        # a: auto beats both peers (torch the faster) and equals lax's program.
+        _row("a", "jconv_auto", "fwd", 1.0, program_digest="p"),
+        _row("a", "jconv_lax", "fwd", 0.9, program_digest="p"),
+        _row("a", "torch", "fwd", 2.0),
+        _row("a", "keras_tf", "fwd", 4.0),
+        _row("a", "lax_raw", "fwd", 1.0),
+        # b: the peer wins; auto faster than lax; keras_tf did not run.
+        _row("b", "jconv_auto", "fwd", 2.0, program_digest="q"),
+        _row("b", "jconv_lax", "fwd", 3.0, program_digest="r"),
+        _row("b", "torch", "fwd", 1.0),
+        dict(_cases.RowKey("b", "keras_tf", "fwd", "float32")._asdict(),
+             status="unsupported", reason="no kernel"),
+        # c: in a scan only jconv ran; the peers' fwd+bwd stand in for theirs.
+        _row("c", "jconv_auto", "in_scan", 1.0, program_digest="s"),
+        _row("c", "jconv_lax", "in_scan", 1.5, program_digest="t"),
+        _row("c", "jconv_auto", "fwd+bwd", 1.0, program_digest="s2"),
+        _row("c", "jconv_lax", "fwd+bwd", 1.0, program_digest="t2"),
+        _row("c", "keras_tf", "fwd+bwd", 4.0),
+        dict(_cases.RowKey("c", "keras_tf", "in_scan", "float32")._asdict(),
+             status="skipped", reason="JAX only"),
+    ]  # fmt: skip
+    fwd, fwd_bwd, in_scan = _report.auto_summary(records)
+    assert (fwd["mode"], fwd["shapes_vs_peer"], fwd["wins_vs_peer"]) == ("fwd", 2, 1)
+    assert fwd["geomean_vs_peer"] == pytest.approx((0.5 * 2.0) ** 0.5)
+    assert fwd["fastest_peer"] == {"a": "torch", "b": "torch"}
+    assert (fwd["shapes_vs_lax_raw"], fwd["wins_vs_lax_raw"]) == (1, 1)
+    assert fwd["slower_than_jconv_lax"] == [
+        {"shape": "a", "ratio": pytest.approx(1 / 0.9), "same_program": True}
+    ]
+    assert fwd_bwd["slower_than_jconv_lax"] == [] and fwd_bwd["shapes_vs_peer"] == 1
+    assert in_scan["peer_mode"] == "fwd+bwd" and in_scan["fastest_peer"] == {
+        "c": "keras_tf"
     }
+    assert in_scan["geomean_vs_peer"] == pytest.approx(0.25)
+    lines = _report.summary_lines(records)
+    assert lines[0] == (
+        "- **fwd, float32**: jconv_auto at least as fast as the fastest peer on "
+        "1 of 2 shapes, geometric mean jconv_auto / fastest peer 1.00x; against "
+        "lax_raw: 1 of 1, 1.00x; never slower than jconv_lax (and by timing "
+        "noise, same program, on a 1.11x)."
+    )
+    assert lines[2].startswith(
+        "- **in_scan, float32** (peers have no scan: against their fwd+bwd): "
+    )
+    assert lines[2].endswith("never slower than jconv_lax.")
+    # c's ratio in a scan over top level: 1.0 for auto, 1.5 for lax (over 1.2).
+    table = "\n".join(_report.scan_lines(_report._index(records), ["c"]))
+    assert "| c | float32 | 1.00x | 1.50x |" in table
+    assert "Over 1.2x: jconv_lax c float32 1.50x (1 of 2 jconv rows)." in table
 
 
 @pytest.mark.parametrize(
@@ -267,6 +410,9 @@ def test_quick_config_covers_every_shape_and_impl():
         ("race.optimizer", "lbfgs", r"`config.race.optimizer` \(='lbfgs'\)"),
         ("race.fast_candidates", ("sgd:-1",), r"`config.race.fast_candidates`"),
         ("batch.mnist", 0, r"`config.batch.mnist` \(=0\) must be a positive int"),
+        ("modes", ("fwd", "in_scan"), r"`config.modes` .* must include 'fwd\+bwd'"),
+        ("in_scan_impls", ("torch",), r"`config.in_scan_impls` \(=\('torch',\)\)"),
+        ("scan_repeats", 0, r"`config.scan_repeats` \(=0\) must be >= 1"),
     ],
 )
 def test_bad_config_is_refused_naming_the_field(field, value, match):

@@ -12,11 +12,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-MODES = ("fwd", "fwd+bwd")
+# "in_scan" is "fwd+bwd" as a training loop runs it: `scan_steps` steps inside
+# one jitted `lax.scan`, timed per step. JAX only: no peer has a scan.
+MODES = ("fwd", "fwd+bwd", "in_scan")
+JAX_ONLY_MODES = ("in_scan",)
 DTYPES = ("float32", "bfloat16")
 # What the backward pass costs relative to the forward one: the input gradient
 # and the kernel gradient are each one convolution as large as the forward.
-MODE_FLOP_FACTOR = {"fwd": 1, "fwd+bwd": 3}
+MODE_FLOP_FACTOR = {"fwd": 1, "fwd+bwd": 3, "in_scan": 3}
+# A mode whose answers are another mode's: checked against that mode's reference.
+REFERENCE_MODE = {"fwd": "fwd", "fwd+bwd": "fwd+bwd", "in_scan": "fwd+bwd"}
+SCAN_STEPS = 10  # steps of the in_scan mode's lax.scan (more if inner_iters is)
 
 
 class RowKey(NamedTuple):
@@ -76,6 +82,21 @@ SHAPES = {
         (56, 56), 128, 128, (3, 3), groups=128,
         description="MobileNet-style depthwise 3x3 (groups = C_in)",
     ),
+    "convnext_dw7": Geometry(
+        (56, 56), 96, 96, (7, 7), groups=96,
+        description="ConvNeXt stage 1 depthwise 7x7",
+    ),
+    "resnext28": Geometry(
+        (28, 28), 128, 128, (3, 3), groups=32,
+        description="ResNeXt grouped 3x3, 32 groups of 4 channels",
+    ),
+    "pointwise28": Geometry(
+        (28, 28), 256, 512, (1, 1), description="1x1 pointwise 256 -> 512 (a GEMM)"
+    ),
+    "depthwise_s2": Geometry(
+        (112, 112), 64, 64, (3, 3), strides=(2, 2), groups=64,
+        description="MobileNet-style stride-2 depthwise 3x3",
+    ),
 }  # fmt: skip
 
 
@@ -97,6 +118,18 @@ class ConvCase:
     geometry: Geometry
     batch: int
     inner_iters: int
+
+    @property
+    def scan_steps(self) -> int:
+        """The in_scan mode's scan length: `SCAN_STEPS`, or `inner_iters` where
+        that is larger (the small shapes: their fwd+bwd row is a loop of as
+        many, so the two times are taken alike)."""
+        return max(SCAN_STEPS, self.inner_iters)
+
+    def steps_per_call(self, mode: str) -> int:
+        """Convolutions (with their backward pass, but for "fwd") that one
+        timed call runs: `inner_iters`, or the scan's length for in_scan."""
+        return self.scan_steps if mode == "in_scan" else self.inner_iters
 
     @property
     def x_shape(self) -> tuple[int, int, int, int]:
@@ -133,7 +166,8 @@ class ConvCase:
 
     def flops(self, mode: str) -> int:
         """Multiply-adds times two: `2 N Ho Wo KH KW (C_in / groups) C_out`,
-        three times that for forward+backward (input and kernel gradients)."""
+        three times that for forward+backward (input and kernel gradients),
+        per step for in_scan."""
         g = self.geometry
         ho, wo = self.out_hw
         kh, kw = g.kernel_hw
@@ -188,7 +222,8 @@ def make_inputs(
 def output_names(mode: str) -> tuple[str, ...]:
     """The outputs compared between implementations: the convolution `y`, and
     for forward+backward the input gradient `dx` and kernel gradient `dk`
-    (for cotangent `ct`), all float32 in jconv's layouts."""
+    (for cotangent `ct`), all float32 in jconv's layouts; in_scan's are its
+    last step's."""
     return ("y",) if mode == "fwd" else ("y", "dx", "dk")
 
 

@@ -19,7 +19,8 @@ class Prepared:
       outputs: computes the compared outputs once (`y`, and `dx`, `dk` for
         forward+backward) as float32 NumPy arrays in jconv's layouts.
       run: `run(n)` performs `n` convolutions (with their backward pass for
-        forward+backward) and returns when they are done (JAX
+        forward+backward; `n` steps of whole scans for in_scan, `n` being
+        the case's `steps_per_call`) and returns when they are done (JAX
         `block_until_ready`, a TensorFlow `.numpy()`; PyTorch on the CPU is
         synchronous), so a clock around it measures the work.
       arg_bytes: bytes of the arguments as the implementation holds them.

@@ -1,23 +1,30 @@
-"""The JAX implementations: `jconv_lax`, `jconv_einsum` and `lax_raw`.
+"""The JAX implementations: `jconv_auto`, `jconv_lax`, `jconv_einsum`, `lax_raw`.
 
 One convolution is one call of the jitted step. For small shapes, `n > 1`
 convolutions run inside one jitted `lax.fori_loop`, so Python dispatch is paid
-once per call, not once per convolution. (Only then: on the CPU, XLA compiles
-a convolution inside a loop body without its fast path, and the gradient
-convolutions become many times slower, jax-ml/jax#12868; the worker also
-records the single-call time of those shapes.) Two things keep XLA from doing
-less work in the loop than a real training step would:
-  - the kernel is the loop carry (plus zero times an output element), so the
-    convolution is not loop-invariant and cannot be hoisted out of the loop;
+once per call, not once per convolution (the worker also records the
+single-call time of those shapes). The in_scan mode runs forward+backward the
+way a training loop does, `case.scan_steps` steps inside one jitted
+`lax.scan`. In a loop body XLA:CPU compiles the gradient convolutions that JAX
+derives for `lax.conv_general_dilated` without its fast path, many times
+slower (jax-ml/jax#12868): `lax_raw` still shows it; jconv's lax derivatives
+are convolutions in XLA's canonical layout and keep the fast path, which the
+in_scan / fwd+bwd ratio in results.md measures. Two things keep XLA from doing
+less work in a loop than a real training step would:
+  - the kernel is the loop carry (plus zero times an output element of the
+    previous step), so each step depends on the one before and no
+    convolution is loop-invariant and hoisted out of the loop;
   - the inputs pass through an `optimization_barrier` with the carry, so
-    nothing computed from the input alone (the einsum's windows) is hoisted
-    either, and the outputs pass through one before that single element is
-    read, so no slice is pushed into the producer.
+    nothing computed from the input alone (the einsum's windows, the kernel
+    gradient `x` and `ct` determine) is hoisted either, and the outputs pass
+    through one before that single element is read, so no slice is pushed
+    into the producer.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 
 import jax
@@ -30,8 +37,8 @@ import jconv
 from experiments.bench._cases import ConvCase
 from experiments.bench._impl import Prepared, Unsupported
 
-IMPLS = ("jconv_lax", "jconv_einsum", "lax_raw")
-_JCONV_IMPL = {"jconv_lax": "lax", "jconv_einsum": "einsum"}
+IMPLS = ("jconv_auto", "jconv_lax", "jconv_einsum", "lax_raw")
+_JCONV_IMPL = {"jconv_auto": "auto", "jconv_lax": "lax", "jconv_einsum": "einsum"}
 
 
 def meta() -> dict:
@@ -68,7 +75,7 @@ def conv_fn(impl: str, case: ConvCase):
         def f(x, k):
             return jconv.depthwise_conv2d(x, k.reshape(kh, kw_, c, 1), **kw)
 
-        return f, "jconv.depthwise_conv2d"
+        return f, f"jconv.depthwise_conv2d(impl={_JCONV_IMPL[impl]!r})"
     return functools.partial(jconv.conv2d, groups=g.groups, **kw), (
         f"jconv.conv2d(impl={_JCONV_IMPL[impl]!r})"
     )
@@ -86,17 +93,40 @@ def step_fn(f, mode: str):
     return fwd_bwd
 
 
+def _chained_step(step, x, k_carry, ct):
+    """One loop step: `step`'s outputs and the next kernel, which depends on
+    them (see the module doc) and equals `k_carry`."""
+    xb, kb, ctb = lax.optimization_barrier((x, k_carry, ct))
+    outs = lax.optimization_barrier(step(xb, kb, ctb))
+    sink = sum(o.reshape(-1)[0].astype(jnp.float32) for o in outs)
+    return outs, k_carry + (sink * 0).astype(k_carry.dtype)
+
+
 def loop_fn(step):
     def loop(x, k, ct, n):
         def body(_, k_carry):
-            xb, kb, ctb = lax.optimization_barrier((x, k_carry, ct))
-            outs = lax.optimization_barrier(step(xb, kb, ctb))
-            sink = sum(o.reshape(-1)[0].astype(jnp.float32) for o in outs)
-            return k_carry + (sink * 0).astype(k_carry.dtype)
+            return _chained_step(step, x, k_carry, ct)[1]
 
         return lax.fori_loop(0, n, body, k)
 
     return loop
+
+
+def scan_fn(step, length: int):
+    """`length` chained steps in one `lax.scan`, returning the last step's
+    outputs (carried, as a training step's gradients are consumed)."""
+
+    def scan(x, k, ct):
+        def body(carry, _):
+            outs, k_next = _chained_step(step, x, carry[0], ct)
+            return (k_next, outs), None
+
+        shapes = jax.eval_shape(step, x, k, ct)
+        zeros = tuple(jnp.zeros(o.shape, o.dtype) for o in shapes)
+        (_, outs), _ = lax.scan(body, (k, zeros), length=length)
+        return outs
+
+    return scan
 
 
 def program_signature(compiled) -> list[str]:
@@ -134,12 +164,15 @@ def _memory(compiled) -> dict:
 def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepared:
     f, via = conv_fn(impl, case)
     step = step_fn(f, mode)
+    in_scan = mode == "in_scan"
+    scan_steps = case.scan_steps
+    program = scan_fn(step, scan_steps) if in_scan else step
     dt = jnp.dtype(dtype)
     x, k, ct = (jnp.asarray(arrays[n], dt) for n in ("x", "kernel", "ct"))
     try:
         # jit drops the cotangent from the forward-only step (unused), so the
         # memory analysis below is the forward's own.
-        compiled = jax.jit(step).lower(x, k, ct).compile()
+        compiled = jax.jit(program).lower(x, k, ct).compile()
     except Exception as e:  # a dtype or feature the backend has no kernel for
         raise Unsupported(f"{type(e).__name__}: {e}") from e
     loop = jax.jit(loop_fn(step))
@@ -151,15 +184,29 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
         }
 
     def run(n):
-        if n == 1:
+        if in_scan:
+            for _ in range(-(-n // scan_steps)):
+                jax.block_until_ready(compiled(x, k, ct))
+        elif n == 1:
             jax.block_until_ready(compiled(x, k, ct))
         else:
             loop(x, k, ct, jnp.int32(n)).block_until_ready()
 
-    info = {"via": via, "layout": "NHWC / HWIO (native)", **_memory(compiled)}
-    if impl == "jconv_lax":
+    signature = "\n".join(program_signature(compiled))
+    info = {
+        "via": via,
+        "layout": "NHWC / HWIO (native)",
+        "device": jax.devices()[0].platform,
+        # Equal for two rows that compiled the same program (jconv_auto where
+        # it chose jconv_lax's plan): a time difference there is noise.
+        "program_digest": hashlib.sha256(signature.encode()).hexdigest()[:16],
+        **_memory(compiled),
+    }
+    if in_scan:
+        info["scan_steps"] = scan_steps
+    if impl == "jconv_lax" and not in_scan:
         raw = jax.jit(step_fn(conv_fn("lax_raw", case)[0], mode)).lower(x, k, ct)
-        same = program_signature(raw.compile()) == program_signature(compiled)
+        same = "\n".join(program_signature(raw.compile())) == signature
         info["same_program_as_lax_raw"] = same
     arg_bytes = x.nbytes + k.nbytes + (ct.nbytes if mode != "fwd" else 0)
     eager = None

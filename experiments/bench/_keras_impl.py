@@ -3,9 +3,11 @@
 Keras must run on TensorFlow here: on JAX it would time lax against itself.
 The layer is called inside a `tf.function` (graph mode, TensorFlow's oneDNN
 kernels on the CPU; no XLA, as Keras' own `fit` on the CPU does). The
-depthwise shape uses `keras.layers.DepthwiseConv2D`, Keras' layer for it
-(TensorFlow has no grouped convolution on the CPU). Layout: NHWC / HWIO,
-the same as jconv's, so nothing is converted.
+depthwise shapes use `keras.layers.DepthwiseConv2D`, Keras' layer for them;
+a grouped shape that is not depthwise uses `Conv2D(groups=...)`, which Keras
+itself compiles with XLA on TensorFlow (TensorFlow has no grouped
+convolution kernel on the CPU). Layout: NHWC / HWIO, the same as jconv's, so
+nothing is converted.
 """
 
 from __future__ import annotations
@@ -104,8 +106,14 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
     if mode != "fwd":
         sizes.append(arrays["ct"].size)
     arg_bytes = tf.as_dtype(dtype).size * int(sum(sizes))
+    grouped = case.geometry.groups > 1 and not case.depthwise
     info = {
-        "via": f"keras.layers.{type(layer).__name__} in tf.function (no XLA)",
+        "via": f"keras.layers.{type(layer).__name__} in tf.function "
+        + (
+            "(Keras compiles the grouped convolution with XLA)"
+            if grouped
+            else "(no XLA)"
+        ),
         "layout": "NHWC / HWIO (native)",
     }
     return Prepared(outputs=outputs, run=run, arg_bytes=arg_bytes, info=info)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import pathlib
 
 from experiments import plots
-from experiments.bench._cases import DTYPES, MODES, RowKey
+from experiments.bench._cases import DTYPES, MODES, REFERENCE_MODE, RowKey
 
-IMPL_ORDER = ("jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
+IMPL_ORDER = ("jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
 # The rows whose answer is jconv's own: any problem there fails the run. Every
 # other implementation is a peer, and its wrong answer is a finding.
-JCONV_IMPLS = ("jconv_lax", "jconv_einsum")
+JCONV_IMPLS = ("jconv_auto", "jconv_lax", "jconv_einsum")
+JAX_IMPLS = (*JCONV_IMPLS, "lax_raw")
+PEERS = ("torch", "keras_tf")  # the other frameworks; lax_raw is reported apart
+# The issue's target for in_scan / fwd+bwd of every jconv implementation.
+SCAN_RATIO_TARGET = 1.2
 
 
 def _index(records) -> dict[RowKey, dict]:
@@ -186,27 +191,44 @@ def markdown(results: dict) -> str:
         "fwd+bwd (input and kernel gradients). Shapes with `inner_iters > 1` "
         "run that many convolutions per call (a jitted `fori_loop`, a "
         "`tf.function` loop, a Python loop for PyTorch) and also show the time "
-        "of a single call, dispatch included.",
+        "of a single call, dispatch included. in_scan: fwd+bwd as a training "
+        "loop runs it, 10 steps (or `inner_iters`, if more) in one jitted "
+        "`lax.scan`, each step depending on the one before; time per step, "
+        "JAX only.",
         "",
         "Rows: " + "; ".join(_case_line(r) for r in _first_per_shape(recs)) + ".",
+        "",
+        "## Summary",
+        "",
+        *summary_lines(recs),
     ]
     for dtype in DTYPES:
         for mode in MODES:
-            if not any(r["mode"] == mode and r["dtype"] == dtype for r in recs):
+            rows = [r for r in recs if r["mode"] == mode and r["dtype"] == dtype]
+            if not rows:
                 continue
+            # A column every row of which was skipped (the peers in in_scan)
+            # is left out; the reason is under "Not timed".
+            cols = [
+                i for i in impls
+                if any(r["impl"] == i and r["status"] != "skipped" for r in rows)
+            ]  # fmt: skip
+            over_lax = [
+                i for i in ("jconv_auto", "jconv_einsum")
+                if i in cols and "jconv_lax" in cols
+            ]  # fmt: skip
+            heads = cols + [f"{i.removeprefix('jconv_')} / lax" for i in over_lax]
             lines += ["", f"## {mode}, {dtype}", ""]
-            lines.append("| shape | " + " | ".join(impls) + " | einsum / lax |")
-            lines.append("|---" * (len(impls) + 2) + "|")
+            lines.append("| shape | " + " | ".join(heads) + " |")
+            lines.append("|---" * (len(heads) + 1) + "|")
             for shape in shapes:
-                row = [_cell(index.get(RowKey(shape, i, mode, dtype))) for i in impls]
-                lax = index.get(RowKey(shape, "jconv_lax", mode, dtype), {})
-                ein = index.get(RowKey(shape, "jconv_einsum", mode, dtype), {})
-                ratio = (
-                    f"{ein['median_seconds'] / lax['median_seconds']:.2f}x"
-                    if lax.get("median_seconds") and ein.get("median_seconds")
-                    else "—"
-                )
-                lines.append(f"| {shape} | " + " | ".join(row) + f" | {ratio} |")
+                row = [_cell(index.get(RowKey(shape, i, mode, dtype))) for i in cols]
+                row += [
+                    _ratio(index, RowKey(shape, i, mode, dtype), "jconv_lax")
+                    for i in over_lax
+                ]
+                lines.append(f"| {shape} | " + " | ".join(row) + " |")
+    lines += scan_lines(index, shapes)
     lines += [
         "",
         "## Peak memory (MiB)",
@@ -214,7 +236,8 @@ def markdown(results: dict) -> str:
         "JAX: the compiled executable's `memory_analysis()` (argument + output + "
         "temp; on the CPU the convolution library's own scratch is not counted). "
         "All implementations, in brackets: argument bytes + the sampled peak rise "
-        "of resident memory during one call (freed buffers returned to the OS).",
+        "of resident memory during one call (freed buffers returned to the OS; "
+        "not sampled for in_scan).",
         "",
         "| shape | mode | dtype | " + " | ".join(impls) + " |",
         "|---" * (len(impls) + 3) + "|",
@@ -231,9 +254,7 @@ def markdown(results: dict) -> str:
                     main = _fmt_mib(r.get("peak_memory_bytes"))
                     rss = r.get("rss_peak_bytes")
                     cells.append(
-                        main
-                        if impl not in ("jconv_lax", "lax_raw", "jconv_einsum")
-                        else f"{main} [{_fmt_mib(rss)}]"
+                        main if impl not in JAX_IMPLS else f"{main} [{_fmt_mib(rss)}]"
                     )
                 if any(c != "—" for c in cells):
                     lines.append(
@@ -248,8 +269,7 @@ def markdown(results: dict) -> str:
             "fails the run.",
             "",
         ]
-        for r in problems:
-            lines.append(f"- {' '.join(RowKey.of(r))}: {_problem(r)}")
+        lines += problem_lines(problems)
     else:
         lines.append("Every implementation ran every case and passed the check.")
     checked = [r for r in recs if r.get("status") == "ok" and "errors" in r["check"]]
@@ -259,7 +279,8 @@ def markdown(results: dict) -> str:
         lines += [
             "",
             "Answer check before timing: every output (`y`, and `dx`, `dk` for "
-            "fwd+bwd) against jconv_lax's, error `max|out - ref| / max|ref|`, "
+            "fwd+bwd; in_scan's last step against fwd+bwd's) against jconv_lax's, "
+            "error `max|out - ref| / max|ref|`, "
             "tolerances "
             + ", ".join(f"{k} {v:g}" for k, v in sorted(_tolerances(checked).items()))
             + f"; the largest error seen: {err:.2g} ({' '.join(RowKey.of(worst))}).",
@@ -269,7 +290,7 @@ def markdown(results: dict) -> str:
     lines += ["", "## Where a peer is faster than jconv", ""]
     if wins:
         lines += [
-            "Against the faster of jconv_lax and jconv_einsum in the same case:",
+            "Against the fastest of " + ", ".join(JCONV_IMPLS) + " in the same case:",
             "",
             "| shape | mode | dtype | peer | peer faster by |",
             "|---|---|---|---|---|",
@@ -287,6 +308,218 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _seconds(index: dict, key: RowKey):
+    """The row's median time, or None where it was not timed."""
+    return index.get(key, {}).get("median_seconds")
+
+
+def _ratio(index: dict, key: RowKey, over: str) -> str:
+    """`key`'s time over implementation `over`'s in the same case, as text."""
+    a, b = _seconds(index, key), _seconds(index, key._replace(impl=over))
+    return f"{a / b:.2f}x" if a and b else "—"
+
+
+def _geomean(values) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def auto_summary(records) -> list[dict]:
+    """Per (dtype, mode): how jconv_auto compares with the fastest peer, with
+    lax_raw, and with jconv_lax, over the shapes both sides timed. In in_scan,
+    where no peer has a scan, the peers' times are their fwd+bwd ones (what
+    a training step costs them at best)."""
+    index = _index(records)
+    shapes = list(dict.fromkeys(r["shape"] for r in records))
+    out = []
+    for dtype in DTYPES:
+        for mode in MODES:
+            auto = {
+                s: t
+                for s in shapes
+                if (t := _seconds(index, RowKey(s, "jconv_auto", mode, dtype)))
+            }
+            if not auto:
+                continue
+            peer_mode = REFERENCE_MODE[mode]  # in_scan: the peers' fwd+bwd
+            peer = {}
+            for s in auto:
+                times = [
+                    (t, p)
+                    for p in PEERS
+                    if (t := _seconds(index, RowKey(s, p, peer_mode, dtype)))
+                ]
+                if times:
+                    peer[s] = min(times)
+            raw = {
+                s: t
+                for s in auto
+                if (t := _seconds(index, RowKey(s, "lax_raw", mode, dtype)))
+            }
+            slower = []
+            for s in auto:
+                lax = index.get(RowKey(s, "jconv_lax", mode, dtype), {})
+                if lax.get("median_seconds") and auto[s] > lax["median_seconds"]:
+                    ours = index[RowKey(s, "jconv_auto", mode, dtype)]
+                    same = ours.get("program_digest") is not None and ours.get(
+                        "program_digest"
+                    ) == lax.get("program_digest")
+                    slower.append(
+                        {
+                            "shape": s,
+                            "ratio": auto[s] / lax["median_seconds"],
+                            "same_program": same,
+                        }
+                    )
+            out.append(
+                {
+                    "dtype": dtype,
+                    "mode": mode,
+                    "peer_mode": peer_mode,
+                    "shapes_vs_peer": len(peer),
+                    "wins_vs_peer": sum(auto[s] <= peer[s][0] for s in peer),
+                    "geomean_vs_peer": _geomean([auto[s] / peer[s][0] for s in peer])
+                    if peer
+                    else None,
+                    "fastest_peer": {s: p for s, (_, p) in peer.items()},
+                    "shapes_vs_lax_raw": len(raw),
+                    "wins_vs_lax_raw": sum(auto[s] <= raw[s] for s in raw),
+                    "geomean_vs_lax_raw": _geomean([auto[s] / raw[s] for s in raw])
+                    if raw
+                    else None,
+                    "slower_than_jconv_lax": sorted(slower, key=lambda w: -w["ratio"]),
+                }
+            )
+    return out
+
+
+def _ratios(rows) -> str:
+    return ", ".join(f"{w['shape']} {w['ratio']:.2f}x" for w in rows)
+
+
+def summary_lines(records) -> list[str]:
+    """One line per (dtype, mode): jconv_auto against the fastest peer
+    (torch, keras_tf), against lax_raw, and where it is slower than jconv_lax."""
+    lines = []
+    for a in auto_summary(records):
+        head = f"- **{a['mode']}, {a['dtype']}**"
+        if a["peer_mode"] != a["mode"]:
+            head += f" (peers have no scan: against their {a['peer_mode']})"
+        if a["shapes_vs_peer"]:
+            text = (
+                f"{head}: jconv_auto at least as fast as the fastest peer on "
+                f"{a['wins_vs_peer']} of {a['shapes_vs_peer']} shapes, geometric "
+                f"mean jconv_auto / fastest peer {a['geomean_vs_peer']:.2f}x"
+            )
+        else:
+            text = f"{head}: no peer timed"
+        if a["shapes_vs_lax_raw"]:
+            text += (
+                f"; against lax_raw: {a['wins_vs_lax_raw']} of "
+                f"{a['shapes_vs_lax_raw']}, {a['geomean_vs_lax_raw']:.2f}x"
+            )
+        slower = [w for w in a["slower_than_jconv_lax"] if not w["same_program"]]
+        noise = [w for w in a["slower_than_jconv_lax"] if w["same_program"]]
+        if slower:
+            text += "; slower than jconv_lax on " + _ratios(slower)
+        else:
+            text += "; never slower than jconv_lax"
+        if noise:
+            text += f" (and by timing noise, same program, on {_ratios(noise)})"
+        lines.append(text + ".")
+    return lines or ["jconv_auto was not timed."]
+
+
+def scan_ratios(index: dict, shapes) -> list[dict]:
+    """in_scan / fwd+bwd time per shape, dtype and JAX implementation."""
+    out = []
+    for shape in shapes:
+        for dtype in DTYPES:
+            for impl in JAX_IMPLS:
+                scan = _seconds(index, RowKey(shape, impl, "in_scan", dtype))
+                top = _seconds(index, RowKey(shape, impl, "fwd+bwd", dtype))
+                if scan and top:
+                    out.append(
+                        {"shape": shape, "dtype": dtype, "impl": impl,
+                         "ratio": scan / top}
+                    )  # fmt: skip
+    return out
+
+
+def scan_lines(index: dict, shapes) -> list[str]:
+    """The in_scan / fwd+bwd table and whether every jconv row meets the
+    target."""
+    ratios = scan_ratios(index, shapes)
+    if not ratios:
+        return []
+    impls = [i for i in JAX_IMPLS if any(r["impl"] == i for r in ratios)]
+    by_key = {(r["shape"], r["dtype"], r["impl"]): r["ratio"] for r in ratios}
+    lines = [
+        "",
+        "## Inside lax.scan against top level (fwd+bwd)",
+        "",
+        "Time per step in a 10-step jitted `lax.scan` over the top-level "
+        "fwd+bwd time (for shapes with `inner_iters > 1` both are loops of "
+        f"that many steps). Target: at most {SCAN_RATIO_TARGET}x for every jconv "
+        "implementation. lax_raw, differentiated by JAX, loses XLA:CPU's fast "
+        "convolutions in a loop body (jax-ml/jax#12868); it has a column where "
+        "`config.in_scan_impls` names it.",
+        "",
+        "| shape | dtype | " + " | ".join(impls) + " |",
+        "|---" * (len(impls) + 2) + "|",
+    ]
+    for shape in shapes:
+        for dtype in DTYPES:
+            cells = [by_key.get((shape, dtype, i)) for i in impls]
+            if any(c is not None for c in cells):
+                text = ["—" if c is None else f"{c:.2f}x" for c in cells]
+                lines.append(f"| {shape} | {dtype} | " + " | ".join(text) + " |")
+    over = [
+        r for r in ratios if r["impl"] in JCONV_IMPLS and r["ratio"] > SCAN_RATIO_TARGET
+    ]
+    ours = [r for r in ratios if r["impl"] in JCONV_IMPLS]
+    lines.append("")
+    if over:
+        lines.append(
+            f"Over {SCAN_RATIO_TARGET}x: "
+            + ", ".join(
+                f"{r['impl']} {r['shape']} {r['dtype']} {r['ratio']:.2f}x" for r in over
+            )
+            + f" ({len(over)} of {len(ours)} jconv rows)."
+        )
+    elif ours:
+        worst = max(ours, key=lambda r: r["ratio"])
+        lines.append(
+            f"Every jconv row within {SCAN_RATIO_TARGET}x ({len(ours)} rows; the "
+            f"largest {worst['ratio']:.2f}x, {worst['impl']} {worst['shape']} "
+            f"{worst['dtype']})."
+        )
+    return lines
+
+
+def problem_lines(problems) -> list[str]:
+    """One line per row not timed; rows skipped or refused for one reason
+    (the peers in in_scan, the peers on a GPU machine) share a line."""
+    groups: dict[tuple, list[dict]] = {}
+    lines = []
+    for r in problems:
+        if r["status"] in ("skipped", "unsupported"):
+            groups.setdefault((r["impl"], r["status"], r.get("reason")), []).append(r)
+        else:
+            lines.append(f"- {' '.join(RowKey.of(r))}: {_problem(r)}")
+    for (impl, status, reason), rows in groups.items():
+        if len(rows) == 1:
+            lines.append(f"- {' '.join(RowKey.of(rows[0]))}: {_problem(rows[0])}")
+            continue
+        modes = ", ".join(dict.fromkeys(r["mode"] for r in rows))
+        lines.append(
+            f"- {impl} ({len(rows)} rows: {modes}; "
+            f"{', '.join(dict.fromkeys(r['shape'] for r in rows))}; "
+            f"{', '.join(dict.fromkeys(r['dtype'] for r in rows))}): "
+            f"{status}: {reason}"
+        )
+    return lines
+
+
 def _problem(record) -> str:
     """Why a row was not timed; for a wrong answer, the error it had."""
     text = f"{record['status']}: {record.get('reason', '')}"
@@ -302,12 +535,14 @@ def _problem(record) -> str:
 
 def failures(results: dict) -> list[str]:
     """What fails the run, one line each: a jconv row that is not ok (a wrong
-    answer, or it did not run) and a worker that died. A peer's wrong answer
-    is a finding, shown in results.md, and is not here."""
+    answer, or it did not run) unless the config left it out, and a worker
+    that died. A peer's wrong answer is a finding, shown in results.md, and
+    is not here."""
     out = [
         f"{'/'.join(RowKey.of(r))} {_problem(r)}"
         for r in results["records"]
-        if r["status"] == "failed" or (r["impl"] in JCONV_IMPLS and r["status"] != "ok")
+        if r["status"] == "failed"
+        or (r["impl"] in JCONV_IMPLS and r["status"] != "ok" and not r.get("by_config"))
     ]
     race = results.get("kernel_race") or {}
     return out + [f"race {side}: {e}" for side, e in race.get("errors", {}).items()]
@@ -478,7 +713,9 @@ def plot_times(results: dict, path) -> pathlib.Path:
     shapes = list(dict.fromkeys(r["shape"] for r in results["records"]))
     impls = [i for i in IMPL_ORDER if any(r["impl"] == i for r in results["records"])]
     panels = [(d, m) for d in DTYPES for m in MODES]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(
+        len(DTYPES), len(MODES), figsize=(6.5 * len(MODES), 8), dpi=100, squeeze=False
+    )
     width = 0.8 / max(len(impls), 1)
     for ax, (dtype, mode) in zip(axes.ravel(), panels):
         for j, impl in enumerate(impls):
@@ -488,14 +725,19 @@ def plot_times(results: dict, path) -> pathlib.Path:
                 if r is not None:
                     xs.append(i + (j - (len(impls) - 1) / 2) * width)
                     ys.append(r["median_seconds"] * 1e3)
-            ax.bar(xs, ys, width=width, label=impl)
+            if xs:
+                ax.bar(xs, ys, width=width, label=impl)
         ax.set_yscale("log")
         ax.set_xticks(range(len(shapes)))
-        ax.set_xticklabels(shapes, rotation=20)
+        ax.set_xticklabels(shapes, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("ms per convolution (log)")
         ax.set_title(f"{mode}, {dtype}")
         ax.grid(True, axis="y", which="both", alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
+    # On the first panel with bars (one dtype run leaves a row empty).
+    for ax in axes.ravel():
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+            break
     return plots.write_figure(
         fig, path, suptitle="Median time per convolution (lower is better)"
     )
@@ -543,8 +785,9 @@ def plot_race(race: dict, path) -> pathlib.Path:
     return plots.write_figure(fig, path)
 
 
-def summary(results: dict) -> dict:
-    """summary.json: counts by status and the race's headline numbers."""
+def summary(results: dict, outputs) -> dict:
+    """summary.json: counts by status, jconv_auto against the others (the
+    results.md summary), the race's headline numbers and the files written."""
     counts = {}
     for r in results["records"]:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -558,6 +801,11 @@ def summary(results: dict) -> dict:
         "all_checks_passed": counts.get("mismatch", 0) == 0
         and counts.get("failed", 0) == 0,
         "failures": failures(results),
+        "jconv_auto": auto_summary(results["records"]),
+        "in_scan_over_fwd_bwd": scan_ratios(
+            _index(results["records"]),
+            list(dict.fromkeys(r["shape"] for r in results["records"])),
+        ),
         "kernel_race": {k: race[k] for k in keys if k in race},
-        "outputs": ["results.json", "results.md", "times.png", "race.png"],
+        "outputs": list(outputs),
     }

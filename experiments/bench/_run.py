@@ -7,6 +7,7 @@ their JSON lines, and writes `results.json`, `results.md` and the plots.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -22,7 +23,7 @@ from experiments import runner
 from experiments.bench import _cases, _machine, _race_data, _report, _worker
 
 REFERENCE_IMPL = "jconv_lax"
-JAX_IMPLS = ("jconv_lax", "jconv_einsum", "lax_raw")
+JAX_IMPLS = ("jconv_auto", "jconv_lax", "jconv_einsum", "lax_raw")
 PEER_IMPLS = ("torch", "keras_tf")
 IMPLS = JAX_IMPLS + PEER_IMPLS
 RACE_OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -49,6 +50,13 @@ def check_config(config) -> None:
         f"include {REFERENCE_IMPL!r}: every other implementation is checked against it",
     )  # fmt: skip
     _subset(config, "modes", _cases.MODES)
+    for mode in config.modes:
+        needed = _cases.REFERENCE_MODE[mode]
+        runner.require(
+            needed in config.modes, "modes", tuple(config.modes),
+            f"include {needed!r} with {mode!r}: its answers are checked against "
+            f"{needed}'s and its times reported beside them",
+        )  # fmt: skip
     _subset(config, "dtypes", _cases.DTYPES)
     for table in ("batch", "gpu_batch", "inner_iters", "gpu_inner_iters"):
         for name in config.shapes:
@@ -59,6 +67,15 @@ def check_config(config) -> None:
             )  # fmt: skip
     runner.require(config.warmup >= 0, "warmup", config.warmup, "be >= 0")
     runner.require(config.repeats >= 1, "repeats", config.repeats, "be >= 1")
+    runner.require(
+        config.scan_repeats >= 1, "scan_repeats", config.scan_repeats, "be >= 1"
+    )
+    unknown = set(config.in_scan_impls) - set(JAX_IMPLS)
+    runner.require(
+        not unknown and len(set(config.in_scan_impls)) == len(config.in_scan_impls),
+        "in_scan_impls", tuple(config.in_scan_impls),
+        f"be a tuple of distinct names from {JAX_IMPLS} (only JAX has a scan)",
+    )  # fmt: skip
     for name, tol in config.tolerance.items():
         runner.require(0 < tol < 1, f"tolerance.{name}", tol, "be in (0, 1)")
     race = config.race
@@ -155,10 +172,12 @@ def _write_inputs(case, seed: int, path: pathlib.Path) -> None:
     np.savez(path, **arrays)
 
 
-def _enrich(record: dict, case, platform: str, gpu_kind: str) -> dict:
+def _enrich(record: dict, case, gpu_kind: str) -> dict:
     """Adds the case, FLOPs, throughput and (for peers) the memory method."""
-    on_gpu = platform == "gpu" and record["impl"] in JAX_IMPLS
-    record["device"] = "gpu" if on_gpu else "cpu"
+    # Where the worker ran it (PyTorch on CUDA where its build has it); a row
+    # not run, or run by a CPU-only framework, is the host's.
+    record.setdefault("device", "cpu")
+    on_gpu = record["device"] == "gpu"
     record.update(case.describe())
     record["flops"] = case.flops(record["mode"])
     seconds = record.get("median_seconds")
@@ -179,43 +198,78 @@ def _worker_groups(impls) -> list[tuple[str, list[str]]]:
     return [(name, members) for name, members in groups if members]
 
 
+def _skip(jobs, records, bar, reason: str) -> None:
+    """Records `jobs` as left out by the config for `reason`: not run, and
+    not a failure, even for a jconv row."""
+    for job in jobs:
+        key = _cases.RowKey.of(job)
+        records[key] = dict(
+            key._asdict(), status="skipped", reason=reason, by_config=True
+        )
+        bar.update(1)
+
+
+def _job(case, impl: str, mode: str, dtype: str, inputs, scratch) -> dict:
+    """One worker job. The reference implementation writes the arrays of the
+    modes that are their own reference; every other job reads its mode's."""
+    ref_mode = _cases.REFERENCE_MODE[mode]
+    return {
+        **_cases.RowKey(case.shape, impl, mode, dtype)._asdict(),
+        "batch": case.batch,
+        "inner_iters": case.inner_iters,
+        "inputs": str(inputs),
+        "reference": str(scratch / f"ref_{case.shape}_{dtype}_{ref_mode}.npz"),
+        "write_reference": impl == REFERENCE_IMPL and mode == ref_mode,
+    }
+
+
 def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
     records, metas = {}, {}
     paths = {}
     for case in cases:
         paths[case.shape] = scratch / f"inputs_{case.shape}.npz"
         _write_inputs(case, config.seed, paths[case.shape])
+    # A mode checked against another's reference runs after it.
+    modes = [m for m in _cases.MODES if m in config.modes]
     for group, members in _worker_groups(impls):
         # The reference implementation's jobs come first: they write the
         # arrays every other job is checked against.
         jobs = [
-            {
-                **_cases.RowKey(case.shape, impl, mode, dtype)._asdict(),
-                "batch": case.batch,
-                "inner_iters": case.inner_iters,
-                "inputs": str(paths[case.shape]),
-                "reference": str(scratch / f"ref_{case.shape}_{dtype}_{mode}.npz"),
-                "write_reference": impl == REFERENCE_IMPL,
-            }
+            _job(case, impl, mode, dtype, paths[case.shape], scratch)
             for impl in members
             for case in cases
             for dtype in config.dtypes
-            for mode in config.modes
+            for mode in modes
         ]
+        if group in PEER_IMPLS:
+            _skip(
+                [j for j in jobs if j["mode"] in _cases.JAX_ONLY_MODES], records, bar,
+                "JAX only: in_scan times a jitted lax.scan, which PyTorch and "
+                "Keras have no counterpart of",
+            )  # fmt: skip
+        else:
+            _skip(
+                [
+                    j for j in jobs
+                    if j["mode"] in _cases.JAX_ONLY_MODES
+                    and j["impl"] not in config.in_scan_impls
+                ],
+                records, bar, "not in config.in_scan_impls",
+            )  # fmt: skip
+        jobs = [j for j in jobs if _cases.RowKey.of(j) not in records]
         if (
             group in PEER_IMPLS
             and platform == "gpu"
             and not config.peers_on_gpu_machine
         ):
-            reason = (
-                "JAX runs on the GPU and this peer's installed build is CPU-only "
-                "(torch==2.13.0+cpu, tensorflow-cpu); set "
-                "config.peers_on_gpu_machine=True to time it on the host CPU"
-            )
-            for job in jobs:
-                key = _cases.RowKey.of(job)
-                records[key] = dict(key._asdict(), status="skipped", reason=reason)
-                bar.update(1)
+            _skip(
+                jobs, records, bar,
+                "JAX runs on the GPU and peers run on a GPU machine only with "
+                "config.peers_on_gpu_machine=True (then PyTorch uses CUDA if its "
+                "build has it, Keras/TensorFlow the host CPU)",
+            )  # fmt: skip
+            continue
+        if not jobs:
             continue
         spec = {
             "kind": "jobs",
@@ -223,6 +277,7 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
             "backends": {impl: _worker.BACKENDS[impl] for impl in members},
             "warmup": config.warmup,
             "repeats": config.repeats,
+            "scan_repeats": config.scan_repeats,
             "tolerance": config.tolerance.to_dict(),
             "measure_memory": config.measure_memory,
             "reference_impl": REFERENCE_IMPL,
@@ -345,17 +400,16 @@ def run_benchmark(config, workdir, *, overwrite: bool = False, quiet: bool = Fal
             else None
         )
     by_shape = {c.shape: c for c in cases}
+    modes = [m for m in _cases.MODES if m in config.modes]
     ordered = []
     for case in cases:
         for dtype in config.dtypes:
-            for mode in config.modes:
+            for mode in modes:
                 for impl in impls:
                     rec = records.get(_cases.RowKey(case.shape, impl, mode, dtype))
                     if rec is None:
                         continue
-                    rec = _enrich(
-                        rec, by_shape[case.shape], platform, probe["device_kind"]
-                    )
+                    rec = _enrich(rec, by_shape[case.shape], probe["device_kind"])
                     _finish_memory(rec, config.measure_memory)
                     ordered.append(rec)
     # Read inside the TensorFlow worker (None where keras_tf did not run).
@@ -369,11 +423,14 @@ def run_benchmark(config, workdir, *, overwrite: bool = False, quiet: bool = Fal
         json.dumps(runner.to_jsonable(results), indent=1) + "\n"
     )
     (wd.path / "results.md").write_text(_report.markdown(results))
-    _report.plot_times(results, wd.path / "times.png")
-    if race is not None:
-        _report.plot_race(race, wd.path / "race.png")
+    outputs = ["results.json", "results.md"]
+    # `make bench-gpu` installs nothing, and a GPU image may lack matplotlib:
+    # the tables are the results, the plots are skipped.
+    if importlib.util.find_spec("matplotlib") is not None:
+        outputs.append(_report.plot_times(results, wd.path / "times.png").name)
+        if race is not None:
+            outputs.append(_report.plot_race(race, wd.path / "race.png").name)
     if not config.keep_scratch:
         shutil.rmtree(scratch)
-    summary = _report.summary(results)
-    wd.write_summary(summary)
+    wd.write_summary(_report.summary(results, outputs))
     return results

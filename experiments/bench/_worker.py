@@ -28,6 +28,7 @@ from experiments.bench import _cases, _memory, _timer
 # The module that runs each implementation. The orchestrator sends the map in
 # the spec, so a test can point an implementation at another one (`_wrong_impl`).
 BACKENDS = {
+    "jconv_auto": "experiments.bench._jax_impls",
     "jconv_lax": "experiments.bench._jax_impls",
     "jconv_einsum": "experiments.bench._jax_impls",
     "lax_raw": "experiments.bench._jax_impls",
@@ -61,7 +62,10 @@ def _check(prepared, job: dict, spec: dict, impl: str) -> tuple[str, dict]:
         reference = {n: ref[n] for n in names}
     tol = _tolerance(spec, job["dtype"], spec["reference_platform"])
     check = _cases.compare(outputs, reference, tol)
-    check["against"] = spec["reference_impl"]
+    ref_mode = _cases.REFERENCE_MODE[job["mode"]]
+    check["against"] = spec["reference_impl"] + (
+        f" {ref_mode}" if ref_mode != job["mode"] else ""
+    )
     return ("ok" if check["passed"] else "mismatch"), check
 
 
@@ -93,13 +97,14 @@ def _prepare_and_check(backend, job: dict, spec: dict):
 
 def _timed_items(record, case, prepared):
     """What is timed for one row, as `(record, name, fn, n)`: `fn(n)` does `n`
-    convolutions, timed as one sample. The convolution itself (`inner_iters`
-    per call); for small shapes also a single call, and for JAX an eager
+    convolutions, timed as one sample. The convolution itself
+    (`steps_per_call` per call: `inner_iters`, or an in_scan row's whole
+    scan); for small shapes also a single call, and for JAX an eager
     Python call of the public function, each sampled as a burst of up to 50
     back-to-back calls (rows timed in between leave the caches cold)."""
     burst = min(case.inner_iters, 50)
-    items = [("main", prepared.run, case.inner_iters)]
-    if case.inner_iters > 1:
+    items = [("main", prepared.run, case.steps_per_call(record["mode"]))]
+    if case.inner_iters > 1 and record["mode"] != "in_scan":
         items.append(("single_call", _repeat(lambda: prepared.run(1)), burst))
     if prepared.eager is not None:
         items.append(("eager_call", _repeat(prepared.eager), burst))
@@ -119,8 +124,10 @@ def run_jobs(spec: dict) -> None:
 
     Each round times every row once, in a shuffled order, so a burst of load
     from other processes on a shared machine spreads over all rows instead of
-    landing on one row's repeats; rows of one worker (the three JAX
-    implementations share one) are timed side by side.
+    landing on one row's repeats; rows of one worker (the JAX
+    implementations share one) are timed side by side. An in_scan row, whose
+    call is a whole scan, is warmed up once and timed `scan_repeats` times,
+    in rounds spread evenly over the others.
     """
     modules = {spec["backends"][job["impl"]] for job in spec["jobs"]}
     backends = {m: importlib.import_module(m) for m in sorted(modules)}
@@ -137,15 +144,23 @@ def run_jobs(spec: dict) -> None:
             emit("record", **record)
             continue
         new = _timed_items(record, case, prepared)
-        for _ in range(spec["warmup"]):
+        in_scan = job["mode"] == "in_scan"
+        for _ in range(min(spec["warmup"], 1) if in_scan else spec["warmup"]):
             for _, _, fn, n in new:
                 fn(n)
         items += new
         measured.append((record, case, prepared))
     times = {id(item): [] for item in items}
     rng = random.Random(0)
-    for _ in range(spec["repeats"]):
-        order = list(items)
+    repeats, scan_repeats = spec["repeats"], spec["scan_repeats"]
+    rounds = max(repeats, scan_repeats)
+
+    def timed_in(item, r: int) -> bool:
+        count = scan_repeats if item[0]["mode"] == "in_scan" else repeats
+        return (r + 1) * count // rounds > r * count // rounds
+
+    for r in range(rounds):
+        order = [item for item in items if timed_in(item, r)]
         rng.shuffle(order)
         for item in order:
             _, _, fn, n = item
@@ -171,17 +186,22 @@ def _measure_memory(measured, on_host: bool) -> None:
     released = _memory.release_freed_memory()
     for record, case, prepared in measured:
         key = _cases.RowKey.of(record)._asdict()
-        if not (on_host and released):
-            why = (
-                "host RSS does not see accelerator memory"
-                if not on_host
-                else "freed memory cannot be released (not glibc)"
-            )
+        if key["mode"] == "in_scan":
+            # A whole scan more per row, for what memory_analysis already
+            # gives (the rows are JAX's): not sampled.
+            why = "not sampled for in_scan (see the memory analysis)"
+        elif not on_host:
+            why = "host RSS does not see accelerator memory"
+        elif not released:
+            why = "freed memory cannot be released (not glibc)"
+        else:
+            why = None
+        if why is not None:
             emit("memory", **key, rss_peak_bytes=None, rss_method=f"n/a: {why}")
             continue
         _memory.release_freed_memory()
         with _memory.RssSampler() as sampler:
-            prepared.run(case.inner_iters)
+            prepared.run(case.steps_per_call(key["mode"]))
         increase = sampler.peak_increase_bytes
         emit(
             "memory",
