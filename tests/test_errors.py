@@ -681,7 +681,10 @@ NAMED_CASES = [
         {"precision": ["highest", "max"]},
         r"`precision` \(=\['highest', 'max'\]\) must be None",
     ),
-    ({"impl": ["lax"]}, r"`impl` \(=\['lax'\]\) must be one of \('auto', 'lax', 'einsum'\)"),
+    (
+        {"impl": ["lax"]},
+        r"`impl` \(=\['lax'\]\) must be one of \('auto', 'lax', 'einsum'\)",
+    ),
     ({"impl": None}, r"`impl` \(=None\) must be one of \('auto', 'lax', 'einsum'\)"),
     ({"data_format": ["channels_last"]}, r"`data_format` \(=\['channels_last'\]\)"),
 ]
