@@ -40,7 +40,7 @@ tangent (an argument nobody differentiates) costs nothing.
   float32 or wider for bfloat16 inputs (the einsum tap sum accumulates in
   float32 explicitly; XLA's GEMMs and convolutions accumulate wide), so
   `auto` is never less accurate than `lax`: the same error bound holds for
-  both (tests/test_auto.py checks it against float64).
+  both (the reference-grid tests run `auto` against float64).
 """
 
 from __future__ import annotations
