@@ -26,5 +26,7 @@ def impl(request):
 
 @pytest.fixture(params=IMPL_CHOICES)
 def any_impl(request):
-    """Every value `impl` accepts, `"auto"` too: for the reference-grid tests."""
+    """Every value `impl` accepts, `"auto"` too: for conv2d's reference grid.
+    (Elsewhere `auto`'s output is the lax or the einsum program, which the
+    `impl` fixture runs; its mixed derivatives are tested in test_auto.py.)"""
     return request.param
