@@ -73,13 +73,9 @@ EINSUM = Plan("einsum", "einsum", "einsum")
 TINY_EINSUM_PIXELS = 256
 
 
-def _einsum(x, kernel, spec, precision):
-    return conv2d_einsum_core(x, kernel, spec, precision)
-
-
-OUTPUT = {"lax": _lax.conv_nhwc, "einsum": _einsum}
-INPUT_TANGENT = {"lax": _lax.input_tangent, "einsum": _einsum}
-KERNEL_TANGENT = {"lax": _lax.kernel_tangent, "einsum": _einsum}
+OUTPUT = {"lax": _lax.conv_nhwc, "einsum": conv2d_einsum_core}
+INPUT_TANGENT = {"lax": _lax.input_tangent, "einsum": conv2d_einsum_core}
+KERNEL_TANGENT = {"lax": _lax.kernel_tangent, "einsum": conv2d_einsum_core}
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
