@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jconv._einsum import conv2d_einsum_core
+from jconv._fft import conv2d_fft_core
 from jconv._padding import pad_spatial
 from jconv._plan import conv2d_auto_core, conv2d_lax_core
 from jconv._spec import (
@@ -20,7 +21,12 @@ from jconv._spec import (
     conv_spec,
 )
 
-IMPLS = dict(auto=conv2d_auto_core, lax=conv2d_lax_core, einsum=conv2d_einsum_core)
+IMPLS = dict(
+    auto=conv2d_auto_core,
+    lax=conv2d_lax_core,
+    einsum=conv2d_einsum_core,
+    fft=conv2d_fft_core,
+)
 
 _ARGS_DOC = """
     Keras `Conv2D` semantics: cross-correlation (no kernel flip), kernel in
@@ -152,9 +158,12 @@ def conv2d(
         backend, the formulation of the output and of each gradient that
         `jconv._plan` measured fastest; never less accurate than `"lax"`),
         `"lax"` (`jax.lax.conv_general_dilated`, derivatives in XLA's fast CPU
-        layout so they stay fast inside `lax.scan`) or `"einsum"` (explicit
-        strided windows contracted by `jnp.einsum`, differentiated by JAX).
-        Same answers, same gradients, up to the order of float sums.
+        layout so they stay fast inside `lax.scan`), `"einsum"` (explicit
+        strided windows contracted by `jnp.einsum`, differentiated by JAX) or
+        `"fft"` (the channel contraction taken in the frequency domain,
+        `jconv._fft`: fast for large kernels). Same answers, same gradients,
+        up to rounding: lax and einsum sum the same products in different
+        orders; fft's error is bounded by the norms of the planes instead.
 
     Returns:
       The convolved images, dtype promoted from `x`, `kernel` and `bias`.

@@ -51,10 +51,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from jconv import _lax
 from jconv._einsum import SMALL_CONTRACTION, SMALL_OUTPUT, conv2d_einsum_core
+from jconv._fft import conv2d_fft_core
 from jconv._spec import ConvSpec
 
 
@@ -71,11 +73,25 @@ EINSUM = Plan("einsum", "einsum", "einsum")
 # Output pixels (N * H_out * W_out) from which a tiny layer runs on einsum;
 # below, each call is a few microseconds and lax's is the shorter program.
 TINY_EINSUM_PIXELS = 256
+# Where the FFT (`jconv._fft`) takes over, in kernel taps (KH * KW) per input
+# pixel an output reads (strides[0] * strides[1]): a depthwise output above
+# 121 (11x11), its input gradient above 25 (5x5), its kernel gradient from 9
+# taps once taps * output pixels reach 2**16; a dense (groups == 1, stride 1)
+# output and input gradient from 169 (13x13).
+FFT_DEPTHWISE_OUTPUT_TAPS = 121
+FFT_DEPTHWISE_INPUT_TAPS = 25
+FFT_DEPTHWISE_KERNEL_TAPS = 9
+FFT_DEPTHWISE_KERNEL_WORK = 2**16
+FFT_DENSE_TAPS = 169
 
 
-OUTPUT = {"lax": _lax.conv_nhwc, "einsum": conv2d_einsum_core}
-INPUT_TANGENT = {"lax": _lax.input_tangent, "einsum": conv2d_einsum_core}
-KERNEL_TANGENT = {"lax": _lax.kernel_tangent, "einsum": conv2d_einsum_core}
+# The formulations that are one function for the output and both tangents
+# (JAX differentiates them as they stand); lax has a tangent of its own per
+# direction.
+CORES = {"einsum": conv2d_einsum_core, "fft": conv2d_fft_core}
+OUTPUT = {"lax": _lax.conv_nhwc, **CORES}
+INPUT_TANGENT = {"lax": _lax.input_tangent, **CORES}
+KERNEL_TANGENT = {"lax": _lax.kernel_tangent, **CORES}
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
@@ -103,28 +119,59 @@ _planned.defjvp(_planned_jvp, symbolic_zeros=True)
 def run_plan(x, kernel_hwio, spec: ConvSpec, precision, plan: Plan):
     """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias, by
     `plan`. A channels_first input is transposed to NHWC around it."""
-    if plan == EINSUM:
-        return conv2d_einsum_core(x, kernel_hwio, spec, precision)
+    if plan.output in CORES and plan == (plan.output,) * 3:
+        return CORES[plan.output](x, kernel_hwio, spec, precision)
     nhwc = dataclasses.replace(spec, channels_first=False)
     x_nhwc = x.transpose(0, 2, 3, 1) if spec.channels_first else x
     y = _planned(x_nhwc, kernel_hwio, nhwc, precision, plan)
     return y.transpose(0, 3, 1, 2) if spec.channels_first else y
 
 
+def _depthwise_plan(n: int, taps: int, spec: ConvSpec) -> Plan:
+    """Depthwise on the CPU, fast algorithms allowed: einsum's tap sum, or the
+    FFT where the kernel is large for the stride (the table's rows)."""
+    per_output = spec.strides[0] * spec.strides[1]  # input pixels per output
+    pixels = n * spec.out_hw[0] * spec.out_hw[1]
+    output = "fft" if taps > FFT_DEPTHWISE_OUTPUT_TAPS * per_output else "einsum"
+    input_grad = "fft" if taps > FFT_DEPTHWISE_INPUT_TAPS * per_output else "einsum"
+    kernel_fft = (
+        taps >= FFT_DEPTHWISE_KERNEL_TAPS * per_output
+        and taps * pixels >= FFT_DEPTHWISE_KERNEL_WORK
+    )
+    return Plan(output, input_grad, "fft" if kernel_fft else "einsum")
+
+
+def fast_algorithms_allowed(precision) -> bool:
+    """Whether `precision` lets `auto` trade a direct sum's error bound for a
+    fast algorithm's: only the backend default (None or "default")."""
+    return precision is None or precision == lax.Precision.DEFAULT
+
+
 def choose_plan(
-    n: int, c_in: int, kernel_hwio_shape, spec: ConvSpec, dtype, backend: str
+    n: int,
+    c_in: int,
+    kernel_hwio_shape,
+    spec: ConvSpec,
+    dtype,
+    backend: str,
+    precision=None,
 ) -> Plan:
-    """`impl="auto"`'s plan for `n` images of `c_in` channels: the table in the
-    module doc."""
+    """`impl="auto"`'s plan for `n` images of `c_in` channels at `precision`:
+    the table in the module doc."""
     if backend != "cpu":
         return LAX
     kh, kw, c_group, c_out = kernel_hwio_shape
+    taps = kh * kw
+    fast = fast_algorithms_allowed(precision) and spec.lhs_dilation == (1, 1)
     if spec.groups > 1 and c_group == 1:
-        return EINSUM
-    tiny = spec.groups == 1 and kh * kw * c_in <= SMALL_CONTRACTION
+        return _depthwise_plan(n, taps, spec) if fast else EINSUM
+    tiny = spec.groups == 1 and taps * c_in <= SMALL_CONTRACTION
     if tiny and c_out <= SMALL_OUTPUT:
         pixels = n * spec.out_hw[0] * spec.out_hw[1]
         return EINSUM if pixels >= TINY_EINSUM_PIXELS else LAX
+    large = spec.groups == 1 and spec.strides == (1, 1) and taps >= FFT_DENSE_TAPS
+    if fast and large:
+        return Plan("fft", "fft", "lax")
     strided = spec.strides != (1, 1)
     narrow = jnp.dtype(dtype).itemsize < 4  # bfloat16, float16
     input_grad = "einsum" if (spec.groups > 1 or strided) and not narrow else "lax"
@@ -138,7 +185,9 @@ def conv2d_auto_core(x, kernel_hwio, spec: ConvSpec, precision):
     """`impl="auto"`: the plan `choose_plan` picks for this call."""
     c_in = x.shape[1] if spec.channels_first else x.shape[-1]
     backend = jax.default_backend()
-    plan = choose_plan(x.shape[0], c_in, kernel_hwio.shape, spec, x.dtype, backend)
+    plan = choose_plan(
+        x.shape[0], c_in, kernel_hwio.shape, spec, x.dtype, backend, precision
+    )
     return run_plan(x, kernel_hwio, spec, precision, plan)
 
 

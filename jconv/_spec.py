@@ -46,8 +46,10 @@ from jconv._padding import (
 )
 
 DATA_FORMATS = ("channels_last", "channels_first")
-# The two formulations (what tests cross-check), and what `impl` accepts.
-IMPL_NAMES = ("lax", "einsum")
+# The implementations: two direct sums of products (what the tests bound by
+# the length of those sums) and the FFT one; and what `impl` accepts.
+DIRECT_IMPLS = ("lax", "einsum")
+IMPL_NAMES = (*DIRECT_IMPLS, "fft")
 IMPL_CHOICES = ("auto", *IMPL_NAMES)
 
 

@@ -75,7 +75,8 @@ def conv2d_transpose(
         (`lax.conv_general_dilated` with input dilation) or `"einsum"` (the
         input stretched with zeros by `lax.pad`, then the same window
         contraction as `conv2d`, with the kernel flipped and its channel axes
-        swapped). Same answers, same gradients.
+        swapped) or `"fft"` (that stretched input, convolved in the frequency
+        domain). Same answers, same gradients, up to rounding.
 
     Returns:
       The upsampled images, dtype promoted from `x`, `kernel` and `bias`.

@@ -5,9 +5,9 @@ Fields follow `flax.linen.Conv` (`features`, `kernel_size`, `strides`,
 `bias_init`; the input channels are read from the first input, as Linen
 does) with Keras' names for the rest (`dilation_rate`, `groups`,
 `output_padding`, `depth_multiplier`, `data_format`), plus jconv's
-`padding_mode` and `impl` (`"auto"`, `"lax"` or `"einsum"`). Parameters are `kernel`
-and `bias` in Keras' layouts; `init` with the same key gives the same kernel
-as `linen.Conv` (same names, same initialisers).
+`padding_mode` and `impl` (`"auto"`, `"lax"`, `"einsum"` or `"fft"`).
+Parameters are `kernel` and `bias` in Keras' layouts; `init` with the same
+key gives the same kernel as `linen.Conv` (same names, same initialisers).
 
 Every field is checked when the module is constructed (the input channels,
 unknown until then, and the input's rank, at each call), by the same code
@@ -141,8 +141,8 @@ class Conv2D(_Conv):
       param_dtype: parameter dtype.
       precision: passed to the contraction.
       kernel_init, bias_init: initialisers (LeCun normal, zeros).
-      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax"
-        or "einsum".
+      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
+        "einsum" or "fft".
 
     Example:
       >>> import jax, jax.numpy as jnp

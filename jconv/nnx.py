@@ -5,8 +5,9 @@ Constructor arguments follow `flax.nnx.Conv` (`in_features`, `out_features`,
 `param_dtype`, `precision`, `kernel_init`, `bias_init`, `rngs`) with Keras'
 names for the rest (`dilation_rate`, `groups`, `output_padding`,
 `depth_multiplier`, `data_format`), plus jconv's `padding_mode` and `impl`
-(`"auto"`, `"lax"` or `"einsum"`). Parameters are `kernel` and `bias` in Keras' layouts,
-so weights move between Keras, `nnx.Conv` and these modules unchanged.
+(`"auto"`, `"lax"`, `"einsum"` or `"fft"`). Parameters are `kernel` and
+`bias` in Keras' layouts, so weights move between Keras, `nnx.Conv` and these
+modules unchanged.
 
 Every argument is checked when the module is built, by the same code that
 checks `jconv.conv2d`'s, and a bad one raises there, named. String arguments
@@ -130,8 +131,8 @@ class Conv2D(_Conv):
       precision: passed to the contraction.
       kernel_init: `init(key, shape, dtype)` for the kernel (LeCun normal).
       bias_init: `init(key, shape, dtype)` for the bias (zeros).
-      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax"
-        or "einsum".
+      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
+        "einsum" or "fft".
       rngs: an `nnx.Rngs`; its `params` stream gives the kernel's key, then the
         bias's, as `nnx.Conv`'s does (same seed, same initial weights).
 
@@ -342,8 +343,8 @@ def from_keras(layer, *, impl="auto", precision=None):
     Args:
       layer: a built `keras.layers.Conv2D`, `Conv2DTranspose` or
         `DepthwiseConv2D` with no activation (`activation=None`).
-      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax"
-        or "einsum".
+      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
+        "einsum" or "fft".
       precision: the module's `precision`.
 
     Returns:

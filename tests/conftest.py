@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax
 import pytest
 
-from jconv._spec import IMPL_CHOICES, IMPL_NAMES
+from jconv._spec import DIRECT_IMPLS
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -18,15 +18,20 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 collect_ignore_glob = ["_sharded*.py"]
 
 
-@pytest.fixture(params=IMPL_NAMES)
+@pytest.fixture(params=DIRECT_IMPLS)
 def impl(request):
-    """Every implementation jconv offers; a test that takes `impl` runs once each."""
+    """Both direct sums of products, `"lax"` and `"einsum"`; a test that takes
+    `impl` runs once each, bounded by the length of its sums (`_tol.py`).
+    `"fft"` has its own error bound and its own file, test_fft.py, which runs
+    it on these same grids."""
     return request.param
 
 
-@pytest.fixture(params=IMPL_CHOICES)
+@pytest.fixture(params=("auto", *DIRECT_IMPLS))
 def any_impl(request):
-    """Every value `impl` accepts, `"auto"` too: for conv2d's reference grid.
-    (Elsewhere `auto`'s output is the lax or the einsum program, which the
-    `impl` fixture runs; its mixed derivatives are tested in test_auto.py.)"""
+    """`impl` and `"auto"`: for conv2d's reference grid, at `precision=
+    "highest"`, where `auto` keeps to the direct sums. (Elsewhere `auto`'s
+    output is the lax or the einsum program, which the `impl` fixture runs;
+    its plans, fft terms included, are tested in test_auto.py and
+    test_fft.py.)"""
     return request.param

@@ -17,7 +17,7 @@ from reference import reference_conv2d
 
 import jconv
 from jconv._plan import EINSUM, LAX, Plan, choose_plan, run_plan
-from jconv._spec import conv_spec, transpose_spec
+from jconv._spec import canonical_precision, conv_spec, transpose_spec
 
 
 def _spec(x_shape, k_shape, **kw):
@@ -32,7 +32,31 @@ def _spec(x_shape, k_shape, **kw):
 # name: (input NHWC, kernel HWIO, conv2d arguments, the plan the table gives)
 TABLE = {
     "resnet 3x3": ((2, 28, 28, 128), (3, 3, 128, 128), {}, LAX),
-    "depthwise": ((2, 56, 56, 96), (7, 7, 1, 96), dict(groups=96), EINSUM),
+    "depthwise 7x7": (
+        (2, 56, 56, 96),
+        (7, 7, 1, 96),
+        dict(groups=96),
+        Plan("einsum", "fft", "fft"),
+    ),
+    "depthwise 3x3": (
+        (8, 56, 56, 64),
+        (3, 3, 1, 64),
+        dict(groups=64),
+        Plan("einsum", "einsum", "fft"),
+    ),
+    "depthwise 3x3 one image": (
+        (1, 56, 56, 64),
+        (3, 3, 1, 64),
+        dict(groups=64),
+        EINSUM,
+    ),
+    "RepLKNet 31x31 depthwise": (
+        (2, 28, 28, 256),
+        (31, 31, 1, 256),
+        dict(groups=256),
+        Plan("fft", "fft", "fft"),
+    ),
+    "dense 13x13": ((2, 28, 28, 64), (13, 13, 64, 64), {}, Plan("fft", "fft", "lax")),
     "depthwise stride 2": (
         (2, 56, 56, 64),
         (3, 3, 1, 64),
@@ -80,6 +104,27 @@ def test_narrow_floats_keep_lax_input_gradients():
             choose_plan(x_shape[0], x_shape[-1], k_shape, spec, "bfloat16", "cpu")
             == narrow
         )
+
+
+@pytest.mark.parametrize(
+    "precision", ["highest", ("default", "highest"), "F32_F32_F32"]
+)
+@pytest.mark.parametrize("name", list(TABLE))
+def test_explicit_precision_keeps_direct_sums(name, precision):
+    """A caller's precision other than the default rules the fast algorithms
+    out: the plan is the table's with every "fft" replaced (depthwise: the
+    einsum tap sum; dense: lax)."""
+    x_shape, k_shape, kw, plan = TABLE[name]
+    spec = _spec(x_shape, k_shape, **kw)
+    precision = canonical_precision(precision)
+    direct = "einsum" if kw.get("groups", 1) == k_shape[-1] else "lax"
+    expected = Plan(*(direct if f == "fft" else f for f in plan))
+    if "fft" in plan and direct == "einsum":
+        expected = EINSUM
+    got = choose_plan(
+        x_shape[0], x_shape[-1], k_shape, spec, "float32", "cpu", precision
+    )
+    assert got == expected
 
 
 @pytest.mark.parametrize("backend", ["gpu", "tpu"])
@@ -143,6 +188,8 @@ MIXED = [
     Plan("einsum", "lax", "lax"),
     Plan("lax", "lax", "einsum"),
     Plan("einsum", "einsum", "lax"),
+    Plan("einsum", "fft", "fft"),
+    Plan("fft", "lax", "einsum"),
 ]
 
 

@@ -170,9 +170,9 @@ CASES = [
     (
         "impl",
         (X, K),
-        {"impl": "fft"},
+        {"impl": "winograd"},
         ValueError,
-        r"`impl` \(='fft'\) must be one of \('auto', 'lax', 'einsum'\)",
+        r"`impl` \(='winograd'\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
     ),
     (
         "bias shape",
@@ -404,7 +404,7 @@ TRANSPOSE_CASES = [
         ValueError,
         r"`data_format` \(='NCHW'\) must be one of",
     ),
-    ("impl", (XT, KT), {"impl": "fft"}, ValueError, r"`impl` \(='fft'\)"),
+    ("impl", (XT, KT), {"impl": "winograd"}, ValueError, r"`impl` \(='winograd'\)"),
     (
         "x int",
         (XT.astype(np.int32), KT),
@@ -683,9 +683,12 @@ NAMED_CASES = [
     ),
     (
         {"impl": ["lax"]},
-        r"`impl` \(=\['lax'\]\) must be one of \('auto', 'lax', 'einsum'\)",
+        r"`impl` \(=\['lax'\]\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
     ),
-    ({"impl": None}, r"`impl` \(=None\) must be one of \('auto', 'lax', 'einsum'\)"),
+    (
+        {"impl": None},
+        r"`impl` \(=None\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
+    ),
     ({"data_format": ["channels_last"]}, r"`data_format` \(=\['channels_last'\]\)"),
 ]
 

@@ -444,7 +444,7 @@ BAD = [
         jnnx.Conv2D,
         dict(impl="cuda"),
         ValueError,
-        r"`impl` \(='cuda'\) must be one of \('auto', 'lax', 'einsum'\)",
+        r"`impl` \(='cuda'\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
     ),
     (
         jnnx.Conv2D,

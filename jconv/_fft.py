@@ -1,0 +1,124 @@
+"""`conv2d` by the convolution theorem: the channel contraction of an explicit
+einsum, taken in the frequency domain.
+
+For each spatial axis the (stretched, padded) input of length `Lp` and the
+(dilated) kernel of length `Ke` give `Lp - Ke + 1` stride-1 outputs, and a
+circular cross-correlation of any length `L >= Lp` computes exactly those
+without wrapping around (output `i` reads input `i .. i + Ke - 1 < Lp`). So:
+
+    X = rfft2(x_padded, (Lh, Lw))            (N, Lh, Lw/2+1, C)
+    K = rfft2(k_dilated, (Lh, Lw))           (Lh, Lw/2+1, C/G, O)
+    Y = einsum("nhwgc,hwgco->nhwgo", X, conj(K))   one contraction per frequency
+    y = irfft2(Y, (Lh, Lw))[:, :Hs, :Ws] then every stride-th pixel
+
+(the conjugate turns the transform's convolution into Keras' cross-
+correlation: no kernel flip). `L` is the padded length rounded up to the next
+size with no prime factor above 7, where FFTs are fastest. Depthwise (one
+input channel a group) is an elementwise product of the spectra; with groups
+the contraction has a group axis. Strides subsample the stride-1 result;
+dilation is a kernel stretched with zeros; a transposed convolution
+(`ConvSpec.lhs_dilation`) runs on the input stretched with zeros, as in
+`jconv._einsum`.
+
+Cost: two forward transforms and one inverse, O(L log L) per channel plane,
+plus one complex product per frequency and channel pair, independent of the
+kernel's size. It pays for large kernels (a 31x31 depthwise kernel is 961
+products per pixel directly) and loses to a direct convolution for 3x3 ones.
+
+Accuracy: the FFT's rounding error is not bounded per product like a direct
+sum's, but by the norms of the planes: for one output plane, each element is
+off by at most about `c * u * log2(Lh * Lw) * sum_c ||x_c||_2 ||k_c||_2`
+(u the unit roundoff of the computing dtype; Higham, *Accuracy and Stability
+of Numerical Algorithms*, 2nd ed., section 24.1). The tests assert this bound
+with c = 5 (`tests/test_fft.py`), and the README states the measured errors.
+Transforms run in float32 for bfloat16/float16 inputs and in float64 for
+float64 ones; `precision` is passed to the frequency-domain einsum.
+
+Backward passes are plain autodiff of these expressions: JAX transposes
+`rfft2`/`irfft2` and the einsum, so the gradients are FFT convolutions too.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from jconv._spec import ConvSpec, check_allocatable
+
+
+def fast_length(n: int) -> int:
+    """The smallest integer `>= n` with no prime factor above 7."""
+    m = max(n, 1)
+    while True:
+        r = m
+        for p in (2, 3, 5, 7):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
+
+
+def _dilated_kernel(k_hwio, dilation):
+    """The kernel stretched by `dilation - 1` zeros between taps."""
+    dh, dw = dilation
+    if (dh, dw) == (1, 1):
+        return k_hwio
+    zero = jnp.zeros((), k_hwio.dtype)
+    return lax.pad(k_hwio, zero, [(0, 0, dh - 1), (0, 0, dw - 1), (0, 0, 0), (0, 0, 0)])
+
+
+def transform_shape(x_padded_hw, k_hw_dilated) -> tuple[int, int]:
+    """`(Lh, Lw)`: the transform lengths for a padded input and a dilated
+    kernel (both at least the kernel, so an empty output still has a plane)."""
+    return tuple(fast_length(max(p, k)) for p, k in zip(x_padded_hw, k_hw_dilated))
+
+
+def conv2d_fft_core(x, kernel_hwio, spec: ConvSpec, precision):
+    """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias."""
+    dtype = x.dtype
+    wide = jnp.promote_types(dtype, jnp.float32)
+    c_group, c_out = kernel_hwio.shape[2:]
+    g = spec.groups
+    x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
+    n, c_in = x_nhwc.shape[0], x_nhwc.shape[-1]
+    pad_config = [
+        (0, 0, 0),
+        (*spec.pads[0], spec.lhs_dilation[0] - 1),
+        (*spec.pads[1], spec.lhs_dilation[1] - 1),
+        (0, 0, 0),
+    ]
+    x_padded = lax.pad(x_nhwc.astype(wide), jnp.zeros((), wide), pad_config)
+    k = _dilated_kernel(kernel_hwio.astype(wide), spec.dilation_rate)
+    ke = k.shape[:2]
+    lh, lw = transform_shape(x_padded.shape[1:3], ke)
+    complex_bytes = 2 * jnp.dtype(wide).itemsize
+    cause = lambda: (
+        f"`impl`='fft' on an input of shape {x.shape} with a kernel of shape "
+        f"(KH, KW, C_in // groups, C_out) = {kernel_hwio.shape}"
+    )
+    hint = "; impl='lax' builds no such buffer"
+    spectra = {
+        "its input spectrum": (n, lh, lw // 2 + 1, c_in),
+        "its kernel spectrum": (lh, lw // 2 + 1, c_group, c_out),
+        "its output spectrum": (n, lh, lw // 2 + 1, c_out),
+    }
+    for what, shape in spectra.items():
+        check_allocatable(what, shape, complex_bytes, cause, hint=hint)
+    x_f = jnp.fft.rfft2(x_padded, s=(lh, lw), axes=(1, 2))
+    k_f = jnp.conj(jnp.fft.rfft2(k, s=(lh, lw), axes=(0, 1)))
+    fh, fw = x_f.shape[1:3]
+    if g > 1 and c_group == 1:
+        # Depthwise: channel c feeds outputs c*M .. c*M + M - 1.
+        m = c_out // c_in
+        y_f = x_f[..., None] * k_f.reshape(1, fh, fw, c_in, m)
+    else:
+        x_f = x_f.reshape(n, fh, fw, g, c_group)
+        k_f = k_f.reshape(fh, fw, c_group, g, c_out // g)
+        y_f = jnp.einsum("nhwgc,hwcgo->nhwgo", x_f, k_f, precision=precision)
+    y_f = y_f.reshape(n, fh, fw, c_out)
+    y_full = jnp.fft.irfft2(y_f, s=(lh, lw), axes=(1, 2))
+    (sh, sw), (ho, wo) = spec.strides, spec.out_hw
+    y = y_full[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]
+    y = y.astype(dtype)
+    return jnp.moveaxis(y, 3, 1) if spec.channels_first else y
