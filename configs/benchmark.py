@@ -15,6 +15,9 @@ SHAPES = (
     "doc4x4", "mnist", "resnet56", "resnet28", "resnet14", "stem", "depthwise",
     "convnext_dw7", "resnext28", "pointwise28", "depthwise_s2",
 )  # fmt: skip
+# Large depthwise kernels, where the FFT wins (configs/benchmark_kernels.py):
+# seconds per row for the direct convolutions, so not in the default run.
+LARGE_KERNEL_SHAPES = ("dw13", "replknet31", "slak51x5")
 
 
 def get_config():
@@ -22,8 +25,11 @@ def get_config():
     # Which layers (experiments/bench/_cases.py: SHAPES), implementations,
     # modes and dtypes to time; every combination is one row.
     c.shapes = SHAPES
+    # jconv_fft and jconv_winograd (3x3 stride-1 shapes only) are the fast
+    # algorithms auto may pick, timed on their own.
     c.impls = (
-        "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf"
+        "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "jconv_fft",
+        "jconv_winograd", "torch", "keras_tf",
     )  # fmt: skip
     # fwd+bwd: gradients for input and kernel. in_scan: fwd+bwd as a training
     # loop runs it, 10 steps in one jitted lax.scan (JAX only; needs fwd+bwd,
@@ -43,7 +49,7 @@ def get_config():
     c.batch = ml_collections.ConfigDict(
         dict(doc4x4=1, mnist=256, resnet56=16, resnet28=16, resnet14=16,
              stem=8, depthwise=8, convnext_dw7=4, resnext28=4,
-             pointwise28=16, depthwise_s2=4)
+             pointwise28=16, depthwise_s2=4, dw13=2, replknet31=2, slak51x5=2)
     )  # fmt: skip
     # Convolutions per timed call (inside one jitted fori_loop for JAX, a
     # tf.function loop for Keras, a Python loop for PyTorch), so dispatch does
@@ -54,18 +60,20 @@ def get_config():
     c.inner_iters = ml_collections.ConfigDict(
         dict(doc4x4=2000, mnist=1, resnet56=1, resnet28=1, resnet14=1,
              stem=1, depthwise=1, convnext_dw7=1, resnext28=1, pointwise28=1,
-             depthwise_s2=1)
+             depthwise_s2=1, dw13=1, replknet31=1, slak51x5=1)
     )  # fmt: skip
     # The same two tables on a GPU (used only when JAX sees one).
     c.gpu_batch = ml_collections.ConfigDict(
         dict(doc4x4=1, mnist=256, resnet56=128, resnet28=128, resnet14=128,
              stem=128, depthwise=128, convnext_dw7=128, resnext28=128,
-             pointwise28=128, depthwise_s2=128)
+             pointwise28=128, depthwise_s2=128, dw13=32, replknet31=32,
+             slak51x5=32)
     )  # fmt: skip
     c.gpu_inner_iters = ml_collections.ConfigDict(
         dict(doc4x4=2000, mnist=50, resnet56=10, resnet28=10, resnet14=10,
              stem=10, depthwise=50, convnext_dw7=10, resnext28=10,
-             pointwise28=10, depthwise_s2=50)
+             pointwise28=10, depthwise_s2=50, dw13=10, replknet31=10,
+             slak51x5=10)
     )  # fmt: skip
     c.warmup = 2  # untimed calls before timing (compilation, caches)
     c.repeats = 15  # timed calls per row, interleaved across rows; median

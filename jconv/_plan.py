@@ -2,7 +2,8 @@
 `impl="auto"`'s rule for choosing them.
 
 A plan names three formulations: one for the output, one for the input
-gradient and one for the kernel gradient, each `"lax"` or `"einsum"`. A
+gradient and one for the kernel gradient, each `"lax"`, `"einsum"`, `"fft"`
+(`jconv._fft`) or `"winograd"` (`jconv._winograd`, 3x3 stride-1 layers). A
 convolution is bilinear, so its tangent is `conv(x_dot, k) + conv(x, k_dot)`
 by any formulation; the plan's rule is a `jax.custom_jvp` that computes the
 output with the first formulation and each tangent term with its own, and JAX
@@ -12,35 +13,56 @@ tangent (an argument nobody differentiates) costs nothing.
 
 - `impl="lax"` is the plan `("lax", "lax", "lax")`: the lax tangents are
   written so that their transposes are canonical convolutions (`jconv._lax`).
-- `impl="einsum"` is not a plan: the window contraction, differentiated by
-  JAX as it stands (the independent formulation the tests check against).
-- `impl="auto"` picks a plan from the call's static shapes, dtype and backend
-  by `choose_plan`. The rule below was calibrated on the 2-core AMD EPYC
-  (Zen 4, AVX-512) CPU this project is tested on, jax 0.10.2, float32 and
-  bfloat16, forward and forward+backward timed side by side
-  (`experiments/bench`, README "Benchmark"):
+- `impl="einsum"` and `impl="fft"` are not plans: one expression each,
+  differentiated by JAX as it stands (so is a plan of one formulation other
+  than lax: `run_plan` calls the expression).
+- `impl="auto"` picks a plan from the call's static shapes, dtype, backend
+  and precision by `choose_plan`. The rule below was calibrated on the
+  2-core AMD EPYC (Zen 4, AVX-512) CPU this project is tested on, jax 0.10.2,
+  float32 and bfloat16, each term of each formulation timed side by side
+  (`experiments/bench`, README "Benchmark" and "Fast algorithms"):
 
   | backend | formulation | when (else lax)                                         |
   |---------|-------------|---------------------------------------------------------|
-  | CPU     | all three   | einsum for depthwise (groups > 1, one channel a group)  |
-  | CPU     | all three   | tiny (groups == 1, P * C_in <= 32, C_out <= 8): einsum  |
-  |         |             | from 256 output pixels (N * H_out * W_out), else lax    |
+  | CPU     | depthwise   | output: fft if T > 121 S, else einsum (tap sum)          |
+  |         | (groups > 1,| input grad: fft if T > 25 S, else einsum                 |
+  |         | 1 channel   | kernel grad: fft if T >= 9 S and T * N * Ho * Wo >= 2**16, |
+  |         | a group)    | else einsum                                             |
+  | CPU     | all three   | tiny (groups == 1, T * C_in <= 32, C_out <= 8): einsum  |
+  |         |             | from 256 output pixels (N * Ho * Wo), else lax          |
+  | CPU     | all three   | winograd: 3x3, stride 1, groups > 1 or C_in >= 64, and  |
+  |         |             | at least 128 output tiles (N * ceil(Ho/4) * ceil(Wo/4)) |
+  | CPU     | output and  | fft: groups == 1, stride 1, T >= 169 (13x13 and up)     |
+  |         | input grad  |                                                         |
   | CPU     | input grad  | einsum if groups > 1 or strides > 1, float32 or wider   |
   | CPU     | kernel grad | einsum if 1x1 kernel, C_in == 1 or input-dilated        |
   | GPU/TPU | all three   | lax                                                     |
 
-  where P = KH * KW; "input-dilated" is a strided transposed convolution.
-  Why: XLA's CPU convolutions are fast for channel-rich, ungrouped, unit-
-  stride convolutions; its input gradient of a strided convolution (input
-  dilation), grouped convolutions and depthwise ones take slow paths, and
-  a kernel gradient with one input channel, a 1x1 kernel or a stretched
-  input is a GEMM that the einsum's im2col does better.
+  where T = KH * KW taps, S = strides[0] * strides[1] (input pixels per
+  output pixel: the FFT computes every stride-1 output, the direct sums only
+  the strided ones), and "input-dilated" is a strided transposed
+  convolution. The fft and winograd rows apply only at the default
+  precision (`precision` None or "default") and without input dilation; any
+  other precision gets the direct sums (lax, einsum). Why: XLA's CPU
+  convolutions are fast for channel-rich, ungrouped, unit-stride 3x3
+  layers, which Winograd F(4x4, 3x3) still beats by doing 4x fewer
+  multiplications (its per-position GEMMs need enough tiles to be worth the
+  transforms); grouped and depthwise convolutions and the input gradient of
+  a strided one take slow paths there; a kernel gradient with one input
+  channel, a 1x1 kernel or a stretched input is a GEMM the einsum's im2col
+  does better; and the FFT's cost does not grow with the kernel, so it wins
+  every large-kernel term and the depthwise kernel gradient (a reduction
+  over every pixel, slow as a direct sum on the CPU) from 3x3 on.
 
-  Both formulations sum the same products at the requested precision, in
-  float32 or wider for bfloat16 inputs (the einsum tap sum accumulates in
-  float32 explicitly; XLA's GEMMs and convolutions accumulate wide), so
-  `auto` is never less accurate than `lax`: the same error bound holds for
-  both (the reference-grid tests run `auto` against float64).
+  Accuracy: lax and einsum sum the same products at the requested
+  precision, in float32 or wider for bfloat16 inputs (the einsum tap sum
+  accumulates in float32 explicitly; XLA's GEMMs and convolutions accumulate
+  wide), and so share one error bound. The fast algorithms do not: the FFT's
+  error is bounded by the planes' norms (measured as accurate as lax on the
+  benchmark's shapes, about 2e-7 of max|y| in float32), Winograd F(4x4)'s is
+  about 7x lax's in float32 (6e-6 of max|y| against 9e-7); in bfloat16 the
+  output's rounding dominates all of them. Hence the default-precision rule
+  above: asking for `precision="highest"` keeps `auto` as accurate as lax.
 """
 
 from __future__ import annotations
@@ -58,6 +80,7 @@ from jconv import _lax
 from jconv._einsum import SMALL_CONTRACTION, SMALL_OUTPUT, conv2d_einsum_core
 from jconv._fft import conv2d_fft_core
 from jconv._spec import ConvSpec
+from jconv._winograd import conv2d_winograd_core, supports
 
 
 class Plan(NamedTuple):
@@ -70,6 +93,7 @@ class Plan(NamedTuple):
 
 LAX = Plan()
 EINSUM = Plan("einsum", "einsum", "einsum")
+WINOGRAD = Plan("winograd", "winograd", "winograd")
 # Output pixels (N * H_out * W_out) from which a tiny layer runs on einsum;
 # below, each call is a few microseconds and lax's is the shorter program.
 TINY_EINSUM_PIXELS = 256
@@ -83,12 +107,22 @@ FFT_DEPTHWISE_INPUT_TAPS = 25
 FFT_DEPTHWISE_KERNEL_TAPS = 9
 FFT_DEPTHWISE_KERNEL_WORK = 2**16
 FFT_DENSE_TAPS = 169
+# Winograd F(4x4, 3x3) (`jconv._winograd`) for 3x3 stride-1 layers with groups
+# or at least 64 input channels, from 128 output tiles of 4x4 (N * ceil(H_out
+# / 4) * ceil(W_out / 4)); with fewer tiles its per-position GEMMs are too
+# thin to pay for the transforms.
+WINOGRAD_MIN_TILES = 128
+WINOGRAD_MIN_CHANNELS = 64
 
 
 # The formulations that are one function for the output and both tangents
 # (JAX differentiates them as they stand); lax has a tangent of its own per
 # direction.
-CORES = {"einsum": conv2d_einsum_core, "fft": conv2d_fft_core}
+CORES = {
+    "einsum": conv2d_einsum_core,
+    "fft": conv2d_fft_core,
+    "winograd": conv2d_winograd_core,
+}
 OUTPUT = {"lax": _lax.conv_nhwc, **CORES}
 INPUT_TANGENT = {"lax": _lax.input_tangent, **CORES}
 KERNEL_TANGENT = {"lax": _lax.kernel_tangent, **CORES}
@@ -169,6 +203,11 @@ def choose_plan(
     if tiny and c_out <= SMALL_OUTPUT:
         pixels = n * spec.out_hw[0] * spec.out_hw[1]
         return EINSUM if pixels >= TINY_EINSUM_PIXELS else LAX
+    if fast and supports(kernel_hwio_shape, spec):
+        tiles = n * -(-spec.out_hw[0] // 4) * -(-spec.out_hw[1] // 4)
+        wide = spec.groups > 1 or c_in >= WINOGRAD_MIN_CHANNELS
+        if tiles >= WINOGRAD_MIN_TILES and wide:
+            return WINOGRAD
     large = spec.groups == 1 and spec.strides == (1, 1) and taps >= FFT_DENSE_TAPS
     if fast and large:
         return Plan("fft", "fft", "lax")

@@ -16,7 +16,7 @@ from jax.test_util import check_grads
 from reference import reference_conv2d
 
 import jconv
-from jconv._plan import EINSUM, LAX, Plan, choose_plan, run_plan
+from jconv._plan import EINSUM, LAX, WINOGRAD, Plan, choose_plan, run_plan
 from jconv._spec import canonical_precision, conv_spec, transpose_spec
 
 
@@ -31,7 +31,15 @@ def _spec(x_shape, k_shape, **kw):
 
 # name: (input NHWC, kernel HWIO, conv2d arguments, the plan the table gives)
 TABLE = {
-    "resnet 3x3": ((2, 28, 28, 128), (3, 3, 128, 128), {}, LAX),
+    "resnet 3x3, 98 tiles": ((2, 28, 28, 128), (3, 3, 128, 128), {}, LAX),
+    "resnet 3x3, 784 tiles": ((16, 28, 28, 128), (3, 3, 128, 128), {}, WINOGRAD),
+    "resnet 3x3, 32 channels": ((16, 56, 56, 32), (3, 3, 32, 32), {}, LAX),
+    "resnext groups 32, 196 tiles": (
+        (4, 28, 28, 128),
+        (3, 3, 4, 128),
+        dict(groups=32),
+        WINOGRAD,
+    ),
     "depthwise 7x7": (
         (2, 56, 56, 96),
         (7, 7, 1, 96),
@@ -106,21 +114,26 @@ def test_narrow_floats_keep_lax_input_gradients():
         )
 
 
+# What the rows with a fast algorithm (and no depthwise) take instead.
+DIRECT = {
+    "resnet 3x3, 784 tiles": LAX,
+    "resnext groups 32, 196 tiles": Plan("lax", "einsum", "lax"),
+    "dense 13x13": LAX,
+}
+
+
 @pytest.mark.parametrize(
     "precision", ["highest", ("default", "highest"), "F32_F32_F32"]
 )
 @pytest.mark.parametrize("name", list(TABLE))
 def test_explicit_precision_keeps_direct_sums(name, precision):
     """A caller's precision other than the default rules the fast algorithms
-    out: the plan is the table's with every "fft" replaced (depthwise: the
-    einsum tap sum; dense: lax)."""
+    out: depthwise runs the einsum tap sum, the rest the direct plan."""
     x_shape, k_shape, kw, plan = TABLE[name]
     spec = _spec(x_shape, k_shape, **kw)
     precision = canonical_precision(precision)
-    direct = "einsum" if kw.get("groups", 1) == k_shape[-1] else "lax"
-    expected = Plan(*(direct if f == "fft" else f for f in plan))
-    if "fft" in plan and direct == "einsum":
-        expected = EINSUM
+    depthwise = kw.get("groups", 1) == x_shape[-1] > 1
+    expected = DIRECT.get(name, EINSUM if depthwise else plan)
     got = choose_plan(
         x_shape[0], x_shape[-1], k_shape, spec, "float32", "cpu", precision
     )
@@ -183,13 +196,19 @@ def test_auto_runs_the_plan_it_picks():
     assert _convolutions(lambda x, k: step(dense, x, k), x, k) == 3
 
 
+# Each formulation once in every slot (a Latin square), so every tangent of
+# every formulation meets an output of another.
 MIXED = [
-    Plan("lax", "einsum", "einsum"),
-    Plan("einsum", "lax", "lax"),
-    Plan("lax", "lax", "einsum"),
-    Plan("einsum", "einsum", "lax"),
-    Plan("einsum", "fft", "fft"),
+    Plan("lax", "einsum", "fft"),
+    Plan("einsum", "fft", "lax"),
     Plan("fft", "lax", "einsum"),
+]
+# Winograd computes 3x3 stride-1 layers only: its plans on such a layer, each
+# slot once (WINOGRAD itself: check_grads in test_winograd.py).
+MIXED_3X3 = [
+    Plan("winograd", "lax", "fft"),
+    Plan("einsum", "winograd", "lax"),
+    Plan("fft", "einsum", "winograd"),
 ]
 
 
@@ -208,13 +227,26 @@ def test_mixed_plan_check_grads(plan):
         x = rng.standard_normal((1, 7, 6, 4))
         k = rng.standard_normal((3, 2, 2, 6))
 
-        def f(x, k):
-            return run_plan(x, k, spec, "highest", plan)
-
+        # Jitted: eager, every small op of the einsum and FFT formulations
+        # would compile on its own.
+        f = jax.jit(lambda x, k: run_plan(x, k, spec, "highest", plan))
         check_grads(f, (x, k), order=2, modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("plan", MIXED, ids="-".join)
+@pytest.mark.parametrize("plan", MIXED_3X3, ids="-".join)
+def test_winograd_plan_check_grads(plan):
+    """Second order, forward and reverse mode, grouped, uneven pads."""
+    spec = _spec((1, 7, 6, 4), (3, 3, 2, 6), groups=2, padding=((0, 2), (1, 0)))
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        x = rng.standard_normal((1, 7, 6, 4))
+        k = rng.standard_normal((3, 3, 2, 6))
+
+        f = jax.jit(lambda x, k: run_plan(x, k, spec, None, plan))
+        check_grads(f, (x, k), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("plan", [*MIXED, *MIXED_3X3, WINOGRAD], ids="-".join)
 def test_mixed_plan_gradient_equals_reference_vjp(plan):
     """The gradient of `sum(y * w)` is the float64 reference's, in both
     arguments: for the input, the reference's VJP computed by finite sums of
@@ -231,9 +263,10 @@ def test_mixed_plan_gradient_equals_reference_vjp(plan):
         def loss(x, k, plan):
             return jnp.sum(run_plan(x, k, spec, "highest", plan) * w)
 
-        y = run_plan(x, k, spec, "highest", plan)
-        gx, gk = jax.grad(loss, argnums=(0, 1))(x, k, plan)
-        gx_lax, gk_lax = jax.grad(loss, argnums=(0, 1))(x, k, LAX)
+        y = jax.jit(run_plan, static_argnums=(2, 3, 4))(x, k, spec, "highest", plan)
+        grad = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)
+        gx, gk = grad(x, k, plan)
+        gx_lax, gk_lax = grad(x, k, LAX)
     np.testing.assert_allclose(
         y, reference_conv2d(x, k, None, padding="same"), atol=1e-12
     )

@@ -11,7 +11,8 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 
-from configs import benchmark_gpu, benchmark_quick
+from configs import benchmark as benchmark_config
+from configs import benchmark_gpu, benchmark_kernels, benchmark_quick
 from experiments import benchmark, runner
 from experiments.bench import (
     _cases,
@@ -25,8 +26,9 @@ from experiments.bench import (
 )
 
 WRONG = "experiments.bench._wrong_impl"  # a backend whose outputs are all zeros
-JCONV = ("jconv_auto", "jconv_lax", "jconv_einsum")
-IMPLS = ("jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
+JCONV = ("jconv_auto", "jconv_lax", "jconv_einsum", "jconv_fft", "jconv_winograd")
+IN_SCAN = ("jconv_auto", "jconv_lax", "jconv_einsum")
+IMPLS = (*JCONV[:3], "lax_raw", *JCONV[3:], "torch", "keras_tf")
 
 SMOKE_SHAPES = ("doc4x4", "depthwise_s2")  # inner loop; uneven pads and groups
 
@@ -78,6 +80,11 @@ def test_quick_benchmark_smoke(tmp_path):
             peer = r["impl"] in ("torch", "keras_tf")
             why = "lax.scan" if peer else "in_scan_impls"
             assert why in r["reason"], r
+            continue
+        if r["impl"] == "jconv_winograd" and r["shape"] == "depthwise_s2":
+            # Winograd computes 3x3 kernels at stride 1 only: left out.
+            assert r["status"] == "skipped" and r["by_config"], r
+            assert "3x3 kernels at stride 1" in r["reason"], r
             continue
         # jconv must pass; a peer may miss the tolerance on this CPU (TensorFlow's
         # bfloat16 without AVX-512) or refuse a case, and says which.
@@ -310,10 +317,15 @@ def test_shapes_flops_and_pads_by_hand():
 def test_quick_config_covers_every_shape_and_impl():
     c = benchmark_quick.get_config()
     check_config(c)
-    assert set(c.shapes) == set(_cases.SHAPES)
+    assert set(c.shapes) == set(benchmark_config.SHAPES)
     assert set(c.impls) == set(IMPLS)
     assert c.modes == _cases.MODES and c.dtypes == _cases.DTYPES
-    assert set(c.in_scan_impls) == set(JCONV)
+    assert set(c.in_scan_impls) == set(IN_SCAN)
+    # The large kernels (seconds a row for the direct sums) in their own config.
+    kernels = benchmark_kernels.get_config()
+    check_config(kernels)
+    assert set(c.shapes) | set(kernels.shapes) == set(_cases.SHAPES)
+    assert set(benchmark_config.LARGE_KERNEL_SHAPES) <= set(kernels.shapes)
     assert set(c.race.impls) == {"einsum", "lax"}
 
 

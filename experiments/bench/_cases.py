@@ -97,7 +97,24 @@ SHAPES = {
         (112, 112), 64, 64, (3, 3), strides=(2, 2), groups=64,
         description="MobileNet-style stride-2 depthwise 3x3",
     ),
+    "dw13": Geometry(
+        (56, 56), 128, 128, (13, 13), groups=128,
+        description="13x13 depthwise (large-kernel ConvNets)",
+    ),
+    "replknet31": Geometry(
+        (28, 28), 256, 256, (31, 31), groups=256,
+        description="RepLKNet stage 3 depthwise 31x31",
+    ),
+    "slak51x5": Geometry(
+        (56, 56), 128, 128, (51, 5), groups=128,
+        description="SLaK-style 51x5 depthwise strip",
+    ),
 }  # fmt: skip
+
+
+def winograd_applies(geometry: Geometry) -> bool:
+    """Winograd F(m x m, 3 x 3) (`jconv._winograd`): 3x3 kernels, stride 1."""
+    return geometry.kernel_hw == (3, 3) and geometry.strides == (1, 1)
 
 
 def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:

@@ -1,4 +1,11 @@
-"""The JAX implementations: `jconv_auto`, `jconv_lax`, `jconv_einsum`, `lax_raw`.
+"""The JAX implementations: `jconv_auto`, `jconv_lax`, `jconv_einsum`,
+`jconv_fft`, `jconv_winograd` and `lax_raw`.
+
+`jconv_winograd` is a formulation `impl="auto"` may pick, not a value of
+`impl`: it runs `jconv._winograd` directly, output and derivatives, on the
+3x3 stride-1 shapes it computes (the others are skipped by the config).
+`jconv_auto` rows record the plan auto picked (`plan`: output, input
+gradient, kernel gradient).
 
 One convolution is one call of the jitted step. For small shapes, `n > 1`
 convolutions run inside one jitted `lax.fori_loop`, so Python dispatch is paid
@@ -34,11 +41,22 @@ import numpy as np
 from jax import lax
 
 import jconv
-from experiments.bench._cases import ConvCase
+from experiments.bench._cases import ConvCase, winograd_applies
 from experiments.bench._impl import Prepared, Unsupported
+from jconv._plan import choose_plan
+from jconv._spec import conv_spec
+from jconv._winograd import conv2d_winograd_core
 
-IMPLS = ("jconv_auto", "jconv_lax", "jconv_einsum", "lax_raw")
-_JCONV_IMPL = {"jconv_auto": "auto", "jconv_lax": "lax", "jconv_einsum": "einsum"}
+IMPLS = (
+    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_fft", "jconv_winograd",
+    "lax_raw",
+)  # fmt: skip
+_JCONV_IMPL = {
+    "jconv_auto": "auto",
+    "jconv_lax": "lax",
+    "jconv_einsum": "einsum",
+    "jconv_fft": "fft",
+}
 
 
 def meta() -> dict:
@@ -63,6 +81,8 @@ def conv_fn(impl: str, case: ConvCase):
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=g.groups,
         ), "jax.lax.conv_general_dilated"
+    if impl == "jconv_winograd":
+        return _winograd_fn(case), "jconv._winograd.conv2d_winograd_core"
     if impl not in _JCONV_IMPL:
         raise ValueError(f"unknown JAX impl {impl!r}; known: {IMPLS}")
     kw = dict(strides=g.strides, padding=g.padding, impl=_JCONV_IMPL[impl])
@@ -79,6 +99,35 @@ def conv_fn(impl: str, case: ConvCase):
     return functools.partial(jconv.conv2d, groups=g.groups, **kw), (
         f"jconv.conv2d(impl={_JCONV_IMPL[impl]!r})"
     )
+
+
+def _spec(case: ConvCase, dtype):
+    g = case.geometry
+    return conv_spec(
+        case.x_shape, case.kernel_shape, None,
+        itemsize=jnp.dtype(dtype).itemsize, strides=g.strides, padding=g.padding,
+        dilation_rate=1, groups=g.groups, data_format="channels_last",
+    )  # fmt: skip
+
+
+def _winograd_fn(case: ConvCase):
+    """Winograd's output and its derivatives (JAX's, of the same expressions)."""
+    if not winograd_applies(case.geometry):
+        raise Unsupported("Winograd F(m x m, 3 x 3) computes 3x3 kernels at stride 1")
+
+    def f(x, k):
+        return conv2d_winograd_core(x, k, _spec(case, x.dtype), None)
+
+    return f
+
+
+def auto_plan(case: ConvCase, dtype: str) -> str:
+    """The plan `impl="auto"` picks for `case` on this backend."""
+    plan = choose_plan(
+        case.batch, case.geometry.c_in, case.kernel_shape, _spec(case, dtype),
+        jnp.dtype(dtype), jax.default_backend(),
+    )  # fmt: skip
+    return "/".join(plan)
 
 
 def step_fn(f, mode: str):
@@ -204,6 +253,8 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
     }
     if in_scan:
         info["scan_steps"] = scan_steps
+    if impl == "jconv_auto":
+        info["plan"] = auto_plan(case, dtype)
     if impl == "jconv_lax" and not in_scan:
         raw = jax.jit(step_fn(conv_fn("lax_raw", case)[0], mode)).lower(x, k, ct)
         same = "\n".join(program_signature(raw.compile())) == signature

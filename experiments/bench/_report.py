@@ -8,10 +8,15 @@ import pathlib
 from experiments import plots
 from experiments.bench._cases import DTYPES, MODES, REFERENCE_MODE, RowKey
 
-IMPL_ORDER = ("jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf")
+IMPL_ORDER = (
+    "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "jconv_fft",
+    "jconv_winograd", "torch", "keras_tf",
+)  # fmt: skip
 # The rows whose answer is jconv's own: any problem there fails the run. Every
 # other implementation is a peer, and its wrong answer is a finding.
-JCONV_IMPLS = ("jconv_auto", "jconv_lax", "jconv_einsum")
+JCONV_IMPLS = (
+    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_fft", "jconv_winograd"
+)  # fmt: skip
 JAX_IMPLS = (*JCONV_IMPLS, "lax_raw")
 PEERS = ("torch", "keras_tf")  # the other frameworks; lax_raw is reported apart
 # The issue's target for in_scan / fwd+bwd of every jconv implementation.
@@ -174,6 +179,31 @@ def _machine_line(machine: dict) -> str:
     return text + (f"; {', '.join(versions)}" if versions else "")
 
 
+def plan_lines(recs) -> list[str]:
+    """What `impl="auto"` ran per shape and dtype: the formulation of the
+    output, the input gradient and the kernel gradient."""
+    plans = {}
+    for r in recs:
+        if r["impl"] == "jconv_auto" and r.get("plan"):
+            plans.setdefault((r["shape"], r["dtype"]), r["plan"])
+    if not plans:
+        return []
+    lines = [
+        "",
+        "## jconv_auto's plans",
+        "",
+        "The formulation of the output / input gradient / kernel gradient that "
+        '`impl="auto"` picked (`jconv._plan.choose_plan`).',
+        "",
+        "| shape | dtype | plan |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {shape} | {dtype} | {plan} |" for (shape, dtype), plan in plans.items()
+    ]
+    return lines
+
+
 def markdown(results: dict) -> str:
     """results.md: a table per (mode, dtype), memory, problems, the race."""
     recs = results["records"]
@@ -229,6 +259,7 @@ def markdown(results: dict) -> str:
                 ]
                 lines.append(f"| {shape} | " + " | ".join(row) + " |")
     lines += scan_lines(index, shapes)
+    lines += plan_lines(recs)
     lines += [
         "",
         "## Peak memory (MiB)",

@@ -23,7 +23,10 @@ from experiments import runner
 from experiments.bench import _cases, _machine, _race_data, _report, _worker
 
 REFERENCE_IMPL = "jconv_lax"
-JAX_IMPLS = ("jconv_auto", "jconv_lax", "jconv_einsum", "lax_raw")
+JAX_IMPLS = (
+    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_fft", "jconv_winograd",
+    "lax_raw",
+)  # fmt: skip
 PEER_IMPLS = ("torch", "keras_tf")
 IMPLS = JAX_IMPLS + PEER_IMPLS
 RACE_OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -256,6 +259,15 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
                 ],
                 records, bar, "not in config.in_scan_impls",
             )  # fmt: skip
+        _skip(
+            [
+                j for j in jobs
+                if j["impl"] == "jconv_winograd"
+                and not _cases.winograd_applies(_cases.SHAPES[j["shape"]])
+                and _cases.RowKey.of(j) not in records
+            ],
+            records, bar, "Winograd F(m x m, 3 x 3): 3x3 kernels at stride 1 only",
+        )  # fmt: skip
         jobs = [j for j in jobs if _cases.RowKey.of(j) not in records]
         if (
             group in PEER_IMPLS

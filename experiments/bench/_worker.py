@@ -31,6 +31,8 @@ BACKENDS = {
     "jconv_auto": "experiments.bench._jax_impls",
     "jconv_lax": "experiments.bench._jax_impls",
     "jconv_einsum": "experiments.bench._jax_impls",
+    "jconv_fft": "experiments.bench._jax_impls",
+    "jconv_winograd": "experiments.bench._jax_impls",
     "lax_raw": "experiments.bench._jax_impls",
     "torch": "experiments.bench._torch_impl",
     "keras_tf": "experiments.bench._keras_impl",
