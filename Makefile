@@ -25,8 +25,12 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two pytest worker processes: CI's machine has 2 cores. Each worker loads JAX,
+# TensorFlow and PyTorch (~2 GiB), so more only on a machine with the memory.
+PYTEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 test-slow: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -m slow

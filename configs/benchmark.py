@@ -25,11 +25,11 @@ def get_config():
     # Which layers (experiments/bench/_cases.py: SHAPES), implementations,
     # modes and dtypes to time; every combination is one row.
     c.shapes = SHAPES
-    # jconv_fft and jconv_winograd (3x3 stride-1 shapes only) are the fast
-    # algorithms auto may pick, timed on their own.
+    # Also known: jconv_fft and jconv_winograd (3x3 stride-1 shapes only), the
+    # fast algorithms auto may pick, timed on their own in
+    # configs/benchmark_kernels.py (or here with --config.impls=...).
     c.impls = (
-        "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "jconv_fft",
-        "jconv_winograd", "torch", "keras_tf",
+        "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf"
     )  # fmt: skip
     # fwd+bwd: gradients for input and kernel. in_scan: fwd+bwd as a training
     # loop runs it, 10 steps in one jitted lax.scan (JAX only; needs fwd+bwd,

@@ -36,6 +36,7 @@ SMOKE_SHAPES = ("doc4x4", "depthwise_s2")  # inner loop; uneven pads and groups
 def _smoke_config():
     c = benchmark_quick.get_config()
     c.shapes = SMOKE_SHAPES
+    c.impls = IMPLS  # the fast algorithms' columns too
     for name in SMOKE_SHAPES:
         c.batch[name] = 1
         c.inner_iters[name] = 5 if name == "doc4x4" else 1
@@ -318,13 +319,15 @@ def test_quick_config_covers_every_shape_and_impl():
     c = benchmark_quick.get_config()
     check_config(c)
     assert set(c.shapes) == set(benchmark_config.SHAPES)
-    assert set(c.impls) == set(IMPLS)
+    assert set(c.impls) == set(IMPLS) - {"jconv_fft", "jconv_winograd"}
     assert c.modes == _cases.MODES and c.dtypes == _cases.DTYPES
     assert set(c.in_scan_impls) == set(IN_SCAN)
-    # The large kernels (seconds a row for the direct sums) in their own config.
+    # The large kernels (seconds a row for the direct sums) and the fast
+    # algorithms' columns in their own config.
     kernels = benchmark_kernels.get_config()
     check_config(kernels)
     assert set(c.shapes) | set(kernels.shapes) == set(_cases.SHAPES)
+    assert set(c.impls) | set(kernels.impls) == set(IMPLS)
     assert set(benchmark_config.LARGE_KERNEL_SHAPES) <= set(kernels.shapes)
     assert set(c.race.impls) == {"einsum", "lax"}
 
