@@ -29,8 +29,11 @@ Accuracy: the FFT's rounding error is not bounded per product like a direct
 sum's, but by the norms of the planes: for one output plane, each element is
 off by at most about `c * u * log2(Lh * Lw) * sum_c ||x_c||_2 ||k_c||_2`
 (u the unit roundoff of the computing dtype; Higham, *Accuracy and Stability
-of Numerical Algorithms*, 2nd ed., section 24.1). The tests assert this bound
-with c = 5 (`tests/test_fft.py`), and the README states the measured errors.
+of Numerical Algorithms*, 2nd ed., section 24.1). The tests assert it with
+c = 1 and the norms bounded by max|x| and the transform size
+(`tests/_tol.py`, `fft_bound`): the largest error over 570 grid cases was
+0.016 of that. Measured against float64 (`experiments/algorithm_errors.py`),
+about 2e-7 of max|y| in float32, as accurate as lax's direct sums.
 Transforms run in float32 for bfloat16/float16 inputs and in float64 for
 float64 ones; `precision` is passed to the frequency-domain einsum.
 
