@@ -1,4 +1,5 @@
-"""jconv: differentiable 2D convolution in JAX, twice (lax and einsum).
+"""jconv: differentiable 2D convolution in JAX, twice (lax and einsum), plus
+the FFT and Winograd fast algorithms.
 
 The public surface is what this file names. The private modules are one
 concept each; four of them are shared, and only from these does another

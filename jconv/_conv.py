@@ -1,4 +1,5 @@
-"""Public 2D convolution: argument checks, then one of two implementations."""
+"""Public 2D convolution: argument checks, then one of the implementations
+(auto, lax, einsum, fft)."""
 
 from __future__ import annotations
 
@@ -154,9 +155,11 @@ def conv2d(
 ):
     """2D convolution, by the fastest plan (`impl="auto"`) or one implementation.
     {args}
-      impl: `"auto"` (default: for the call's static shapes, dtype and
-        backend, the formulation of the output and of each gradient that
-        `jconv._plan` measured fastest; never less accurate than `"lax"`),
+      impl: `"auto"` (default: for the call's static shapes, dtype, backend
+        and precision, the formulation of the output and of each gradient
+        that `jconv._plan` measured fastest; at the default precision it may
+        use the FFT or Winograd F(4x4, 3x3), whose errors the README states,
+        at any other it is as accurate as `"lax"`),
         `"lax"` (`jax.lax.conv_general_dilated`, derivatives in XLA's fast CPU
         layout so they stay fast inside `lax.scan`), `"einsum"` (explicit
         strided windows contracted by `jnp.einsum`, differentiated by JAX) or

@@ -8,7 +8,7 @@ without wrapping around (output `i` reads input `i .. i + Ke - 1 < Lp`). So:
 
     X = rfft2(x_padded, (Lh, Lw))            (N, Lh, Lw/2+1, C)
     K = rfft2(k_dilated, (Lh, Lw))           (Lh, Lw/2+1, C/G, O)
-    Y = einsum("nhwgc,hwgco->nhwgo", X, conj(K))   one contraction per frequency
+    Y = einsum("nhwgc,hwcgo->nhwgo", X, conj(K))   one contraction per frequency
     y = irfft2(Y, (Lh, Lw))[:, :Hs, :Ws] then every stride-th pixel
 
 (the conjugate turns the transform's convolution into Keras' cross-
@@ -35,7 +35,8 @@ c = 1 and the norms bounded by max|x| and the transform size
 0.016 of that. Measured against float64 (`experiments/algorithm_errors.py`),
 about 2e-7 of max|y| in float32, as accurate as lax's direct sums.
 Transforms run in float32 for bfloat16/float16 inputs and in float64 for
-float64 ones; `precision` is passed to the frequency-domain einsum.
+float64 ones; `precision` is passed to the frequency-domain einsum (the
+depthwise product has none to take).
 
 Backward passes are plain autodiff of these expressions: JAX transposes
 `rfft2`/`irfft2` and the einsum, so the gradients are FFT convolutions too.

@@ -32,15 +32,16 @@ tangent (an argument nobody differentiates) costs nothing.
   |         |             | from 256 output pixels (N * Ho * Wo), else lax          |
   | CPU     | all three   | winograd: 3x3, stride 1, groups > 1 or C_in >= 64, and  |
   |         |             | at least 128 output tiles (N * ceil(Ho/4) * ceil(Wo/4)) |
-  | CPU     | output and  | fft: groups == 1, stride 1, T >= 169 (13x13 and up)     |
-  |         | input grad  |                                                         |
+  | CPU     | output and  | fft: groups == 1, stride 1, T >= 169 (13x13 and up);    |
+  |         | input grad  | kernel grad then as the last row                        |
   | CPU     | input grad  | einsum if groups > 1 or strides > 1, float32 or wider   |
   | CPU     | kernel grad | einsum if 1x1 kernel, C_in == 1 or input-dilated        |
   | GPU/TPU | all three   | lax                                                     |
 
-  where T = KH * KW taps, S = strides[0] * strides[1] (input pixels per
-  output pixel: the FFT computes every stride-1 output, the direct sums only
-  the strided ones), and "input-dilated" is a strided transposed
+  The first row that matches decides (the rows below a winograd or fft row
+  apply to what it leaves). T = KH * KW taps, S = strides[0] * strides[1]
+  (input pixels per output pixel: the FFT computes every stride-1 output,
+  the direct sums only the strided ones), and "input-dilated" is a strided transposed
   convolution. The fft and winograd rows apply only at the default
   precision (`precision` None or "default") and without input dilation; any
   other precision gets the direct sums (lax, einsum). Why: XLA's CPU
@@ -210,7 +211,7 @@ def choose_plan(
             return WINOGRAD
     large = spec.groups == 1 and spec.strides == (1, 1) and taps >= FFT_DENSE_TAPS
     if fast and large:
-        return Plan("fft", "fft", "lax")
+        return Plan("fft", "fft", "einsum" if c_in == 1 else "lax")
     strided = spec.strides != (1, 1)
     narrow = jnp.dtype(dtype).itemsize < 4  # bfloat16, float16
     input_grad = "einsum" if (spec.groups > 1 or strided) and not narrow else "lax"

@@ -1,5 +1,6 @@
 """Transposed 2D convolution: the adjoint of `conv2d`, run as a direct
-convolution of the zero-stretched input by either implementation."""
+convolution of the zero-stretched input by any implementation (lax, einsum,
+fft)."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def conv2d_transpose(
         (`lax.conv_general_dilated` with input dilation) or `"einsum"` (the
         input stretched with zeros by `lax.pad`, then the same window
         contraction as `conv2d`, with the kernel flipped and its channel axes
-        swapped) or `"fft"` (that stretched input, convolved in the frequency
+        swapped), `"fft"` (that stretched input, convolved in the frequency
         domain). Same answers, same gradients, up to rounding.
 
     Returns:

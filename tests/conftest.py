@@ -30,8 +30,7 @@ def impl(request):
 @pytest.fixture(params=("auto", *DIRECT_IMPLS))
 def any_impl(request):
     """`impl` and `"auto"`: for conv2d's reference grid, at `precision=
-    "highest"`, where `auto` keeps to the direct sums. (Elsewhere `auto`'s
-    output is the lax or the einsum program, which the `impl` fixture runs;
-    its plans, fft terms included, are tested in test_auto.py and
-    test_fft.py.)"""
+    "highest"`, where `auto` keeps to the direct sums. (At the default
+    precision `auto` may also run the FFT or Winograd: its plans are tested
+    in test_auto.py, test_fft.py and test_winograd.py.)"""
     return request.param

@@ -1,5 +1,5 @@
-"""Every `impl` (both implementations and `"auto"`) against the float64 NumPy
-loop reference."""
+"""lax, einsum and `"auto"` against the float64 NumPy loop reference (fft,
+with its own bound: test_fft.py)."""
 
 import functools
 
