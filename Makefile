@@ -30,7 +30,7 @@ lint: $(VENV)/.test-deps
 PYTEST_WORKERS ?= 2
 
 test: lint
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 test-slow: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -m slow

@@ -26,7 +26,10 @@ from jconv._conv import conv2d_einsum as conv2d_einsum
 from jconv._conv import conv2d_lax as conv2d_lax
 from jconv._depthwise import depthwise_conv2d as depthwise_conv2d
 from jconv._keras_io import to_keras as to_keras
+from jconv._separable import separable_conv2d as separable_conv2d
+from jconv._torch_io import to_torch as to_torch
 from jconv._transpose import conv2d_transpose as conv2d_transpose
 from jconv.nnx import from_keras as from_keras
+from jconv.nnx import from_torch as from_torch
 
 __version__ = "0.1.0"

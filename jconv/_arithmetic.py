@@ -95,14 +95,14 @@ def resolve_transpose_padding(
     return _padding.resolve_transpose_padding(*geometry, padding, output_padding)
 
 
-def _output_shape(make_spec, input_shape, kernel_shape, *, c_out_axis, **arguments):
+def _output_shape(make_spec, input_shape, kernel_shape, *, c_out, **arguments):
     """The output shape of the call `make_spec` (`conv_spec`, `transpose_spec`)
-    checks, for shapes checked as sequences of non-negative ints; `C_out` is
-    the kernel's axis `c_out_axis`."""
+    checks, for shapes checked as sequences of non-negative ints; `c_out(spec,
+    kernel_shape)` is its number of output channels."""
     input_shape = check_shape(input_shape, "input_shape")
     kernel_shape = check_shape(kernel_shape, "kernel_shape")
     spec = make_spec(input_shape, kernel_shape, None, **arguments)
-    c_out = kernel_shape[c_out_axis]
+    c_out = c_out(spec, kernel_shape)
     shape = _layout(input_shape[0], spec.out_hw, c_out, spec.channels_first)
     return shape if spec.batched else shape[1:]
 
@@ -149,7 +149,7 @@ def conv_output_shape(
         conv_spec,
         input_shape,
         kernel_shape,
-        c_out_axis=3,
+        c_out=lambda spec, kernel_shape: kernel_shape[3],
         strides=strides,
         padding=padding,
         dilation_rate=dilation_rate,
@@ -166,6 +166,7 @@ def conv_transpose_output_shape(
     padding="valid",
     output_padding=None,
     dilation_rate=1,
+    groups=1,
     data_format="channels_last",
 ) -> tuple[int, ...]:
     """Shape of `conv2d_transpose(x, kernel, ...)` for `x.shape == input_shape`.
@@ -176,9 +177,10 @@ def conv_transpose_output_shape(
 
     Args:
       input_shape: `(N, H, W, C_in)` (or `(N, C_in, H, W)`), or unbatched.
-      kernel_shape: `(KH, KW, C_out, C_in)`.
-      strides, padding, output_padding, dilation_rate, data_format: as for
-        `conv2d_transpose`.
+      kernel_shape: `(KH, KW, C_out // groups, C_in)`.
+      strides, padding, output_padding, dilation_rate, groups, data_format:
+        as for `conv2d_transpose` (the output does not depend on its
+        `padding_mode`).
 
     Returns:
       The output shape, batched if the input shape is.
@@ -192,15 +194,18 @@ def conv_transpose_output_shape(
       >>> conv_transpose_output_shape((1, 3, 3, 16), (3, 3, 8, 16), strides=2,
       ...                             padding=1, output_padding=1)
       (1, 6, 6, 8)
+      >>> conv_transpose_output_shape((1, 3, 3, 16), (3, 3, 4, 16), groups=2)
+      (1, 5, 5, 8)
     """
     return _output_shape(
         transpose_spec,
         input_shape,
         kernel_shape,
-        c_out_axis=2,
+        c_out=lambda spec, kernel_shape: spec.c_out,
         strides=strides,
         padding=padding,
         output_padding=output_padding,
         dilation_rate=dilation_rate,
+        groups=groups,
         data_format=data_format,
     )

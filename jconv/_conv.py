@@ -20,6 +20,7 @@ from jconv._spec import (
     canonical_precision,
     choice,
     conv_spec,
+    preferred_dtype,
 )
 
 IMPLS = dict(
@@ -44,9 +45,12 @@ _ARGS_DOC = """
         "valid" has no pads, "same" gives `H_out = ceil(H / stride)`.
 
     Args:
-      x: input images, floating dtype.
-      kernel: convolution kernel, floating dtype.
-      bias: optional per-output-channel bias.
+      x: input images, floating or complex dtype.
+      kernel: convolution kernel, floating or complex dtype (complex: no
+        conjugation, `y = sum x * kernel`, as in `lax` and PyTorch).
+      bias: optional per-output-channel bias. The three are promoted to one
+        dtype (`jnp.result_type`: a real one beside a complex one becomes
+        complex).
       strides: int or `(sh, sw)`, positive.
       padding: `"valid"`, `"same"` (TensorFlow/Keras rule: an odd total pad
         puts the extra row/column at the bottom/right), `"same_lower"` (the
@@ -63,6 +67,12 @@ _ARGS_DOC = """
       precision: passed to the contraction (`jax.lax.Precision`, a string such
         as `"highest"`, a pair of them, a `jax.lax.DotAlgorithmPreset` or its
         name, or None for the backend default).
+      preferred_element_type: None (sum in and return the inputs' dtype) or
+        a dtype, as in `jax.lax.conv_general_dilated`: every implementation
+        sums in it (or wider) and returns it, the bias added in it, e.g.
+        bfloat16 inputs, float32 accumulation and result. Floating for
+        floating inputs, complex for complex ones, not narrower than the
+        inputs. Gradients come back in the inputs' dtypes, summed in it.
 """
 
 _RAISES_DOC = """
@@ -73,11 +83,21 @@ _RAISES_DOC = """
         cannot represent (2**63 elements or bytes) or larger than the memory
         of every device JAX sees together (for the CPU: physical memory plus
         swap).
-      TypeError: non-floating arrays, non-integer strides/dilation/groups.
+      TypeError: integer or bool arrays, non-integer strides/dilation/groups,
+        a `preferred_element_type` that is not a dtype of the inputs' kind.
+      ValueError: a `preferred_element_type` narrower than the inputs' dtype.
 """
 
 
-def _run(x, kernel_hwio, bias, spec: ConvSpec, precision, impl: str):
+def _run(
+    x,
+    kernel_hwio,
+    bias,
+    spec: ConvSpec,
+    precision,
+    impl: str,
+    preferred_element_type=None,
+):
     """The traced body every public convolution shares: batch axis, padding
     mode, the implementation's core, bias."""
     if not spec.batched:
@@ -86,16 +106,20 @@ def _run(x, kernel_hwio, bias, spec: ConvSpec, precision, impl: str):
         h_axis = 2 if spec.channels_first else 1
         x = pad_spatial(x, spec.pads, spec.padding_mode, h_axis)
         spec = dataclasses.replace(spec, pads=((0, 0), (0, 0)), padding_mode="zeros")
-    y = IMPLS[impl](x, kernel_hwio, spec, precision)
+    y = IMPLS[impl](x, kernel_hwio, spec, precision, preferred_element_type)
     if bias is not None:
         shape = (1, -1, 1, 1) if spec.channels_first else (1, 1, 1, -1)
-        y = y + bias.reshape(shape)
+        y = y + bias.astype(y.dtype).reshape(shape)
     return y if spec.batched else y[0]
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "precision", "impl"))
-def _apply(x, kernel, bias, *, spec: ConvSpec, precision, impl: str):
-    return _run(x, kernel, bias, spec, precision, impl)
+@functools.partial(
+    jax.jit, static_argnames=("spec", "precision", "preferred_element_type", "impl")
+)
+def _apply(
+    x, kernel, bias, *, spec: ConvSpec, precision, preferred_element_type=None, impl
+):
+    return _run(x, kernel, bias, spec, precision, impl, preferred_element_type)
 
 
 def _check_impl(impl) -> str:
@@ -124,7 +148,18 @@ def _as_arrays(x, kernel, bias):
     return x, kernel, (rest[0] if rest else None)
 
 
-def _convolve(apply, make_spec, x, kernel, bias, *, precision, impl, **arguments):
+def _convolve(
+    apply,
+    make_spec,
+    x,
+    kernel,
+    bias,
+    *,
+    precision,
+    preferred_element_type=None,
+    impl,
+    **arguments,
+):
     """What every public convolution does, in this order: reads `impl` and
     `precision`, makes floating arrays of one dtype, checks the shapes and
     the other `arguments` with `make_spec` (`conv_spec`, `transpose_spec`),
@@ -132,11 +167,19 @@ def _convolve(apply, make_spec, x, kernel, bias, *, precision, impl, **arguments
     impl = _check_impl(impl)
     precision = canonical_precision(precision)
     x, kernel, bias = _as_arrays(x, kernel, bias)
+    preferred = preferred_dtype(preferred_element_type, x.dtype)
+    itemsize = x.dtype.itemsize if preferred is None else preferred.itemsize
     bias_shape = None if bias is None else bias.shape
-    spec = make_spec(
-        x.shape, kernel.shape, bias_shape, itemsize=x.dtype.itemsize, **arguments
+    spec = make_spec(x.shape, kernel.shape, bias_shape, itemsize=itemsize, **arguments)
+    return apply(
+        x,
+        kernel,
+        bias,
+        spec=spec,
+        precision=precision,
+        preferred_element_type=preferred,
+        impl=impl,
     )
-    return apply(x, kernel, bias, spec=spec, precision=precision, impl=impl)
 
 
 def conv2d(
@@ -151,6 +194,7 @@ def conv2d(
     groups=1,
     data_format="channels_last",
     precision=None,
+    preferred_element_type=None,
     impl="auto",
 ):
     """2D convolution, by the fastest plan (`impl="auto"`) or one implementation.
@@ -169,7 +213,8 @@ def conv2d(
         orders; fft's error is bounded by the norms of the planes instead.
 
     Returns:
-      The convolved images, dtype promoted from `x`, `kernel` and `bias`.
+      The convolved images, dtype promoted from `x`, `kernel` and `bias`, or
+      `preferred_element_type`.
     {raises}
     Example (the document's worked example, see `jconv.document`):
       >>> import jax.numpy as jnp
@@ -184,6 +229,13 @@ def conv2d(
       >>> # Mirrored border: the window at (0, 0) reads image rows (1, 0, 1).
       >>> conv2d(image, kernel, padding="same", padding_mode="reflect")[0, 0, 0]
       Array(230., dtype=float32)
+      >>> # bfloat16 in, summed in and returned as float32.
+      >>> bf16 = image.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
+      >>> conv2d(*bf16, preferred_element_type=jnp.float32).dtype
+      dtype('float32')
+      >>> conv2d(image * 1j, kernel)[..., 0]  # complex: no conjugation
+      Array([[0. +56.j, 0. +76.j],
+             [0.+175.j, 0.+302.j]], dtype=complex64)
     """
     return _convolve(
         _apply,
@@ -198,6 +250,7 @@ def conv2d(
         groups=groups,
         data_format=data_format,
         precision=precision,
+        preferred_element_type=preferred_element_type,
         impl=impl,
     )
 
@@ -214,6 +267,7 @@ def conv2d_lax(
     groups=1,
     data_format="channels_last",
     precision=None,
+    preferred_element_type=None,
 ):
     """2D convolution on `jax.lax.conv_general_dilated`: `conv2d(..., impl="lax")`.
     {args}
@@ -238,6 +292,7 @@ def conv2d_lax(
         groups=groups,
         data_format=data_format,
         precision=precision,
+        preferred_element_type=preferred_element_type,
         impl="lax",
     )
 
@@ -254,6 +309,7 @@ def conv2d_einsum(
     groups=1,
     data_format="channels_last",
     precision=None,
+    preferred_element_type=None,
 ):
     """2D convolution as strided windows contracted with `jnp.einsum`.
 
@@ -282,6 +338,7 @@ def conv2d_einsum(
         groups=groups,
         data_format=data_format,
         precision=precision,
+        preferred_element_type=preferred_element_type,
         impl="einsum",
     )
 

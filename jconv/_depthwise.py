@@ -17,6 +17,7 @@ def depthwise_conv2d(
     dilation_rate=1,
     data_format="channels_last",
     precision=None,
+    preferred_element_type=None,
     impl="auto",
 ):
     """Depthwise 2D convolution with Keras `DepthwiseConv2D` semantics.
@@ -34,18 +35,20 @@ def depthwise_conv2d(
         `conv2d`.
 
     Args:
-      x: input images, floating dtype.
-      kernel: depthwise kernel, floating dtype.
+      x: input images, floating or complex dtype.
+      kernel: depthwise kernel, floating or complex dtype.
       bias: optional per-output-channel bias.
       strides, padding, padding_mode, dilation_rate, data_format, precision,
-        impl: as for `conv2d`.
+        preferred_element_type, impl: as for `conv2d`.
 
     Returns:
-      The convolved images, dtype promoted from `x`, `kernel` and `bias`.
+      The convolved images, dtype promoted from `x`, `kernel` and `bias`, or
+      `preferred_element_type`.
 
     Raises:
       ValueError: bad shapes or values, named in the message.
-      TypeError: non-floating arrays, non-integer strides/dilation.
+      TypeError: integer or bool arrays, non-integer strides/dilation, a
+        `preferred_element_type` that is not a dtype of the inputs' kind.
 
     Example (2x2 average pooling is a depthwise convolution):
       >>> import jax.numpy as jnp
@@ -68,5 +71,6 @@ def depthwise_conv2d(
         groups=groups,
         data_format=data_format,
         precision=precision,
+        preferred_element_type=preferred_element_type,
         impl=impl,
     )

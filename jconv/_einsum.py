@@ -97,7 +97,7 @@ def _tap_windows(x_padded_nhwc, spec: ConvSpec, kernel_hw):
     return windows
 
 
-def _tap_sum(x_padded_nhwc, k_hwio, spec, precision):
+def _tap_sum(x_padded_nhwc, k_hwio, spec, precision, preferred):
     """Depthwise: sum over taps of window * k[tap], channel multiplier last."""
     kh, kw, _, c_out = k_hwio.shape
     c_in = x_padded_nhwc.shape[-1]
@@ -106,7 +106,10 @@ def _tap_sum(x_padded_nhwc, k_hwio, spec, precision):
     # the batch) loses ~15% in bfloat16 otherwise.
     # The input is widened once, before it fans out into the taps, so that
     # its gradient (the sum of every tap's share) accumulates wide too.
+    # `preferred_element_type` only ever widens it.
     acc = jnp.promote_types(x_padded_nhwc.dtype, jnp.float32)
+    if preferred is not None:
+        acc = jnp.promote_types(acc, preferred)
     x_wide = x_padded_nhwc.astype(acc)
     k_p11cm = k_hwio.astype(acc).reshape(kh * kw, 1, 1, 1, c_in, c_out // c_in)
     y_nhwcm = None
@@ -114,10 +117,10 @@ def _tap_sum(x_padded_nhwc, k_hwio, spec, precision):
         term = win_nhwc[..., None] * k_p11cm[p]
         y_nhwcm = term if y_nhwcm is None else y_nhwcm + term
     y_nhwc = y_nhwcm.reshape(*y_nhwcm.shape[:3], c_out)
-    return y_nhwc.astype(x_padded_nhwc.dtype)
+    return y_nhwc.astype(x_padded_nhwc.dtype if preferred is None else preferred)
 
 
-def _transposed(x_padded_nhwc, k_hwio, spec, precision):
+def _transposed(x_padded_nhwc, k_hwio, spec, precision, preferred):
     """Small P*C: `(O, P*C) @ (P*C, M)`, the pixel axis last in the GEMM."""
     kh, kw, c_in, c_out = k_hwio.shape
     n = x_padded_nhwc.shape[0]
@@ -128,12 +131,16 @@ def _transposed(x_padded_nhwc, k_hwio, spec, precision):
     cols_km = jnp.stack(wins, axis=0)  # (P, C, H_out, W_out, N)
     cols_km = cols_km.reshape(kh * kw * c_in, ho * wo * n)
     y_om = jnp.einsum(
-        "ko,km->om", k_hwio.reshape(kh * kw * c_in, c_out), cols_km, precision=precision
+        "ko,km->om",
+        k_hwio.reshape(kh * kw * c_in, c_out),
+        cols_km,
+        precision=precision,
+        preferred_element_type=preferred,
     )
     return jnp.transpose(y_om.reshape(c_out, ho, wo, n), (3, 1, 2, 0))
 
 
-def _im2col(x_padded_nhwc, k_hwio, spec, precision):
+def _im2col(x_padded_nhwc, k_hwio, spec, precision, preferred):
     """Tap-major windows `(M, P*C)` times the kernel `(P*C, O)`, one GEMM."""
     kh, kw, c_group, c_out = k_hwio.shape
     g = spec.groups
@@ -144,17 +151,29 @@ def _im2col(x_padded_nhwc, k_hwio, spec, precision):
     if g == 1:
         cols_mk = cols.reshape(m, kh * kw * c_group)
         k_ko = k_hwio.reshape(kh * kw * c_group, c_out)
-        y_mo = jnp.einsum("mk,ko->mo", cols_mk, k_ko, precision=precision)
+        y_mo = jnp.einsum(
+            "mk,ko->mo",
+            cols_mk,
+            k_ko,
+            precision=precision,
+            preferred_element_type=preferred,
+        )
         return y_mo.reshape(n, ho, wo, c_out)
     # Keras/lax grouping: group k owns input channels [k*Cg, (k+1)*Cg) and
     # output channels [k*Og, (k+1)*Og), so both channel axes split group-major.
     cols_mpgc = cols.reshape(m, kh * kw, g, c_group)
     k_pcgo = k_hwio.reshape(kh * kw, c_group, g, c_out // g)
-    y_mgo = jnp.einsum("mpgc,pcgo->mgo", cols_mpgc, k_pcgo, precision=precision)
+    y_mgo = jnp.einsum(
+        "mpgc,pcgo->mgo",
+        cols_mpgc,
+        k_pcgo,
+        precision=precision,
+        preferred_element_type=preferred,
+    )
     return y_mgo.reshape(n, ho, wo, c_out)
 
 
-def _im2col_chunked(x_padded_nhwc, k_hwio, spec, precision):
+def _im2col_chunked(x_padded_nhwc, k_hwio, spec, precision, preferred):
     """`_im2col` over batch chunks sized by `WINDOW_BUDGET_BYTES`."""
     kh, kw, c_group, _ = k_hwio.shape
     n = x_padded_nhwc.shape[0]
@@ -164,10 +183,11 @@ def _im2col_chunked(x_padded_nhwc, k_hwio, spec, precision):
     )
     chunks = batch_chunks(n, window_bytes)
     if chunks == 1:
-        return _im2col(x_padded_nhwc, k_hwio, spec, precision)
+        return _im2col(x_padded_nhwc, k_hwio, spec, precision, preferred)
     x_chunks = x_padded_nhwc.reshape(chunks, n // chunks, *x_padded_nhwc.shape[1:])
     y_chunks = lax.map(
-        jax.checkpoint(lambda xc: _im2col(xc, k_hwio, spec, precision)), x_chunks
+        jax.checkpoint(lambda xc: _im2col(xc, k_hwio, spec, precision, preferred)),
+        x_chunks,
     )
     return y_chunks.reshape(n, *y_chunks.shape[2:])
 
@@ -193,8 +213,11 @@ FORMULATIONS = {
 }
 
 
-def conv2d_einsum_core(x, kernel_hwio, spec: ConvSpec, precision):
-    """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias."""
+def conv2d_einsum_core(
+    x, kernel_hwio, spec: ConvSpec, precision, preferred_element_type=None
+):
+    """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias,
+    summed in and returned as `preferred_element_type` (None: `x`'s dtype)."""
     kh, kw, _, c_out = kernel_hwio.shape
     x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
     # Interior padding stretches the input by lhs_dilation - 1 zeros between
@@ -207,9 +230,16 @@ def conv2d_einsum_core(x, kernel_hwio, spec: ConvSpec, precision):
         (0, 0, 0),
     ]
     x_padded = lax.pad(x_nhwc, jnp.zeros((), x.dtype), pad_config)
+    if preferred_element_type is not None and (
+        jnp.dtype(preferred_element_type).itemsize > x.dtype.itemsize
+    ):
+        # Widened before it fans out into the windows, so that its gradient
+        # (the sum of every window's share) accumulates wide too, as lax's
+        # does: the windows' cotangents would be rounded to `x`'s dtype.
+        x_padded = x_padded.astype(preferred_element_type)
     formulation = choose_formulation(x_nhwc.shape[-1], c_out, spec.groups, (kh, kw))
     shape, itemsize = _buffer(
-        formulation, x_padded.shape, kernel_hwio.shape, spec, x.dtype.itemsize
+        formulation, x_padded.shape, kernel_hwio.shape, spec, x_padded.dtype.itemsize
     )
     check_allocatable(
         f"its {formulation!r} buffer",
@@ -221,5 +251,7 @@ def conv2d_einsum_core(x, kernel_hwio, spec: ConvSpec, precision):
         ),
         hint="; impl='lax' builds no such buffer",
     )
-    y_nhwc = FORMULATIONS[formulation](x_padded, kernel_hwio, spec, precision)
+    y_nhwc = FORMULATIONS[formulation](
+        x_padded, kernel_hwio, spec, precision, preferred_element_type
+    )
     return jnp.moveaxis(y_nhwc, 3, 1) if spec.channels_first else y_nhwc

@@ -12,8 +12,12 @@ without wrapping around (output `i` reads input `i .. i + Ke - 1 < Lp`). So:
     y = irfft2(Y, (Lh, Lw))[:, :Hs, :Ws] then every stride-th pixel
 
 (the conjugate turns the transform's convolution into Keras' cross-
-correlation: no kernel flip). `L` is the padded length rounded up to the next
-size with no prime factor above 7, where FFTs are fastest. Depthwise (one
+correlation: no kernel flip). Complex inputs or kernels take `fft2`/`ifft2`
+over the whole plane instead, and `conj(fft2(conj(k)))`, the spectrum of
+the reversed kernel (for a real kernel it is `conj(rfft2(k))`'s full
+plane): still no conjugation of the kernel itself, `y = sum x * k`. `L` is
+the padded length rounded up to the next size with no prime factor above 7,
+where FFTs are fastest. Depthwise (one
 input channel a group) is an elementwise product of the spectra; with groups
 the contraction has a group axis. Strides subsample the stride-1 result;
 dilation is a kernel stretched with zeros; a transposed convolution
@@ -35,8 +39,10 @@ c = 1 and the norms bounded by max|x| and the transform size
 0.016 of that. Measured against float64 (`experiments/algorithm_errors.py`),
 about 2e-7 of max|y| in float32, as accurate as lax's direct sums.
 Transforms run in float32 for bfloat16/float16 inputs and in float64 for
-float64 ones; `precision` is passed to the frequency-domain einsum (the
-depthwise product has none to take).
+float64 ones (complex64, complex128 for complex ones), or in
+`preferred_element_type` where that is wider, and the result is cast to
+`preferred_element_type` (None: the input's dtype); `precision` is passed to
+the frequency-domain einsum (the depthwise product has none to take).
 
 Backward passes are plain autodiff of these expressions: JAX transposes
 `rfft2`/`irfft2` and the einsum, so the gradients are FFT convolutions too.
@@ -78,10 +84,16 @@ def transform_shape(x_padded_hw, k_hw_dilated) -> tuple[int, int]:
     return tuple(fast_length(max(p, k)) for p, k in zip(x_padded_hw, k_hw_dilated))
 
 
-def conv2d_fft_core(x, kernel_hwio, spec: ConvSpec, precision):
-    """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias."""
-    dtype = x.dtype
-    wide = jnp.promote_types(dtype, jnp.float32)
+def conv2d_fft_core(
+    x, kernel_hwio, spec: ConvSpec, precision, preferred_element_type=None
+):
+    """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias,
+    returned as `preferred_element_type` (None: `x`'s dtype)."""
+    dtype = x.dtype if preferred_element_type is None else preferred_element_type
+    wide = jnp.promote_types(x.dtype, jnp.float32)
+    if preferred_element_type is not None:
+        wide = jnp.promote_types(wide, preferred_element_type)
+    full = jnp.issubdtype(wide, jnp.complexfloating)  # complex: fft2, no rfft2
     c_group, c_out = kernel_hwio.shape[2:]
     g = spec.groups
     x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
@@ -96,22 +108,27 @@ def conv2d_fft_core(x, kernel_hwio, spec: ConvSpec, precision):
     k = _dilated_kernel(kernel_hwio.astype(wide), spec.dilation_rate)
     ke = k.shape[:2]
     lh, lw = transform_shape(x_padded.shape[1:3], ke)
-    complex_bytes = 2 * jnp.dtype(wide).itemsize
+    complex_bytes = jnp.dtype(wide).itemsize * (1 if full else 2)
+    fw = lw if full else lw // 2 + 1
     cause = lambda: (
         f"`impl`='fft' on an input of shape {x.shape} with a kernel of shape "
         f"(KH, KW, C_in // groups, C_out) = {kernel_hwio.shape}"
     )
     hint = "; impl='lax' builds no such buffer"
     spectra = {
-        "its input spectrum": (n, lh, lw // 2 + 1, c_in),
-        "its kernel spectrum": (lh, lw // 2 + 1, c_group, c_out),
-        "its output spectrum": (n, lh, lw // 2 + 1, c_out),
+        "its input spectrum": (n, lh, fw, c_in),
+        "its kernel spectrum": (lh, fw, c_group, c_out),
+        "its output spectrum": (n, lh, fw, c_out),
     }
     for what, shape in spectra.items():
         check_allocatable(what, shape, complex_bytes, cause, hint=hint)
-    x_f = jnp.fft.rfft2(x_padded, s=(lh, lw), axes=(1, 2))
-    k_f = jnp.conj(jnp.fft.rfft2(k, s=(lh, lw), axes=(0, 1)))
-    fh, fw = x_f.shape[1:3]
+    if full:
+        x_f = jnp.fft.fft2(x_padded, s=(lh, lw), axes=(1, 2))
+        k_f = jnp.conj(jnp.fft.fft2(jnp.conj(k), s=(lh, lw), axes=(0, 1)))
+    else:
+        x_f = jnp.fft.rfft2(x_padded, s=(lh, lw), axes=(1, 2))
+        k_f = jnp.conj(jnp.fft.rfft2(k, s=(lh, lw), axes=(0, 1)))
+    fh = x_f.shape[1]
     if g > 1 and c_group == 1:
         # Depthwise: channel c feeds outputs c*M .. c*M + M - 1.
         m = c_out // c_in
@@ -121,7 +138,8 @@ def conv2d_fft_core(x, kernel_hwio, spec: ConvSpec, precision):
         k_f = k_f.reshape(fh, fw, c_group, g, c_out // g)
         y_f = jnp.einsum("nhwgc,hwcgo->nhwgo", x_f, k_f, precision=precision)
     y_f = y_f.reshape(n, fh, fw, c_out)
-    y_full = jnp.fft.irfft2(y_f, s=(lh, lw), axes=(1, 2))
+    inverse = jnp.fft.ifft2 if full else jnp.fft.irfft2
+    y_full = inverse(y_f, s=(lh, lw), axes=(1, 2))
     (sh, sw), (ho, wo) = spec.strides, spec.out_hw
     y = y_full[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]
     y = y.astype(dtype)

@@ -20,24 +20,36 @@ from jconv._layers import (
     DepthwiseConv2DLayer,
     Frontend,
     Layer,
+    SeparableConv2DLayer,
+)
+
+_LAYERS = (
+    Conv2DTransposeLayer,
+    DepthwiseConv2DLayer,
+    SeparableConv2DLayer,
+    Conv2DLayer,
 )
 
 
 def _layer_class(layer) -> type[Layer]:
     import keras
 
-    for cls in (Conv2DTransposeLayer, DepthwiseConv2DLayer, Conv2DLayer):
+    for cls in _LAYERS:
         if isinstance(layer, getattr(keras.layers, cls.keras_name)):
             return cls
     raise TypeError(
-        f"`layer` (={layer!r}) must be a keras.layers.Conv2D, Conv2DTranspose "
-        f"or DepthwiseConv2D"
+        f"`layer` (={layer!r}) must be a keras.layers.Conv2D, Conv2DTranspose, "
+        f"DepthwiseConv2D or SeparableConv2D"
     )
 
 
-def read_keras(layer, impl) -> tuple[Layer, np.ndarray, np.ndarray | None, dict]:
-    """`(description, kernel, bias, dtypes)` of a built Keras layer, computed
-    with `impl`; `dtypes` holds the module's `param_dtype` and `dtype`."""
+def read_keras(
+    layer, impl
+) -> tuple[Layer, tuple[np.ndarray, ...], np.ndarray | None, dict]:
+    """`(description, kernels, bias, dtypes)` of a built Keras layer, computed
+    with `impl`: `kernels` in the description's `kernels` order (Keras names
+    its weights alike); `dtypes` holds the module's `param_dtype` and
+    `dtype`."""
     import keras
 
     cls = _layer_class(layer)
@@ -58,7 +70,9 @@ def read_keras(layer, impl) -> tuple[Layer, np.ndarray, np.ndarray | None, dict]
             f"jconv modules are linear: build the layer with activation=None "
             f"and apply the activation after the module"
         )
-    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    kernels = tuple(
+        keras.ops.convert_to_numpy(getattr(layer, name)) for name in cls.kernels
+    )
     bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
     description = cls(
         in_features=None,
@@ -70,14 +84,14 @@ def read_keras(layer, impl) -> tuple[Layer, np.ndarray, np.ndarray | None, dict]
         use_bias=layer.use_bias,
         impl=impl,
         **{ours: getattr(layer, theirs) for ours, theirs in cls.keras_names.items()},
-    ).with_kernel(kernel.shape)
+    ).with_kernel(kernels[0].shape)
     variable_dtype = np.dtype(layer.variable_dtype)
     compute_dtype = np.dtype(layer.compute_dtype)
     dtypes = dict(
         param_dtype=variable_dtype,
         dtype=None if compute_dtype == variable_dtype else compute_dtype,
     )
-    return description, kernel, bias, dtypes
+    return description, kernels, bias, dtypes
 
 
 def to_keras(module, variables=None):
@@ -92,8 +106,8 @@ def to_keras(module, variables=None):
         params; None for an NNX module.
 
     Returns:
-      A built `keras.layers.Conv2D`, `Conv2DTranspose` or `DepthwiseConv2D`
-      with no activation: `layer(x)` equals the module's output.
+      A built `keras.layers.Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D` or
+      `SeparableConv2D` with no activation: `layer(x)` equals the module's output.
 
     Raises:
       ValueError: a setting Keras layers do not have: `padding` other than
@@ -113,13 +127,14 @@ def to_keras(module, variables=None):
     if not isinstance(module, Frontend):
         raise TypeError(
             f"`module` (={type(module).__name__}) must be a jconv.nnx or jconv.linen "
-            f"Conv2D, Conv2DTranspose or DepthwiseConv2D"
+            f"Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D"
         )
     return _keras_layer(*module._export(variables))
 
 
 def _keras_layer(layer: Layer, kernel, bias, dtype):
-    """The built Keras layer that `layer` with these weights is."""
+    """The built Keras layer that `layer` with these weights is (`kernel` as
+    `Frontend._export` gives it)."""
     import keras
 
     padding = layer.padding
@@ -134,7 +149,14 @@ def _keras_layer(layer: Layer, kernel, bias, dtype):
             f"`padding_mode` (={padding_mode!r}) has no Keras equivalent: "
             f"Keras layers pad with zeros"
         )
-    kernel = np.asarray(kernel)
+    groups = getattr(layer, "groups", 1)
+    if groups != 1 and "groups" not in layer.keras_names:
+        raise ValueError(
+            f"`groups` (={groups}) has no Keras equivalent: Keras' "
+            f"{layer.keras_name} has no groups (keras-team/keras#19871)"
+        )
+    kernels = [np.asarray(k) for k in layer.split(kernel)]
+    kernel = kernels[0]
     if dtype is not None and np.dtype(dtype) != kernel.dtype:
         raise ValueError(
             f"`dtype` (={dtype!r}) differs from the parameters' ({kernel.dtype}); "
@@ -155,5 +177,5 @@ def _keras_layer(layer: Layer, kernel, bias, dtype):
         out.build((None, c_in, None, None))
     else:
         out.build((None, None, None, c_in))
-    out.set_weights([kernel] + ([] if bias is None else [np.asarray(bias)]))
+    out.set_weights(kernels + ([] if bias is None else [np.asarray(bias)]))
     return out

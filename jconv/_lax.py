@@ -37,12 +37,24 @@ answers are the same bits.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from jax import lax
 
 from jconv._spec import ConvSpec
 
 
-def _conv(x, kernel, spec: ConvSpec, precision, dimension_numbers):
+def _operands(x, kernel, preferred):
+    """`x` and `kernel`, cast to a wider complex `preferred`: on the CPU and
+    GPU, JAX lowers a complex convolution to three real ones of sums of the
+    real and imaginary parts (Gauss' trick), and rounds those sums in the
+    inputs' dtype, whatever `preferred_element_type` says."""
+    if preferred is None or not jnp.issubdtype(preferred, jnp.complexfloating):
+        return x, kernel
+    return x.astype(preferred), kernel.astype(preferred)
+
+
+def _conv(x, kernel, spec: ConvSpec, precision, dimension_numbers, preferred):
+    x, kernel = _operands(x, kernel, preferred)
     return lax.conv_general_dilated(
         x,
         kernel,
@@ -53,27 +65,41 @@ def _conv(x, kernel, spec: ConvSpec, precision, dimension_numbers):
         dimension_numbers=dimension_numbers,
         feature_group_count=spec.groups,
         precision=precision,
+        preferred_element_type=preferred,
     )
 
 
-def conv_nhwc(x, kernel_hwio, spec: ConvSpec, precision):
+def conv_nhwc(
+    x, kernel_hwio, spec: ConvSpec, precision, *, preferred_element_type=None
+):
     """The canonical convolution: NHWC input, HWIO kernel, NHWC output."""
-    return _conv(x, kernel_hwio, spec, precision, ("NHWC", "HWIO", "NHWC"))
+    dimension_numbers = ("NHWC", "HWIO", "NHWC")
+    return _conv(
+        x, kernel_hwio, spec, precision, dimension_numbers, preferred_element_type
+    )
 
 
-def input_tangent(x_dot, kernel_hwio, spec: ConvSpec, precision):
+def input_tangent(
+    x_dot, kernel_hwio, spec: ConvSpec, precision, *, preferred_element_type=None
+):
     """`conv(x_dot, kernel)` with the kernel handed over as HWOI: its transpose
     (the input gradient) is a canonical convolution."""
     k_hwoi = kernel_hwio.transpose(0, 1, 3, 2)
-    return _conv(x_dot, k_hwoi, spec, precision, ("NHWC", "HWOI", "NHWC"))
+    dimension_numbers = ("NHWC", "HWOI", "NHWC")
+    return _conv(
+        x_dot, k_hwoi, spec, precision, dimension_numbers, preferred_element_type
+    )
 
 
-def kernel_tangent(x, kernel_dot, spec: ConvSpec, precision):
+def kernel_tangent(
+    x, kernel_dot, spec: ConvSpec, precision, *, preferred_element_type=None
+):
     """`conv(x, kernel_dot)`, written so that its transpose (the kernel
     gradient) is a canonical convolution: input `(C_in // G, H, W, G * N)`,
     "kernel" the output gradient `(H_out, W_out, N, C_out)`, G feature groups.
     The tangent itself groups the batch (`batch_group_count=G`), which JAX's
     transposition turns into feature groups."""
+    x, kernel_dot = _operands(x, kernel_dot, preferred_element_type)
     n, h, w, c = x.shape
     g = spec.groups
     x_cg = x.reshape(n, h, w, g, c // g).transpose(4, 1, 2, 3, 0)
@@ -87,5 +113,6 @@ def kernel_tangent(x, kernel_dot, spec: ConvSpec, precision):
         dimension_numbers=("CHWN", "IHWO", "HWNC"),
         batch_group_count=g,
         precision=precision,
+        preferred_element_type=preferred_element_type,
     )
     return y_hwnc.transpose(2, 0, 1, 3)

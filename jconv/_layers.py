@@ -1,9 +1,11 @@
 """Layer descriptions: what a convolution layer is, whatever holds its weights.
 
 A description is a frozen dataclass, one class per layer kind, checked when it
-is made (the core's own checks, run on a probe shape). It knows its kernel
-shape, the function it calls and its Keras counterpart. Layers flow one way:
-`jconv.nnx` and `jconv.linen` hold parameters and call a description;
+is made (the core's own checks, run on a probe shape). It knows its
+parameters (their names, shapes and initialisers: one `kernel` for most
+kinds, `depthwise_kernel` and `pointwise_kernel` for a separable one; then
+the `bias`), the function it calls and its Keras counterpart. Layers flow
+one way: `jconv.nnx` and `jconv.linen` hold parameters and call a description;
 `jconv._keras_io` reads and writes Keras layers as descriptions and arrays.
 Every argument is read by `jconv._spec`/`jconv._padding`, as for the functions.
 """
@@ -21,6 +23,7 @@ from flax.nnx.nn.dtypes import promote_dtype
 from jconv._conv import _check_impl, conv2d
 from jconv._depthwise import depthwise_conv2d
 from jconv._padding import PADDING_MODES, resolve_padding
+from jconv._separable import separable_conv2d
 from jconv._spec import (
     DATA_FORMATS,
     _input,
@@ -69,6 +72,10 @@ class Layer:
     keras_name: ClassVar[str]  # the Keras class; jconv's modules share it
     # Fields that Keras names otherwise or that only this kind has.
     keras_names: ClassVar[dict[str, str]]
+    # The parameters before the bias, in Keras' weight order (the order `fn`
+    # takes them in after `x`), each with the module argument that
+    # initialises it. Modules and Keras layers name them alike.
+    kernels: ClassVar[dict[str, str]] = {"kernel": "kernel_init"}
 
     in_features: int | None
     kernel_size: Any
@@ -99,7 +106,7 @@ class Layer:
             impl=impl,
             data_format=choice(self.data_format, "data_format", DATA_FORMATS),
         )
-        if hasattr(self, "padding_mode"):  # a transposed layer pads with zeros
+        if hasattr(self, "padding_mode"):
             modes = tuple(PADDING_MODES)
             self._set(padding_mode=choice(self.padding_mode, "padding_mode", modes))
         # A probe input with the fewest channels the kernel allows.
@@ -126,38 +133,67 @@ class Layer:
         return {name: getattr(self, name) for name in self.argument_names()}
 
     def kwargs(self) -> dict:
-        """`fn`'s keyword arguments, besides `precision`."""
+        """`fn`'s keyword arguments, besides `precision` and
+        `preferred_element_type`."""
         return {k: v for k, v in self.arguments().items() if k not in _SHAPE_FIELDS}
 
     def with_kernel(self, kernel_shape) -> Layer:
-        """This layer with the input channels a kernel of `kernel_shape` has."""
+        """This layer with the input channels a kernel of `kernel_shape` (the
+        first of `kernels`) has."""
         return dataclasses.replace(self, in_features=self.in_features_of(kernel_shape))
 
     @property
     def kernel_shape(self) -> tuple[int, int, int, int]:
+        """The first kernel's shape (the one `in_features_of` reads)."""
         return self._kernel_shape(self.in_features)
+
+    @property
+    def kernel_shapes(self) -> dict[str, tuple[int, int, int, int]]:
+        """Each kernel's shape, by name, in `kernels`' order."""
+        (name,) = self.kernels  # a kind with more kernels says their shapes
+        return {name: self.kernel_shape}
 
     @property
     def bias_shape(self) -> tuple[int]:
         return (self.out_features,)  # C_out; a depthwise layer has its own
 
-    def init_kernel(self, kernel_init, key, param_dtype):
-        return kernel_init(key, self.kernel_shape, param_dtype)
+    def init_kernel(self, name: str, init, key, param_dtype):
+        """The kernel `name`, drawn by `init(key, shape, param_dtype)`."""
+        return init(key, self.kernel_shapes[name], param_dtype)
 
-    def __call__(self, x, kernel, bias, *, dtype, precision):
+    def split(self, kernel) -> tuple:
+        """The kernels, in `kernels`' order, from `kernel` as `Frontend._export`
+        gives it: the array itself, or for a kind with several kernels a tuple
+        of them."""
+        return (kernel,) if len(self.kernels) == 1 else tuple(kernel)
+
+    def join(self, kernels):
+        """`split`'s inverse: `kernel` as `Frontend._export` gives it."""
+        return kernels[0] if len(self.kernels) == 1 else tuple(kernels)
+
+    def __call__(self, x, kernels, bias, *, dtype, precision,
+                 preferred_element_type=None):  # fmt: skip
         """Promotes to `dtype` (Flax's rule), flattens extra leading batch
-        axes, runs `fn`."""
-        x, kernel, bias = promote_dtype((x, kernel, bias), dtype=dtype)
+        axes, runs `fn`; `kernels` is a tuple in `kernels`' order."""
+        x, *kernels, bias = promote_dtype((x, *kernels, bias), dtype=dtype)
         batch_shape = x.shape[:-3]
         if len(batch_shape) > 1:
             x = x.reshape(-1, *x.shape[-3:])
-        y = self.fn(x, kernel, bias, precision=precision, **self.kwargs())
+        y = self.fn(
+            x,
+            *kernels,
+            bias,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+            **self.kwargs(),
+        )
         if len(batch_shape) > 1:
             y = y.reshape(*batch_shape, *y.shape[1:])
         return y
 
-    # Each kind: its channel counts' checks, its kernel shape (and the input
-    # channels a kernel shape has), and the core's check of its shapes.
+    # Each kind: its channel counts' checks, its (first) kernel's shape (and
+    # the input channels a kernel of that shape has), and the core's check of
+    # its shapes.
     def _check_channels(self) -> None:
         raise NotImplementedError
 
@@ -184,15 +220,7 @@ class Conv2DLayer(Layer):
     keras_names: ClassVar = dict(out_features="filters", groups="groups")
 
     def _check_channels(self) -> None:
-        in_name, out_name = self.names
-        self._set(out_features=_positive_int(self.out_features, out_name))
-        self._set(groups=_positive_int(self.groups, "groups"))
-        pairs = ((in_name, self.in_features), (f"`{out_name}`", self.out_features))
-        for label, n in pairs:
-            if n is not None and n % self.groups:
-                raise ValueError(
-                    f"{label} (={n}) must be divisible by `groups` (={self.groups})"
-                )
+        _check_grouped_channels(self)
 
     def _kernel_shape(self, in_features):
         return (*self.kernel_size, in_features // self.groups, self.out_features)
@@ -206,10 +234,12 @@ class Conv2DLayer(Layer):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Conv2DTransposeLayer(Layer):
-    """`jconv.conv2d_transpose`: kernel `(KH, KW, out_features, C_in)`."""
+    """`jconv.conv2d_transpose`: kernel `(KH, KW, out_features // groups, C_in)`."""
 
     out_features: int
     output_padding: Any
+    padding_mode: str = "zeros"  # Keras pads with zeros
+    groups: int = 1  # Keras' Conv2DTranspose has no groups
 
     fn = staticmethod(conv2d_transpose)
     keras_name = "Conv2DTranspose"
@@ -218,10 +248,10 @@ class Conv2DTransposeLayer(Layer):
     )
 
     def _check_channels(self) -> None:
-        self._set(out_features=_positive_int(self.out_features, self.names[1]))
+        _check_grouped_channels(self)
 
     def _kernel_shape(self, in_features):
-        return (*self.kernel_size, self.out_features, in_features)
+        return (*self.kernel_size, self.out_features // self.groups, in_features)
 
     def in_features_of(self, kernel_shape) -> int:
         return kernel_shape[3]
@@ -255,19 +285,93 @@ class DepthwiseConv2DLayer(Layer):
     def bias_shape(self) -> tuple[int]:
         return (self.in_features * self.depth_multiplier,)
 
-    def init_kernel(self, kernel_init, key, param_dtype):
-        """Initialised as the grouped kernel `(KH, KW, 1, C_in *
-        depth_multiplier)` it is (fan-in KH * KW, as for a Flax `Conv` with
-        `feature_group_count=C_in`), then reshaped."""
-        kh, kw, c_in, multiplier = self.kernel_shape
-        grouped = kernel_init(key, (kh, kw, 1, c_in * multiplier), param_dtype)
-        return grouped.reshape(self.kernel_shape)
+    def init_kernel(self, name, init, key, param_dtype):
+        return _init_depthwise(init, key, self.kernel_shape, param_dtype)
 
     def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
-        groups, grouped_shape = depthwise_groups(
-            x_shape, kernel_shape, self.data_format
+        _check_depthwise_spec(x_shape, kernel_shape, self.data_format, spec_kwargs)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SeparableConv2DLayer(Layer):
+    """`jconv.separable_conv2d`: `depthwise_kernel` `(KH, KW, C_in,
+    depth_multiplier)`, then `pointwise_kernel` `(1, 1, C_in *
+    depth_multiplier, out_features)`, bias `(out_features,)`.
+
+    Initialised as Flax initialises the layers it is made of (not with Keras'
+    `glorot_uniform`): the depthwise kernel as `DepthwiseConv2DLayer`'s
+    (fan-in `KH * KW`), the pointwise one as a 1x1 `Conv2DLayer`'s (fan-in
+    `C_in * depth_multiplier`)."""
+
+    out_features: int
+    depth_multiplier: int
+    padding_mode: str = "zeros"  # Keras pads with zeros
+
+    fn = staticmethod(separable_conv2d)
+    keras_name = "SeparableConv2D"
+    keras_names: ClassVar = dict(
+        out_features="filters", depth_multiplier="depth_multiplier"
+    )
+    kernels: ClassVar = dict(
+        depthwise_kernel="depthwise_init", pointwise_kernel="pointwise_init"
+    )
+
+    def _check_channels(self) -> None:
+        self._set(out_features=_positive_int(self.out_features, self.names[1]))
+        multiplier = _positive_int(self.depth_multiplier, "depth_multiplier")
+        self._set(depth_multiplier=multiplier)
+
+    def _kernel_shape(self, in_features):  # the depthwise kernel
+        return (*self.kernel_size, in_features, self.depth_multiplier)
+
+    @property
+    def kernel_shapes(self):
+        channels = self.in_features * self.depth_multiplier
+        return dict(
+            depthwise_kernel=self.kernel_shape,
+            pointwise_kernel=(1, 1, channels, self.out_features),
         )
-        conv_spec(x_shape, grouped_shape, None, groups=groups, **spec_kwargs)
+
+    def in_features_of(self, kernel_shape) -> int:
+        return kernel_shape[2]
+
+    def init_kernel(self, name, init, key, param_dtype):
+        if name == "depthwise_kernel":
+            return _init_depthwise(init, key, self.kernel_shape, param_dtype)
+        return super().init_kernel(name, init, key, param_dtype)
+
+    def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
+        # The pointwise step (1x1, stride 1, valid) fits any depthwise output.
+        _check_depthwise_spec(x_shape, kernel_shape, self.data_format, spec_kwargs)
+
+
+def _init_depthwise(init, key, kernel_shape, param_dtype):
+    """A depthwise kernel `(KH, KW, C_in, depth_multiplier)` initialised as
+    the grouped kernel `(KH, KW, 1, C_in * depth_multiplier)` it is (fan-in
+    KH * KW, as for a Flax `Conv` with `feature_group_count=C_in`), then
+    reshaped."""
+    kh, kw, c_in, multiplier = kernel_shape
+    grouped = init(key, (kh, kw, 1, c_in * multiplier), param_dtype)
+    return grouped.reshape(kernel_shape)
+
+
+def _check_depthwise_spec(x_shape, kernel_shape, data_format, spec_kwargs) -> None:
+    groups, grouped_shape = depthwise_groups(x_shape, kernel_shape, data_format)
+    conv_spec(x_shape, grouped_shape, None, groups=groups, **spec_kwargs)
+
+
+def _check_grouped_channels(layer: Layer) -> None:
+    """`out_features` and `groups` positive; `groups` divides both channel
+    counts (the input's once known)."""
+    in_name, out_name = layer.names
+    layer._set(out_features=_positive_int(layer.out_features, out_name))
+    layer._set(groups=_positive_int(layer.groups, "groups"))
+    pairs = ((in_name, layer.in_features), (f"`{out_name}`", layer.out_features))
+    for label, n in pairs:
+        if n is not None and n % layer.groups:
+            raise ValueError(
+                f"{label} (={n}) must be divisible by `groups` (={layer.groups})"
+            )
 
 
 class Frontend:
@@ -276,7 +380,9 @@ class Frontend:
 
     def _export(self, variables) -> tuple[Layer, Any, Any, Any]:
         """`(layer, kernel, bias, dtype)`; `variables` as `to_keras` takes
-        them (a Linen module's, or None)."""
+        them (a Linen module's, or None). `kernel` is as `Layer.join` makes
+        it: the array, or `(depthwise_kernel, pointwise_kernel)` for a
+        separable layer."""
         raise NotImplementedError
 
 
@@ -292,6 +398,28 @@ def check_precision(precision):
     """A module's `precision`, checked when it is built; lists become tuples."""
     canonical_precision(precision)
     return hashable(precision)
+
+
+def check_preferred_element_type(value):
+    """A module's `preferred_element_type`, checked when it is built: None or
+    a floating or complex dtype (returned as a `jnp.dtype`, hashable). Its
+    kind and width against the inputs' dtype are checked at each call, by
+    `jconv._spec.preferred_dtype`."""
+    if value is None:
+        return None
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError:
+        raise TypeError(
+            f"`preferred_element_type` (={value!r}) must be None or a dtype, "
+            f"e.g. jnp.float32"
+        ) from None
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        raise TypeError(
+            f"`preferred_element_type` (={dtype.name}) must be a floating or "
+            f"complex dtype, as in `jax.lax.conv_general_dilated`"
+        )
+    return dtype
 
 
 def input_channels(x_shape, data_format) -> int:
@@ -326,7 +454,8 @@ def _refuse_flax_padding_modes(padding) -> None:
 
 
 def check_dtype(value, name: str) -> None:
-    """`dtype` (None: inferred) and `param_dtype` must be floating dtypes."""
+    """`dtype` (None: inferred) and `param_dtype` must be floating or complex
+    dtypes."""
     if value is None and name == "dtype":
         return
     try:
@@ -335,8 +464,9 @@ def check_dtype(value, name: str) -> None:
         dtype = jnp.dtype(value)
     except TypeError:
         raise TypeError(f"`{name}` (={value!r}) is not a dtype") from None
-    if not jnp.issubdtype(dtype, jnp.floating):
+    if not jnp.issubdtype(dtype, jnp.inexact):
         raise TypeError(
             f"`{name}` (={value!r}) must be a floating dtype (float32, "
-            f"bfloat16, float16, float64)"
+            f"bfloat16, float16, float64) or a complex one (complex64, "
+            f"complex128)"
         )

@@ -7,9 +7,11 @@ in two places.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 
 Pair = tuple[int, int]
@@ -196,6 +198,32 @@ def pad_spatial(x, pads: Pads, mode: str, h_axis: int):
     widths = [(0, 0)] * x.ndim
     widths[h_axis], widths[h_axis + 1] = pads
     return jnp.pad(x, widths, mode=PADDING_MODES[mode])
+
+
+def fold_spatial(y, pads: Pads, mode: str, h_axis: int):
+    """The adjoint (transpose) of `pad_spatial`: folds the border of `y` back.
+
+    `pad_spatial` is linear: each padded pixel is a copy of one pixel of its
+    input (or a zero). Its transpose adds every border pixel of `y` onto the
+    pixel it was copied from, and drops the interior's frame: `y` of spatial
+    size `(H + top + bottom, W + left + right)` gives `(H, W)`. So
+    `<pad_spatial(x), y> == <x, fold_spatial(y)>` for every `x` and `y`.
+    Computed by `jax.linear_transpose` of `pad_spatial` itself (slices, flips
+    and adds; jittable and differentiable), so the two cannot disagree.
+
+    Example (reflect copies rows 1 and 2 above row 0; fold adds them back):
+      >>> import jax.numpy as jnp
+      >>> y = jnp.arange(5.0)[:, None]  # padded rows 0..4 of a 3-row x
+      >>> fold_spatial(y, ((2, 0), (0, 0)), "reflect", 0)[:, 0]
+      Array([2., 4., 4.], dtype=float32)
+    """
+    (top, bottom), (left, right) = pads
+    shape = list(y.shape)
+    shape[h_axis] -= top + bottom
+    shape[h_axis + 1] -= left + right
+    pad = functools.partial(pad_spatial, pads=pads, mode=mode, h_axis=h_axis)
+    (x,) = jax.linear_transpose(pad, jax.ShapeDtypeStruct(tuple(shape), y.dtype))(y)
+    return x
 
 
 def stretched_pads(

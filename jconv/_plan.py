@@ -64,6 +64,13 @@ tangent (an argument nobody differentiates) costs nothing.
   about 7x lax's in float32 (6e-6 of max|y| against 9e-7); in bfloat16 the
   output's rounding dominates all of them. Hence the default-precision rule
   above: asking for `precision="highest"` keeps `auto` as accurate as lax.
+
+  Complex arrays take the same plans: every formulation is linear (Winograd's
+  transforms have real coefficients, the FFT takes full complex transforms),
+  and the custom JVP's tangents are the same bilinear map, which JAX
+  transposes (no conjugation) for reverse mode. `preferred_element_type`
+  reaches every formulation and every tangent: each sums in it and returns
+  it, and JAX's transposes return the gradients in the inputs' dtypes.
 """
 
 from __future__ import annotations
@@ -129,20 +136,28 @@ INPUT_TANGENT = {"lax": _lax.input_tangent, **CORES}
 KERNEL_TANGENT = {"lax": _lax.kernel_tangent, **CORES}
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
-def _planned(x, kernel, spec: ConvSpec, precision, plan: Plan):
-    return OUTPUT[plan.output](x, kernel, spec, precision)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5))
+def _planned(x, kernel, spec: ConvSpec, precision, plan: Plan, preferred):
+    return OUTPUT[plan.output](
+        x, kernel, spec, precision, preferred_element_type=preferred
+    )
 
 
-def _planned_jvp(spec, precision, plan, primals, tangents):
+def _planned_jvp(spec, precision, plan, preferred, primals, tangents):
+    # The tangent is the same bilinear map, in both arguments: JAX transposes
+    # it into the gradients (for complex arrays too: the transpose, with no
+    # conjugation, is what JAX's reverse mode takes of a holomorphic map).
     x, kernel = primals
     x_dot, kernel_dot = tangents
-    y = _planned(x, kernel, spec, precision, plan)
+    y = _planned(x, kernel, spec, precision, plan, preferred)
+    extra = dict(preferred_element_type=preferred)
     parts = []
     if type(x_dot) is not SymbolicZero:
-        parts.append(INPUT_TANGENT[plan.input_grad](x_dot, kernel, spec, precision))
+        tangent = INPUT_TANGENT[plan.input_grad]
+        parts.append(tangent(x_dot, kernel, spec, precision, **extra))
     if type(kernel_dot) is not SymbolicZero:
-        parts.append(KERNEL_TANGENT[plan.kernel_grad](x, kernel_dot, spec, precision))
+        tangent = KERNEL_TANGENT[plan.kernel_grad]
+        parts.append(tangent(x, kernel_dot, spec, precision, **extra))
     if not parts:
         return y, jnp.zeros_like(y)
     return y, parts[0] if len(parts) == 1 else parts[0] + parts[1]
@@ -151,14 +166,23 @@ def _planned_jvp(spec, precision, plan, primals, tangents):
 _planned.defjvp(_planned_jvp, symbolic_zeros=True)
 
 
-def run_plan(x, kernel_hwio, spec: ConvSpec, precision, plan: Plan):
+def run_plan(
+    x, kernel_hwio, spec: ConvSpec, precision, plan: Plan, preferred_element_type=None
+):
     """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias, by
-    `plan`. A channels_first input is transposed to NHWC around it."""
+    `plan`, summed in and returned as `preferred_element_type` (None: `x`'s
+    dtype). A channels_first input is transposed to NHWC around it."""
     if plan.output in CORES and plan == (plan.output,) * 3:
-        return CORES[plan.output](x, kernel_hwio, spec, precision)
+        return CORES[plan.output](
+            x,
+            kernel_hwio,
+            spec,
+            precision,
+            preferred_element_type=preferred_element_type,
+        )
     nhwc = dataclasses.replace(spec, channels_first=False)
     x_nhwc = x.transpose(0, 2, 3, 1) if spec.channels_first else x
-    y = _planned(x_nhwc, kernel_hwio, nhwc, precision, plan)
+    y = _planned(x_nhwc, kernel_hwio, nhwc, precision, plan, preferred_element_type)
     return y.transpose(0, 3, 1, 2) if spec.channels_first else y
 
 
@@ -221,16 +245,20 @@ def choose_plan(
     return Plan("lax", input_grad, kernel_grad)
 
 
-def conv2d_auto_core(x, kernel_hwio, spec: ConvSpec, precision):
+def conv2d_auto_core(
+    x, kernel_hwio, spec: ConvSpec, precision, preferred_element_type=None
+):
     """`impl="auto"`: the plan `choose_plan` picks for this call."""
     c_in = x.shape[1] if spec.channels_first else x.shape[-1]
     backend = jax.default_backend()
     plan = choose_plan(
         x.shape[0], c_in, kernel_hwio.shape, spec, x.dtype, backend, precision
     )
-    return run_plan(x, kernel_hwio, spec, precision, plan)
+    return run_plan(x, kernel_hwio, spec, precision, plan, preferred_element_type)
 
 
-def conv2d_lax_core(x, kernel_hwio, spec: ConvSpec, precision):
+def conv2d_lax_core(
+    x, kernel_hwio, spec: ConvSpec, precision, preferred_element_type=None
+):
     """`impl="lax"`: every formulation lax, derivatives in canonical layouts."""
-    return run_plan(x, kernel_hwio, spec, precision, LAX)
+    return run_plan(x, kernel_hwio, spec, precision, LAX, preferred_element_type)

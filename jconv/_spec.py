@@ -268,13 +268,54 @@ def check_allocatable(what: str, shape, itemsize: int, cause, hint="") -> None:
     )
 
 
+def _is_inexact(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(
+        dtype, jnp.complexfloating
+    )
+
+
 def _check_floating(array, name: str) -> None:
-    if not jnp.issubdtype(array.dtype, jnp.floating):
+    """Floating or complex: integer and bool arrays are refused by name."""
+    if not _is_inexact(array.dtype):
         raise TypeError(
             f"`{name}` has dtype {array.dtype}; it must be a floating dtype "
-            f"(float32, bfloat16, float16, float64): cast it, e.g. "
-            f"`{name}.astype(jnp.float32)`"
+            f"(float32, bfloat16, float16, float64) or a complex one (complex64, "
+            f"complex128): cast it, e.g. `{name}.astype(jnp.float32)`"
         )
+
+
+def preferred_dtype(preferred_element_type, dtype):
+    """`preferred_element_type` as a canonical dtype (None stays None), checked
+    against `dtype`, the inputs' promoted dtype, as `lax.conv_general_dilated`
+    checks it: a dtype (`TypeError` otherwise) of the same kind (floating for
+    floating inputs, complex for complex ones: `TypeError`) and not narrower
+    (`ValueError`). It is the result's dtype and the one sums accumulate in."""
+    if preferred_element_type is None:
+        return None
+    try:
+        named = jnp.dtype(preferred_element_type)
+    except TypeError:
+        raise TypeError(
+            f"`preferred_element_type` (={preferred_element_type!r}) must be None "
+            f"or a dtype, e.g. jnp.float32"
+        ) from None
+    preferred = jax.dtypes.canonicalize_dtype(named)
+    value, dtype = named.name, jnp.dtype(dtype)
+    complex_inputs = jnp.issubdtype(dtype, jnp.complexfloating)
+    kind = jnp.complexfloating if complex_inputs else jnp.floating
+    if not jnp.issubdtype(preferred, kind):
+        what = "complex" if kind is jnp.complexfloating else "floating"
+        raise TypeError(
+            f"`preferred_element_type` (={value}) must be a {what} dtype for "
+            f"{dtype} inputs, as in `jax.lax.conv_general_dilated`"
+        )
+    if preferred.itemsize < jnp.dtype(dtype).itemsize:
+        raise ValueError(
+            f"`preferred_element_type` (={value}) must not be narrower than the "
+            f"inputs' dtype {dtype} (as in `jax.lax.conv_general_dilated`): it is "
+            f"the dtype the sums accumulate in; cast the result instead"
+        )
+    return preferred
 
 
 def _input(x_shape, data_format) -> _Input:
@@ -477,6 +518,52 @@ def _output_padding_pair(output_padding, strides: Pair) -> Pair | None:
     return pair
 
 
+@dataclasses.dataclass(frozen=True)
+class TransposeSpec:
+    """A validated transposed convolution, as the implementations run it.
+
+    `conv` is the equivalent direct convolution: stride 1 over the input
+    stretched by `strides - 1` zeros, whose kernel is the transposed one
+    flipped in space with its channel axes swapped within each group. With
+    `padding_mode` "zeros" its output is the answer. With another mode it is
+    the adjoint of the forward convolution's unpadded ("valid") part: its
+    output covers the forward convolution's padded input, `out_hw` grown by
+    `fold_pads`, and the adjoint of the padding (`jconv._padding.fold_spatial`)
+    folds that border back onto the pixels it was copied from.
+    """
+
+    conv: ConvSpec
+    out_hw: Pair
+    c_out: int
+    padding_mode: str = "zeros"
+    fold_pads: Pads = ((0, 0), (0, 0))
+
+    @property
+    def groups(self) -> int:
+        return self.conv.groups
+
+    @property
+    def channels_first(self) -> bool:
+        return self.conv.channels_first
+
+    @property
+    def batched(self) -> bool:
+        return self.conv.batched
+
+
+def _transpose_padding_mode(padding_mode, pads: Pads, out_hw: Pair, padding) -> str:
+    """`_check_padding_mode` on the transposed convolution's output, the input
+    of the `conv2d` it is the adjoint of, whose pads the mode fills."""
+    choice(padding_mode, "padding_mode", tuple(PADDING_MODES))
+    try:
+        return _check_padding_mode(padding_mode, pads, out_hw, padding)
+    except ValueError as error:
+        raise ValueError(
+            f"{error}, the transposed convolution's output (the input of the "
+            f"`conv2d` it is the adjoint of)"
+        ) from None
+
+
 def transpose_spec(
     x_shape: tuple[int, ...],
     kernel_shape: tuple[int, ...],
@@ -487,25 +574,34 @@ def transpose_spec(
     output_padding,
     dilation_rate,
     data_format,
+    groups=1,
+    padding_mode="zeros",
     itemsize: int = 2,
-) -> ConvSpec:
-    """Checks a transposed convolution's arguments; returns the spec of the
-    equivalent direct convolution (stride 1 over the stretched input, which the
-    kernel, flipped and with its channel axes swapped, runs over). `itemsize`
-    as for `conv_spec`."""
+) -> TransposeSpec:
+    """Checks a transposed convolution's arguments; returns how it runs (see
+    `TransposeSpec`). `itemsize` as for `conv_spec`."""
     x = _input(x_shape, data_format)
-    _check_kernel_rank(kernel_shape, "(KH, KW, C_out, C_in)")
+    groups = _positive_int(groups, "groups")
+    per_group = "C_out" if groups == 1 else "C_out // groups"
+    _check_kernel_rank(kernel_shape, f"(KH, KW, {per_group}, C_in)")
     strides = _positive_pair(strides, "strides")
     dilation_rate = _positive_pair(dilation_rate, "dilation_rate")
     output_padding = _output_padding_pair(output_padding, strides)
-    kh, kw, c_out, k_in = kernel_shape
+    kh, kw, k_out, k_in = kernel_shape
     if k_in != x.channels:
         raise ValueError(
             f"`kernel` shape {tuple(kernel_shape)} does not match `x` shape "
             f"{x.shape}: kernel axis 3 must be C_in (={x.channels}), got {k_in}"
         )
-    if min(kh, kw, c_out) < 1:
+    if x.channels % groups:
+        raise ValueError(
+            f"`groups` (={groups}) must divide the input channels C_in "
+            f"(={x.channels}) of `x` (shape {x.shape})"
+        )
+    if min(kh, kw, k_out) < 1:
         raise ValueError(f"`kernel` shape {tuple(kernel_shape)} has an empty axis")
+    # Kernel axis 2 is C_out // groups, so groups divides C_out by construction.
+    c_out = k_out * groups
     _check_bias(bias_shape, c_out)
     if min(x.hw) < 1:
         raise ValueError(
@@ -546,16 +642,25 @@ def transpose_spec(
             f"refuses it too): use output_padding=None, an odd kernel, a "
             f"non-zero output_padding or explicit padding"
         )
-    spec = ConvSpec(
+    mode = _transpose_padding_mode(padding_mode, forward_pads, out_hw, padding)
+    zero_pads = ((0, 0), (0, 0))
+    if mode == "zeros" or forward_pads == zero_pads:
+        # Zeros in the border contribute nothing: the direct convolution
+        # crops (negative pads) what falls on the border.
+        mode, fold_pads, conv_hw, conv_pads = "zeros", zero_pads, out_hw, forward_pads
+    else:
+        fold_pads, conv_pads = forward_pads, zero_pads
+        conv_hw = tuple(n + lo + hi for n, (lo, hi) in zip(out_hw, forward_pads))
+    conv = ConvSpec(
         strides=(1, 1),
         dilation_rate=dilation_rate,
         pads=stretched_pads(
-            x.hw, out_hw, kernel_hw, strides, dilation_rate, forward_pads
+            x.hw, conv_hw, kernel_hw, strides, dilation_rate, conv_pads
         ),
-        groups=1,
+        groups=groups,
         channels_first=x.channels_first,
         batched=x.batched,
-        out_hw=out_hw,
+        out_hw=conv_hw,
         lhs_dilation=strides,
     )
 
@@ -566,8 +671,16 @@ def transpose_spec(
             f"`x` shape {x.shape} and `kernel` shape {tuple(kernel_shape)}"
         )
 
-    _check_sizes(spec, x, c_out, itemsize, cause)
-    return spec
+    # The direct convolution's output is the largest array: with a padding
+    # mode it holds the border too.
+    _check_sizes(conv, x, c_out, itemsize, cause)
+    return TransposeSpec(
+        conv=conv,
+        out_hw=out_hw,
+        c_out=c_out,
+        padding_mode=mode,
+        fold_pads=fold_pads,
+    )
 
 
 def depthwise_groups(

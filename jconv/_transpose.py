@@ -1,6 +1,6 @@
 """Transposed 2D convolution: the adjoint of `conv2d`, run as a direct
 convolution of the zero-stretched input by any implementation (lax, einsum,
-fft)."""
+fft), then, for a padding mode other than zeros, the adjoint of the padding."""
 
 from __future__ import annotations
 
@@ -10,15 +10,51 @@ import jax
 import jax.numpy as jnp
 
 from jconv._conv import _convolve, _run
-from jconv._spec import ConvSpec, transpose_spec
+from jconv._padding import fold_spatial
+from jconv._spec import TransposeSpec, transpose_spec
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "precision", "impl"))
-def _apply_transpose(x, kernel, bias, *, spec: ConvSpec, precision, impl: str):
-    # Keras' (KH, KW, C_out, C_in) kernel, flipped in space, is the HWIO
-    # kernel of the equivalent direct convolution once its channel axes swap.
-    k_hwio = jnp.flip(kernel, axis=(0, 1)).transpose(0, 1, 3, 2)
-    return _run(x, k_hwio, bias, spec, precision, impl)
+def _direct_kernel(kernel, groups: int):
+    """The HWIO kernel `(KH, KW, C_in // G, C_out)` of the direct convolution
+    equal to the transposed one with kernel `(KH, KW, C_out // G, C_in)`:
+    flipped in space, channel axes swapped within each group (input channel
+    `g * C_in/G + i` and output channel `g * C_out/G + o` meet at `[..., o,
+    g * C_in/G + i]` in the transposed kernel, at `[..., i, g * C_out/G + o]`
+    in the direct one)."""
+    kh, kw, o_group, c_in = kernel.shape
+    k_hwogi = jnp.flip(kernel, axis=(0, 1)).reshape(
+        kh, kw, o_group, groups, c_in // groups
+    )
+    k_hwigo = k_hwogi.transpose(0, 1, 4, 3, 2)
+    return k_hwigo.reshape(kh, kw, c_in // groups, groups * o_group)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("spec", "precision", "preferred_element_type", "impl")
+)
+def _apply_transpose(
+    x,
+    kernel,
+    bias,
+    *,
+    spec: TransposeSpec,
+    precision,
+    preferred_element_type=None,
+    impl,
+):
+    k_hwio = _direct_kernel(kernel, spec.groups)
+    if spec.padding_mode == "zeros":
+        return _run(x, k_hwio, bias, spec.conv, precision, impl, preferred_element_type)
+    # The adjoint of conv2d's `C(P x)`, P the padding: `P^T (C^T y)`, with the
+    # bias added once the border is folded back.
+    y = _run(x, k_hwio, None, spec.conv, precision, impl, preferred_element_type)
+    h_axis = int(spec.batched) + int(spec.channels_first)
+    y = fold_spatial(y, spec.fold_pads, spec.padding_mode, h_axis)
+    if bias is None:
+        return y
+    shape = [1] * y.ndim
+    shape[h_axis - 1 if spec.channels_first else -1] = -1
+    return y + bias.reshape(shape).astype(y.dtype)
 
 
 def conv2d_transpose(
@@ -29,24 +65,37 @@ def conv2d_transpose(
     strides=1,
     padding="valid",
     output_padding=None,
+    padding_mode="zeros",
     dilation_rate=1,
+    groups=1,
     data_format="channels_last",
     precision=None,
+    preferred_element_type=None,
     impl="auto",
 ):
     """Transposed 2D convolution with Keras `Conv2DTranspose` semantics.
 
-    For the same kernel, strides, padding and dilation it is exactly the adjoint
-    of `conv2d`: `conv2d_transpose(y, kernel, ...)` equals the VJP of
-    `x -> conv2d(x, kernel, ...)` at `y`, for an `x` of the transposed
-    convolution's output size (`padding` is resolved on that size, as
-    TensorFlow does). Each input pixel scatters `x[i, j] @ kernel[a, b].T` to
-    output pixel `(i * sh + a * dh - top, j * sw + b * dw - left)`.
+    For the same kernel, strides, padding, padding mode, dilation and groups
+    it is exactly the adjoint of `conv2d`: `conv2d_transpose(y, kernel, ...)`
+    equals the VJP of `x -> conv2d(x, kernel, ...)` at `y`, for an `x` of the
+    transposed convolution's output size (`padding` is resolved on that size,
+    as TensorFlow does). Each input pixel scatters `x[i, j] @ kernel[a, b].T`
+    to output pixel `(i * sh + a * dh - top, j * sw + b * dw - left)`; with
+    `padding_mode` "zeros" what lands outside the output is dropped, with
+    another mode it lands on the border of `conv2d`'s padded input and is
+    added onto the pixel that border pixel copies (reflect: row -1 onto row
+    1, replicate: onto row 0, circular: onto row H_out - 1).
+
+    Groups (PyTorch's `conv_transpose2d(groups=G)` convention, whose weight
+    `(C_in, C_out // G, KH, KW)` is `kernel.transpose(3, 2, 0, 1)`): input
+    channel `c` belongs to group `c // (C_in // G)`, and group `g` produces
+    output channels `g * (C_out // G)` to `(g + 1) * (C_out // G) - 1`.
 
     Shapes (channels_last; channels_first swaps C to axis 1):
       x: `(N, H, W, C_in)`, or unbatched `(H, W, C_in)`.
-      kernel: `(KH, KW, C_out, C_in)` (Keras' transposed layout: the kernel of
-        the `conv2d` from `C_out` to `C_in` channels it is the adjoint of).
+      kernel: `(KH, KW, C_out // groups, C_in)` (Keras' transposed layout: the
+        kernel of the `conv2d` from `C_out` to `C_in` channels, `groups`
+        groups, it is the adjoint of).
       bias: `(C_out,)` or None.
       output: `(N, H_out, W_out, C_out)` with, per spatial axis,
         `span = (KH - 1) * dilation + 1` and `a = output_padding`:
@@ -60,7 +109,7 @@ def conv2d_transpose(
 
     Args:
       x: input images, floating dtype.
-      kernel: kernel `(KH, KW, C_out, C_in)`, floating dtype.
+      kernel: kernel `(KH, KW, C_out // groups, C_in)`, floating dtype.
       bias: optional per-output-channel bias.
       strides: int or `(sh, sw)`, positive: the upsampling factor.
       padding: `"valid"`, `"same"`, `"same_lower"`, `"full"` or explicit pads
@@ -68,10 +117,18 @@ def conv2d_transpose(
       output_padding: None, int or `(ah, aw)`, each in `[0, stride)`: extra
         rows/columns at the bottom/right, choosing among the output sizes
         that a strided convolution maps to the same input size.
+      padding_mode: how the convolution this is the adjoint of fills its pads:
+        `"zeros"`, `"reflect"`, `"replicate"` or `"circular"`, as for
+        `conv2d`, with its limits (reflect pads at most `H_out - 1`, circular
+        at most `H_out`) on the output size.
       dilation_rate: int or `(dh, dw)`, positive; unlike Keras, may exceed 1
         together with strides.
+      groups: number of channel groups, positive; divides `C_in` (and
+        `C_out = groups * kernel.shape[2]`).
       data_format: `"channels_last"` (NHWC) or `"channels_first"` (NCHW).
       precision: passed to the contraction.
+      preferred_element_type: None, or the dtype to accumulate in and return,
+        as for `conv2d`.
       impl: `"auto"` (default, as for `conv2d`), `"lax"`
         (`lax.conv_general_dilated` with input dilation) or `"einsum"` (the
         input stretched with zeros by `lax.pad`, then the same window
@@ -84,11 +141,12 @@ def conv2d_transpose(
 
     Raises:
       ValueError: bad shapes or values, named in the message: `output_padding`
-        not smaller than `strides`, an empty input or output, a "same"
-        even-kernel `output_padding=0` that no convolution is the adjoint of,
-        or a stretched input or output no device could hold (as for
-        `conv2d`).
-      TypeError: non-floating arrays, non-integer strides/dilation/
+        not smaller than `strides`, `groups` not dividing `C_in`, an unknown
+        `padding_mode` or pads it cannot fill on the output, an empty input
+        or output, a "same" even-kernel `output_padding=0` that no
+        convolution is the adjoint of, or a stretched input or output no
+        device could hold (as for `conv2d`).
+      TypeError: non-floating arrays, non-integer strides/dilation/groups/
         output_padding.
 
     Example (the adjoint of a strided "same" convolution):
@@ -102,6 +160,15 @@ def conv2d_transpose(
       >>> _, vjp = jax.vjp(lambda x: conv2d(x, k, strides=2, padding="same"), x)
       >>> bool(jnp.array_equal(vjp(jnp.ones((1, 2, 2, 2)))[0], y))
       True
+
+    With groups and a mirrored border (conv2d: 4 -> 6 channels, 2 groups):
+      >>> k = jnp.ones((3, 3, 2, 6))
+      >>> f = lambda x: conv2d(x, k, padding=1, padding_mode="reflect", groups=2)
+      >>> _, vjp = jax.vjp(f, jnp.ones((1, 5, 5, 4)))
+      >>> y = jnp.arange(150.0).reshape(1, 5, 5, 6)
+      >>> z = conv2d_transpose(y, k, padding=1, padding_mode="reflect", groups=2)
+      >>> z.shape, bool(jnp.array_equal(vjp(y)[0], z))
+      ((1, 5, 5, 4), True)
     """
     return _convolve(
         _apply_transpose,
@@ -112,8 +179,11 @@ def conv2d_transpose(
         strides=strides,
         padding=padding,
         output_padding=output_padding,
+        padding_mode=padding_mode,
         dilation_rate=dilation_rate,
+        groups=groups,
         data_format=data_format,
         precision=precision,
+        preferred_element_type=preferred_element_type,
         impl=impl,
     )

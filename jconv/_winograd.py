@@ -39,7 +39,9 @@ with `f_i = prod_{k != i} (p_i - p_k)`, `B^T[i]` the coefficients of
 0, 1, -1; F(4) 0, +-1, +-2; F(6) 0, +-1, +-2, +-1/2.
 
 Precision: bfloat16/float16 inputs are transformed and contracted in float32,
-the result cast back; float32 stays float32, float64 stays float64.
+the result cast back; float32 stays float32, float64 stays float64, complex
+stays complex (the transforms have real coefficients); a wider
+`preferred_element_type` widens all of it, and the result is cast to it.
 `precision` goes to the GEMM. F(2)'s matrices are dyadic (0, +-1, +-1/2), so
 on small-integer data it is exact, bit for bit; F(4)'s `G` divides by 6, 12
 and 24, F(6)'s by 9, 45 and 90, and they are not. Error, measured on
@@ -273,7 +275,15 @@ def _contract(v_pmc, u_pco, groups: int, precision):
     return z_pmgo.reshape(p, m, c_out)
 
 
-def conv2d_winograd_core(x, kernel_hwio, spec: ConvSpec, precision, tile: int = 4):
+def conv2d_winograd_core(
+    x,
+    kernel_hwio,
+    spec: ConvSpec,
+    precision,
+    tile: int = 4,
+    *,
+    preferred_element_type=None,
+):
     """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias, by
     Winograd F(tile x tile, 3 x 3).
 
@@ -283,11 +293,14 @@ def conv2d_winograd_core(x, kernel_hwio, spec: ConvSpec, precision, tile: int = 
       spec: the convolution; `supports(kernel_hwio.shape, spec)` must hold.
       precision: passed to the GEMM (`jnp.einsum`).
       tile: output tile size m, one of `TILES`.
+      preferred_element_type: None, or a dtype at least as wide as `x`'s to
+        transform, contract and return in.
 
     Returns:
       The cross-correlation (no kernel flip), `(N, H_out, W_out, C_out)` (or
       channels first) with `(H_out, W_out) = spec.out_hw`,
-      `H_out = H + pad_top + pad_bottom - 2`; dtype of `x`.
+      `H_out = H + pad_top + pad_bottom - 2`; dtype of `x`, or
+      `preferred_element_type`.
 
     Raises:
       ValueError: `tile` not in `TILES`, or a convolution `supports` refuses
@@ -316,6 +329,8 @@ def conv2d_winograd_core(x, kernel_hwio, spec: ConvSpec, precision, tile: int = 
     th, tw = -(-ho // tile), -(-wo // tile)
     alpha = tile + 2
     compute = jnp.promote_types(x.dtype, jnp.float32)
+    if preferred_element_type is not None:
+        compute = jnp.promote_types(compute, preferred_element_type)
     widest = max(c_in, c_out)
     check_allocatable(
         "its transformed tiles",
@@ -341,5 +356,7 @@ def conv2d_winograd_core(x, kernel_hwio, spec: ConvSpec, precision, tile: int = 
     u_pco = _kernel_transform(kernel_hwio.astype(compute), g)
     z_pmo = _contract(v_pmc, u_pco, spec.groups, precision)
     y_nhwc = _output_transform(z_pmo, a_t, (n, th, tw))[:, :ho, :wo]
-    y_nhwc = y_nhwc.astype(x.dtype)
+    y_nhwc = y_nhwc.astype(
+        x.dtype if preferred_element_type is None else preferred_element_type
+    )
     return jnp.moveaxis(y_nhwc, 3, 1) if spec.channels_first else y_nhwc

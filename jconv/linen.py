@@ -1,13 +1,16 @@
-"""Flax Linen modules on jconv: `Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D`.
+"""Flax Linen modules on jconv: `Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D`,
+`SeparableConv2D`.
 
 Fields follow `flax.linen.Conv` (`features`, `kernel_size`, `strides`,
-`padding`, `use_bias`, `dtype`, `param_dtype`, `precision`, `kernel_init`,
-`bias_init`; the input channels are read from the first input, as Linen
-does) with Keras' names for the rest (`dilation_rate`, `groups`,
-`output_padding`, `depth_multiplier`, `data_format`), plus jconv's
-`padding_mode` and `impl` (`"auto"`, `"lax"`, `"einsum"` or `"fft"`).
-Parameters are `kernel` and `bias` in Keras' layouts; `init` with the same
-key gives the same kernel as `linen.Conv` (same names, same initialisers).
+`padding`, `use_bias`, `dtype`, `param_dtype`, `precision`,
+`preferred_element_type`, `kernel_init`, `bias_init`; the input channels are
+read from the first input, as Linen does) with Keras' names for the rest
+(`dilation_rate`, `groups`, `output_padding`, `depth_multiplier`,
+`data_format`), plus jconv's `padding_mode` and `impl` (`"auto"`, `"lax"`,
+`"einsum"` or `"fft"`). Parameters are `kernel` and `bias` in Keras' layouts
+(`SeparableConv2D`: `depthwise_kernel`, `pointwise_kernel` and `bias`);
+`init` with the same key gives the same kernel as `linen.Conv` (same names,
+same initialisers).
 
 Every field is checked when the module is constructed (the input channels,
 unknown until then, and the input's rank, at each call), by the same code
@@ -28,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -42,8 +46,19 @@ from jconv._layers import (
     default_kernel_init,
     default_transpose_kernel_init,
 )
+from jconv._torch_io import read_torch
+from jconv._torch_io import to_torch as to_torch
 
-__all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "from_keras", "to_keras"]
+__all__ = [
+    "Conv2D",
+    "Conv2DTranspose",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+    "from_keras",
+    "from_torch",
+    "to_keras",
+    "to_torch",
+]
 
 
 def _field(argument: str) -> str:
@@ -53,7 +68,7 @@ def _field(argument: str) -> str:
 
 
 class _Conv(nn.Module, _layers.Frontend):
-    """The call shared by the three modules. `_describe(in_features)` is the
+    """The call shared by the modules. `_describe(in_features)` is the
     module's layer description, which checks the fields; `in_features` is
     None until the input is seen. Each module names its description's class
     in `_layer_class` (a class attribute, not a field); the description's
@@ -63,6 +78,7 @@ class _Conv(nn.Module, _layers.Frontend):
         _layers.check_dtype(self.dtype, "dtype")
         _layers.check_dtype(self.param_dtype, "param_dtype")
         _layers.check_precision(self.precision)
+        _layers.check_preferred_element_type(self.preferred_element_type)
         self._describe(None)
         super().__post_init__()
 
@@ -81,9 +97,14 @@ class _Conv(nn.Module, _layers.Frontend):
         """Applies the layer to `x` (see the class docstring for shapes)."""
         x = _as_array(x)
         layer = self._describe(_layers.input_channels(x.shape, self.data_format))
-        kernel = self.param(
-            "kernel",
-            lambda key: layer.init_kernel(self.kernel_init, key, self.param_dtype),
+        # `init_kernel(name, init, key, param_dtype)`: `param` gives the key.
+        kernels = tuple(
+            self.param(
+                name,
+                functools.partial(layer.init_kernel, name, getattr(self, init)),
+                self.param_dtype,
+            )
+            for name, init in layer.kernels.items()
         )
         bias = None
         if self.use_bias:
@@ -92,10 +113,13 @@ class _Conv(nn.Module, _layers.Frontend):
             )
         return layer(
             x,
-            kernel,
+            kernels,
             bias,
             dtype=self.dtype,
             precision=_layers.hashable(self.precision),
+            preferred_element_type=_layers.check_preferred_element_type(
+                self.preferred_element_type
+            ),
         )
 
     def _export(self, variables):
@@ -105,14 +129,15 @@ class _Conv(nn.Module, _layers.Frontend):
                 f"pass `variables` (what `module.init` returned)"
             )
         params = variables.get("params", variables)
-        if "kernel" not in params:
-            raise ValueError(
-                f"`variables` has no 'kernel' (keys: {sorted(params)}): pass "
-                f"what `module.init` returned, or its 'params'"
-            )
-        kernel = params["kernel"]
-        layer = self._describe(None).with_kernel(kernel.shape)
-        return layer, kernel, params.get("bias"), self.dtype
+        for name in self._layer_class.kernels:
+            if name not in params:
+                raise ValueError(
+                    f"`variables` has no {name!r} (keys: {sorted(params)}): "
+                    f"pass what `module.init` returned, or its 'params'"
+                )
+        kernels = [params[name] for name in self._layer_class.kernels]
+        layer = self._describe(None).with_kernel(kernels[0].shape)
+        return layer, layer.join(kernels), params.get("bias"), self.dtype
 
 
 class Conv2D(_Conv):
@@ -140,6 +165,8 @@ class Conv2D(_Conv):
       dtype: computation dtype; None infers it from input and parameters.
       param_dtype: parameter dtype.
       precision: passed to the contraction.
+      preferred_element_type: the result and accumulation dtype, as in
+        `jconv.conv2d` (None: the inputs').
       kernel_init, bias_init: initialisers (LeCun normal, zeros).
       impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
         "einsum" or "fft".
@@ -164,6 +191,7 @@ class Conv2D(_Conv):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     precision: Any = None
+    preferred_element_type: Any = None
     kernel_init: Any = default_kernel_init
     bias_init: Any = default_bias_init
     impl: str = "auto"
@@ -177,7 +205,7 @@ class Conv2DTranspose(_Conv):
 
     Shapes (channels_last; channels_first swaps C to axis 1):
       input: `(N, H, W, C_in)` (or unbatched, or more batch axes).
-      kernel: `(KH, KW, features, C_in)` (Keras' layout).
+      kernel: `(KH, KW, features // groups, C_in)` (Keras' layout).
       bias: `(features,)`.
       output: `(N, H_out, W_out, features)`, `H_out` as in
         `jconv.conv2d_transpose`.
@@ -186,7 +214,11 @@ class Conv2DTranspose(_Conv):
       features, kernel_size, strides, padding, dilation_rate, use_bias,
       data_format, dtype, param_dtype, precision, bias_init, impl: as for
       `Conv2D`.
+      preferred_element_type: the result and accumulation dtype, as in
+        `jconv.conv2d` (None: the inputs').
       output_padding: None, int or `(ah, aw)`, each smaller than the stride.
+      padding_mode, groups: as for `jconv.conv2d_transpose`: the adjoint of
+        the `Conv2D` with that padding mode and those groups.
       kernel_init: the kernel's initialiser (LeCun normal over its last axis,
         the input channels).
 
@@ -204,12 +236,15 @@ class Conv2DTranspose(_Conv):
     strides: Any = 1
     padding: Any = "SAME"
     output_padding: Any = None
+    padding_mode: str = "zeros"
     dilation_rate: Any = 1
+    groups: int = 1
     use_bias: bool = True
     data_format: str = "channels_last"
     dtype: Any = None
     param_dtype: Any = jnp.float32
     precision: Any = None
+    preferred_element_type: Any = None
     kernel_init: Any = default_transpose_kernel_init
     bias_init: Any = default_bias_init
     impl: str = "auto"
@@ -234,6 +269,8 @@ class DepthwiseConv2D(_Conv):
       kernel_size, strides, padding, padding_mode, dilation_rate, use_bias,
       data_format, dtype, param_dtype, precision, kernel_init, bias_init,
       impl: as for `Conv2D`.
+      preferred_element_type: the result and accumulation dtype, as in
+        `jconv.conv2d` (None: the inputs').
       depth_multiplier: filters per input channel.
 
     Example:
@@ -256,11 +293,71 @@ class DepthwiseConv2D(_Conv):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     precision: Any = None
+    preferred_element_type: Any = None
     kernel_init: Any = default_kernel_init
     bias_init: Any = default_bias_init
     impl: str = "auto"
 
     _layer_class = _layers.DepthwiseConv2DLayer
+
+
+class SeparableConv2D(_Conv):
+    """Separable 2D convolution, `jconv.separable_conv2d` with its parameters
+    (Keras `SeparableConv2D` semantics): a depthwise convolution, then a 1x1
+    convolution to `features` channels, then the bias.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, H, W, C_in)` (or unbatched, or more batch axes).
+      depthwise_kernel: `(KH, KW, C_in, depth_multiplier)`.
+      pointwise_kernel: `(1, 1, C_in * depth_multiplier, features)`.
+      bias: `(features,)`.
+      output: `(N, H_out, W_out, features)`, `H_out` as in `jconv.conv2d`.
+
+    Parameters are named as Keras' weights; initialised as in `jconv.nnx`
+    (LeCun normal, fan-in `KH * KW` for the depthwise kernel, `C_in *
+    depth_multiplier` for the pointwise one; Keras uses `glorot_uniform`).
+
+    Attributes:
+      features, kernel_size, strides, padding, padding_mode, dilation_rate,
+      use_bias, data_format, dtype, param_dtype, precision, bias_init, impl:
+      as for `Conv2D` (the spatial ones for the depthwise step).
+      preferred_element_type: the result and accumulation dtype, as in
+        `jconv.conv2d` (None: the inputs').
+      depth_multiplier: depthwise filters per input channel.
+      depthwise_init: the depthwise kernel's initialiser, called with the
+        grouped shape `(KH, KW, 1, C_in * depth_multiplier)` and reshaped.
+      pointwise_init: the pointwise kernel's initialiser.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> sep = SeparableConv2D(features=8, kernel_size=3, depth_multiplier=2)
+      >>> x = jnp.ones((1, 6, 6, 4))
+      >>> params = sep.init(jax.random.key(0), x)["params"]
+      >>> params["depthwise_kernel"].shape, params["pointwise_kernel"].shape
+      ((3, 3, 4, 2), (1, 1, 8, 8))
+      >>> sep.apply({"params": params}, x).shape
+      (1, 6, 6, 8)
+    """
+
+    features: int
+    kernel_size: Any
+    strides: Any = 1
+    depth_multiplier: int = 1
+    padding: Any = "SAME"
+    padding_mode: str = "zeros"
+    dilation_rate: Any = 1
+    use_bias: bool = True
+    data_format: str = "channels_last"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+    preferred_element_type: Any = None
+    depthwise_init: Any = default_kernel_init
+    pointwise_init: Any = default_kernel_init
+    bias_init: Any = default_bias_init
+    impl: str = "auto"
+
+    _layer_class = _layers.SeparableConv2DLayer
 
 
 def from_keras(layer, *, impl="auto", precision=None):
@@ -271,7 +368,9 @@ def from_keras(layer, *, impl="auto", precision=None):
 
     Returns:
       `(module, variables)` with `variables = {"params": {"kernel": ...,
-      "bias": ...}}`: `module.apply(variables, x)` equals `layer(x)`.
+      "bias": ...}}` (a `SeparableConv2D`'s: `"depthwise_kernel"`,
+      `"pointwise_kernel"`, `"bias"`): `module.apply(variables, x)` equals
+      `layer(x)`.
 
     Raises:
       TypeError, ValueError: as `jconv.nnx.from_keras`.
@@ -287,14 +386,68 @@ def from_keras(layer, *, impl="auto", precision=None):
       >>> bool(np.allclose(y, y_keras, atol=1e-5))
       True
     """
-    description, kernel, bias, dtypes = read_keras(layer, impl)
+    description, kernels, bias, dtypes = read_keras(layer, impl)
     kwargs = {
         _field(name): value
         for name, value in description.arguments().items()
         if name != "in_features"  # Linen reads it from the input
     }
     kwargs["impl"] = impl  # a Linen field keeps what it was given
-    params = {"kernel": jnp.asarray(kernel)}
+    params = {
+        name: jnp.asarray(k)
+        for name, k in zip(description.kernels, kernels, strict=True)
+    }
+    if bias is not None:
+        params["bias"] = jnp.asarray(bias)
+    module = _MODULES[description.keras_name]
+    return module(**kwargs, **dtypes, precision=precision), {"params": params}
+
+
+def from_torch(module, *, data_format="channels_last", impl="auto", precision=None):
+    """The `jconv.linen` module and variables equal to a `torch.nn.Conv2d` or
+    `ConvTranspose2d`.
+
+    Args:
+      module, data_format, impl, precision: as for `jconv.nnx.from_torch`.
+
+    Returns:
+      `(module, variables)` with `variables = {"params": {"kernel": ...,
+      "bias": ...}}` in the weights' dtype: `module.apply(variables, x)`
+      equals the torch layer's output on `x` in NCHW, in the module's layout.
+
+    Raises:
+      TypeError, ValueError: as `jconv.nnx.from_torch`.
+
+    Example:
+      >>> import numpy as np, torch
+      >>> up = torch.nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1)
+      >>> module, variables = from_torch(up, data_format="channels_first")
+      >>> module.padding, variables["params"]["kernel"].shape
+      (((1, 1), (1, 1)), (4, 4, 2, 3))
+      >>> x = np.ones((1, 3, 5, 5), np.float32)
+      >>> y_torch = up(torch.from_numpy(x)).detach().numpy()
+      >>> y = module.apply(variables, x)
+      >>> y.shape, bool(np.allclose(y, y_torch, atol=1e-5))
+      ((1, 2, 10, 10), True)
+    """
+    description, kernels, bias, dtypes = read_torch(
+        module, data_format=data_format, impl=impl
+    )
+    return _build(description, kernels, bias, dtypes, impl, precision)
+
+
+def _build(description, kernels, bias, dtypes, impl, precision):
+    """`(module, variables)` of a layer description with these weights."""
+    kwargs = {
+        _field(name): value
+        for name, value in description.arguments().items()
+        if name != "in_features"  # Linen reads it from the input
+    }
+    kwargs["impl"] = impl  # a Linen field keeps what it was given
+    params = {
+        name: jnp.asarray(k)
+        for name, k in zip(description.kernels, kernels, strict=True)
+    }
     if bias is not None:
         params["bias"] = jnp.asarray(bias)
     module = _MODULES[description.keras_name]
@@ -302,4 +455,7 @@ def from_keras(layer, *, impl="auto", precision=None):
 
 
 # A layer description's `keras_name` is its module's name here too.
-_MODULES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D)}
+_MODULES = {
+    cls.__name__: cls
+    for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)
+}

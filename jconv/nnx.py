@@ -1,13 +1,16 @@
-"""Flax NNX modules on jconv: `Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D`.
+"""Flax NNX modules on jconv: `Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D`,
+`SeparableConv2D`.
 
 Constructor arguments follow `flax.nnx.Conv` (`in_features`, `out_features`,
 `kernel_size`, `strides`, then keywords `padding`, `use_bias`, `dtype`,
-`param_dtype`, `precision`, `kernel_init`, `bias_init`, `rngs`) with Keras'
-names for the rest (`dilation_rate`, `groups`, `output_padding`,
-`depth_multiplier`, `data_format`), plus jconv's `padding_mode` and `impl`
-(`"auto"`, `"lax"`, `"einsum"` or `"fft"`). Parameters are `kernel` and
-`bias` in Keras' layouts, so weights move between Keras, `nnx.Conv` and these
-modules unchanged.
+`param_dtype`, `precision`, `preferred_element_type`, `kernel_init`,
+`bias_init`, `rngs`) with Keras' names for the rest (`dilation_rate`,
+`groups`, `output_padding`, `depth_multiplier`, `data_format`), plus jconv's
+`padding_mode` and `impl` (`"auto"`, `"lax"`, `"einsum"` or `"fft"`).
+Parameters are `kernel` and `bias` in Keras' layouts (`SeparableConv2D`:
+`depthwise_kernel`, `pointwise_kernel` and `bias`, initialised by
+`depthwise_init` and `pointwise_init`), so weights move between Keras,
+`nnx.Conv` and these modules unchanged.
 
 Every argument is checked when the module is built, by the same code that
 checks `jconv.conv2d`'s, and a bad one raises there, named. String arguments
@@ -44,17 +47,31 @@ from jconv._layers import (
     default_kernel_init,
     default_transpose_kernel_init,
 )
+from jconv._torch_io import read_torch
+from jconv._torch_io import to_torch as to_torch
 
-__all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "from_keras", "to_keras"]
+__all__ = [
+    "Conv2D",
+    "Conv2DTranspose",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+    "from_keras",
+    "from_torch",
+    "to_keras",
+    "to_torch",
+]
 
 
 class _Conv(nnx.Module, _layers.Frontend):
-    """Parameters and the call, shared by the three modules. The module holds
+    """Parameters and the call, shared by the modules. The module holds
     its layer description, whose fields read as its attributes (`strides`,
     `padding`, ...)."""
 
     def _setup(self, layer: _layers.Layer, *, dtype, param_dtype, precision,
-               kernel_init, bias_init, rngs):  # fmt: skip
+               preferred_element_type, bias_init, rngs,
+               **kernel_inits):  # fmt: skip
+        """`kernel_inits`: each kernel's initialiser, by the argument name
+        `layer.kernels` gives it (`kernel_init=...`)."""
         _layers.check_dtype(dtype, "dtype")
         _layers.check_dtype(param_dtype, "param_dtype")
         if not isinstance(rngs, nnx.Rngs):
@@ -65,10 +82,15 @@ class _Conv(nnx.Module, _layers.Frontend):
         self.dtype = dtype
         self.param_dtype = param_dtype
         self.precision = _layers.check_precision(precision)
-        # Flax's order: the kernel's key first, then the bias's.
-        self.kernel = nnx.Param(
-            layer.init_kernel(kernel_init, rngs.params(), param_dtype)
+        self.preferred_element_type = _layers.check_preferred_element_type(
+            preferred_element_type
         )
+        # Flax's order: the kernel's key first (the kernels' in Keras' weight
+        # order), then the bias's.
+        for name, init in layer.kernels.items():
+            key = rngs.params()
+            kernel = layer.init_kernel(name, kernel_inits[init], key, param_dtype)
+            setattr(self, name, nnx.Param(kernel))
         self.bias: nnx.Param | None
         if layer.use_bias:
             shape = layer.bias_shape
@@ -86,19 +108,29 @@ class _Conv(nnx.Module, _layers.Frontend):
         return getattr(layer, name)
 
     def _weights(self):
-        return self.kernel[...], None if self.bias is None else self.bias[...]
+        """`(kernels, bias)`: the kernels a tuple in `layer.kernels`' order."""
+        kernels = tuple(getattr(self, name)[...] for name in self._layer.kernels)
+        return kernels, None if self.bias is None else self.bias[...]
 
     def __call__(self, x):
         """Applies the layer to `x` (see the class docstring for shapes)."""
-        kernel, bias = self._weights()
-        return self._layer(x, kernel, bias, dtype=self.dtype, precision=self.precision)
+        kernels, bias = self._weights()
+        return self._layer(
+            x,
+            kernels,
+            bias,
+            dtype=self.dtype,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
+        )
 
     def _export(self, variables):
         if variables is not None:
             raise TypeError(
                 "`variables` must be None for an NNX module (it holds its own weights)"
             )
-        return self._layer, *self._weights(), self.dtype
+        kernels, bias = self._weights()
+        return self._layer, self._layer.join(kernels), bias, self.dtype
 
 
 class Conv2D(_Conv):
@@ -129,6 +161,8 @@ class Conv2D(_Conv):
       dtype: computation dtype; None infers it from the input and parameters.
       param_dtype: parameter dtype.
       precision: passed to the contraction.
+      preferred_element_type: the result and accumulation dtype, as in
+        `jconv.conv2d` (None: the inputs').
       kernel_init: `init(key, shape, dtype)` for the kernel (LeCun normal).
       bias_init: `init(key, shape, dtype)` for the bias (zeros).
       impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
@@ -165,6 +199,7 @@ class Conv2D(_Conv):
         dtype=None,
         param_dtype=jnp.float32,
         precision=None,
+        preferred_element_type=None,
         kernel_init=default_kernel_init,
         bias_init=default_bias_init,
         impl="auto",
@@ -184,19 +219,21 @@ class Conv2D(_Conv):
             impl=impl,
         )
         self._setup(layer, dtype=dtype, param_dtype=param_dtype,
-                    precision=precision, kernel_init=kernel_init,
+                    precision=precision,
+                    preferred_element_type=preferred_element_type,
+                    kernel_init=kernel_init,
                     bias_init=bias_init, rngs=rngs)  # fmt: skip
 
 
 class Conv2DTranspose(_Conv):
     """Transposed 2D convolution, `jconv.conv2d_transpose` with its parameters
     (Keras `Conv2DTranspose` semantics): the adjoint of a `Conv2D` with the same
-    kernel, strides, padding and dilation.
+    kernel, strides, padding, padding mode, dilation and groups.
 
     Shapes (channels_last; channels_first swaps C to axis 1):
       input: `(N, H, W, in_features)` (or unbatched, or more batch axes).
-      kernel: `(KH, KW, out_features, in_features)` (Keras' layout; also
-        `nnx.ConvTranspose`'s with `transpose_kernel=True`).
+      kernel: `(KH, KW, out_features // groups, in_features)` (Keras' layout;
+        also `nnx.ConvTranspose`'s with `transpose_kernel=True`).
       bias: `(out_features,)`.
       output: `(N, H_out, W_out, out_features)`, `H_out` as in
         `jconv.conv2d_transpose` ("same": `H * stride`).
@@ -205,7 +242,14 @@ class Conv2DTranspose(_Conv):
       in_features, out_features, kernel_size, strides, padding, dilation_rate,
       use_bias, data_format, dtype, param_dtype, precision, bias_init, impl,
       rngs: as for `Conv2D`.
+      preferred_element_type: the result and accumulation dtype, as in
+        `jconv.conv2d` (None: the inputs').
       output_padding: None, int or `(ah, aw)`, each smaller than the stride.
+      padding_mode: "zeros", "reflect", "replicate" or "circular": the
+        transposed padding folds the border back (the exact adjoint of a
+        `Conv2D` with that mode), as in `jconv.conv2d_transpose`.
+      groups: channel groups, PyTorch's convention (see
+        `jconv.conv2d_transpose`); Keras' layer has none.
       kernel_init: the kernel's initialiser (LeCun normal over its last axis,
         the input channels).
 
@@ -235,12 +279,15 @@ class Conv2DTranspose(_Conv):
         *,
         padding="SAME",
         output_padding=None,
+        padding_mode="zeros",
         dilation_rate=1,
+        groups: int = 1,
         use_bias: bool = True,
         data_format="channels_last",
         dtype=None,
         param_dtype=jnp.float32,
         precision=None,
+        preferred_element_type=None,
         kernel_init=default_transpose_kernel_init,
         bias_init=default_bias_init,
         impl="auto",
@@ -253,13 +300,17 @@ class Conv2DTranspose(_Conv):
             strides=strides,
             padding=padding,
             output_padding=output_padding,
+            padding_mode=padding_mode,
             dilation_rate=dilation_rate,
+            groups=groups,
             data_format=data_format,
             use_bias=use_bias,
             impl=impl,
         )
         self._setup(layer, dtype=dtype, param_dtype=param_dtype,
-                    precision=precision, kernel_init=kernel_init,
+                    precision=precision,
+                    preferred_element_type=preferred_element_type,
+                    kernel_init=kernel_init,
                     bias_init=bias_init, rngs=rngs)  # fmt: skip
 
 
@@ -285,6 +336,8 @@ class DepthwiseConv2D(_Conv):
       in_features, kernel_size, strides, padding, padding_mode, dilation_rate,
       use_bias, data_format, dtype, param_dtype, precision, kernel_init,
       bias_init, impl, rngs: as for `Conv2D`.
+      preferred_element_type: the result and accumulation dtype, as in
+        `jconv.conv2d` (None: the inputs').
       depth_multiplier: filters per input channel.
 
     Raises:
@@ -315,6 +368,7 @@ class DepthwiseConv2D(_Conv):
         dtype=None,
         param_dtype=jnp.float32,
         precision=None,
+        preferred_element_type=None,
         kernel_init=default_kernel_init,
         bias_init=default_bias_init,
         impl="auto",
@@ -333,27 +387,122 @@ class DepthwiseConv2D(_Conv):
             impl=impl,
         )
         self._setup(layer, dtype=dtype, param_dtype=param_dtype,
-                    precision=precision, kernel_init=kernel_init,
+                    precision=precision,
+                    preferred_element_type=preferred_element_type,
+                    kernel_init=kernel_init,
                     bias_init=bias_init, rngs=rngs)  # fmt: skip
+
+
+class SeparableConv2D(_Conv):
+    """Separable 2D convolution, `jconv.separable_conv2d` with its parameters
+    (Keras `SeparableConv2D` semantics): a depthwise convolution (strides,
+    padding, padding mode and dilation apply to it), then a 1x1 convolution
+    mixing its `in_features * depth_multiplier` channels into `out_features`,
+    then the bias.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, H, W, in_features)` (or unbatched, or more batch axes).
+      depthwise_kernel: `(KH, KW, in_features, depth_multiplier)`.
+      pointwise_kernel: `(1, 1, in_features * depth_multiplier, out_features)`.
+      bias: `(out_features,)`.
+      output: `(N, H_out, W_out, out_features)`, `H_out` as in `jconv.conv2d`.
+
+    Parameters are named as Keras' weights (`depthwise_kernel`,
+    `pointwise_kernel`, `bias`, drawn from `rngs` in that order). Keras
+    initialises both kernels `glorot_uniform`; here, as in Flax, LeCun normal
+    over each kernel's fan-in: the depthwise kernel as `DepthwiseConv2D`'s
+    (fan-in `KH * KW`), the pointwise one as a 1x1 `Conv2D`'s (fan-in
+    `in_features * depth_multiplier`).
+
+    Args:
+      in_features, out_features, kernel_size, strides, padding, padding_mode,
+      dilation_rate, use_bias, data_format, dtype, param_dtype, precision,
+      bias_init, impl, rngs: as for `Conv2D` (the first five for the
+      depthwise step).
+      preferred_element_type: the result and accumulation dtype, as in
+        `jconv.conv2d` (None: the inputs').
+      depth_multiplier: depthwise filters per input channel.
+      depthwise_init: `init(key, shape, dtype)` for the depthwise kernel,
+        called with the grouped shape `(KH, KW, 1, in_features *
+        depth_multiplier)` and reshaped, as in `DepthwiseConv2D`.
+      pointwise_init: `init(key, shape, dtype)` for the pointwise kernel.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> sep = SeparableConv2D(4, 8, 3, depth_multiplier=2, rngs=nnx.Rngs(0))
+      >>> sep.depthwise_kernel.shape, sep.pointwise_kernel.shape, sep.bias.shape
+      ((3, 3, 4, 2), (1, 1, 8, 8), (8,))
+      >>> sep(jnp.ones((1, 6, 6, 4))).shape
+      (1, 6, 6, 8)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size,
+        strides=1,
+        *,
+        depth_multiplier: int = 1,
+        padding="SAME",
+        padding_mode="zeros",
+        dilation_rate=1,
+        use_bias: bool = True,
+        data_format="channels_last",
+        dtype=None,
+        param_dtype=jnp.float32,
+        precision=None,
+        preferred_element_type=None,
+        depthwise_init=default_kernel_init,
+        pointwise_init=default_kernel_init,
+        bias_init=default_bias_init,
+        impl="auto",
+        rngs: nnx.Rngs,
+    ):
+        layer = _layers.SeparableConv2DLayer(
+            in_features=in_features,
+            out_features=out_features,
+            depth_multiplier=depth_multiplier,
+            kernel_size=kernel_size,
+            strides=strides,
+            padding=padding,
+            padding_mode=padding_mode,
+            dilation_rate=dilation_rate,
+            data_format=data_format,
+            use_bias=use_bias,
+            impl=impl,
+        )
+        self._setup(layer, dtype=dtype, param_dtype=param_dtype,
+                    precision=precision,
+                    preferred_element_type=preferred_element_type,
+                    depthwise_init=depthwise_init,
+                    pointwise_init=pointwise_init, bias_init=bias_init,
+                    rngs=rngs)  # fmt: skip
 
 
 def from_keras(layer, *, impl="auto", precision=None):
     """The `jconv.nnx` module equal to a built Keras convolution layer.
 
     Args:
-      layer: a built `keras.layers.Conv2D`, `Conv2DTranspose` or
-        `DepthwiseConv2D` with no activation (`activation=None`).
+      layer: a built `keras.layers.Conv2D`, `Conv2DTranspose`,
+        `DepthwiseConv2D` or `SeparableConv2D` with no activation
+        (`activation=None`).
       impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
         "einsum" or "fft".
       precision: the module's `precision`.
 
     Returns:
-      A `jconv.nnx.Conv2D`, `Conv2DTranspose` or `DepthwiseConv2D` with the
-      layer's configuration, `padding` and `data_format` included, and a copy
-      of its weights; `module(x)` equals `layer(x)`.
+      A `jconv.nnx.Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D` or
+      `SeparableConv2D` with the layer's configuration, `padding` and
+      `data_format` included, and a copy of its weights; `module(x)` equals
+      `layer(x)`.
 
     Raises:
-      TypeError: `layer` is not one of the three layer types.
+      TypeError: `layer` is not one of the four layer types.
       ValueError: `layer` is not built, is quantized, or has an activation.
 
     Example:
@@ -366,12 +515,70 @@ def from_keras(layer, *, impl="auto", precision=None):
       >>> bool(np.allclose(module(np.ones((1, 7, 7, 2))), y_keras, atol=1e-5))
       True
     """
-    description, kernel, bias, dtypes = read_keras(layer, impl)
+    description, kernels, bias, dtypes = read_keras(layer, impl)
+    inits = description.kernels.values()
     return _MODULES[description.keras_name](
         **description.arguments(),
         **dtypes,
         precision=precision,
-        kernel_init=_constant(kernel),
+        **{init: _constant(k) for init, k in zip(inits, kernels, strict=True)},
+        bias_init=_constant(bias),
+        rngs=nnx.Rngs(0),
+    )
+
+
+def from_torch(module, *, data_format="channels_last", impl="auto", precision=None):
+    """The `jconv.nnx` module equal to a `torch.nn.Conv2d` or `ConvTranspose2d`.
+
+    Args:
+      module: a `torch.nn.Conv2d` (any `padding`, `padding_mode`, `groups`)
+        or `torch.nn.ConvTranspose2d`.
+      data_format: the returned module's input layout: "channels_last"
+        (NHWC, as every jconv module) or "channels_first" (NCHW, torch's).
+      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
+        "einsum" or "fft".
+      precision: the module's `precision`.
+
+    Returns:
+      A `jconv.nnx.Conv2D` or `Conv2DTranspose` with a copy of the weights in
+      their dtype (`param_dtype`) and the layer's configuration, its padding
+      as explicit pads (torch's "same" as the pads it means, its
+      `output_padding` as given); `module(x)` equals the torch layer's output
+      on `x` in NCHW, in the module's layout.
+
+    Raises:
+      TypeError: `module` is not exactly one of the two classes, or its
+        weights are not floating.
+      ValueError: what jconv's modules do not take: a transposed layer with
+        `groups` > 1, an `output_padding` below the dilation but not the
+        stride and larger than `padding`.
+
+    Example:
+      >>> import numpy as np, torch
+      >>> conv = torch.nn.Conv2d(2, 4, 3, padding="same", padding_mode="reflect")
+      >>> module = from_torch(conv)
+      >>> type(module).__name__, module.kernel.shape, module.padding
+      ('Conv2D', (3, 3, 2, 4), ((1, 1), (1, 1)))
+      >>> x = np.ones((1, 2, 5, 5), np.float32)
+      >>> y_torch = conv(torch.from_numpy(x)).detach().numpy()
+      >>> y = module(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+      >>> bool(np.allclose(y, y_torch, atol=1e-5))
+      True
+    """
+    description, kernels, bias, dtypes = read_torch(
+        module, data_format=data_format, impl=impl
+    )
+    return _build(description, kernels, bias, dtypes, precision)
+
+
+def _build(description, kernels, bias, dtypes, precision):
+    """The module a layer description with these weights is."""
+    inits = description.kernels.values()
+    return _MODULES[description.keras_name](
+        **description.arguments(),
+        **dtypes,
+        precision=precision,
+        **{init: _constant(k) for init, k in zip(inits, kernels, strict=True)},
         bias_init=_constant(bias),
         rngs=nnx.Rngs(0),
     )
@@ -384,4 +591,7 @@ def _constant(value):
 
 
 # A layer description's `keras_name` is its module's name here too.
-_MODULES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D)}
+_MODULES = {
+    cls.__name__: cls
+    for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)
+}

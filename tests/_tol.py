@@ -28,6 +28,13 @@ def sum_bound(magnitude, terms: int, dtype=np.float32) -> np.ndarray:
     return 2 * gamma * np.asarray(magnitude, np.float64)
 
 
+def gamma_bound(magnitude, terms: int, dtype=np.float32) -> np.ndarray:
+    """`gamma_terms * magnitude` in `dtype` plus the same in float64: how far
+    one evaluation in `dtype` of sums of `terms` products can be from a
+    float64 evaluation of the same sums (elementwise)."""
+    return (sum_bound(magnitude, terms, dtype) + sum_bound(magnitude, terms)) / 2
+
+
 def assert_sums_close(actual, expected, magnitude, terms: int, dtype=np.float32):
     """`actual` and `expected` agree within `sum_bound(magnitude, terms)`,
     element by element (plus the dtype's smallest normal, for zeros)."""
@@ -77,6 +84,36 @@ def assert_conv_close(
     assert_sums_close(actual, expected, magnitude, terms, dtype)
 
 
+# Complex convolutions: each of the real and imaginary parts of a sum of `n`
+# complex products is a sum of real products. Computed with four real
+# products (`(ac - bd) + i(ad + bc)`: einsum, the tap sum), a part sums `2n`
+# of them, whose absolute values add up to at most `sum |x| |k|`
+# (`|a||c| + |b||d| <= |x||k|`, Cauchy-Schwarz). XLA's CPU and GPU
+# convolutions use Gauss' three products instead (jax `_complex_mul`: real
+# part `c(a + b) - b(c + d)`): a part is then two sums of `n` products of
+# rounded sums, `n + 2` roundings deep, with absolute values adding up to at
+# most `2 sqrt(2) sum |x| |k|` (`|a| + |b| <= sqrt(2) |x|`). The bound below
+# takes the larger of both: `2n + 2` terms of magnitude `2 sqrt(2) sum |x||k|`.
+COMPLEX_MAGNITUDE = 2 * np.sqrt(2)
+
+
+def assert_complex_conv_close(
+    actual, expected, reference, x, kernel, bias=None, *, dtype=np.float32, **kwargs
+):
+    """`assert_conv_close` for complex arrays: the real and the imaginary
+    parts each within the bound above (`dtype` the real dtype of the parts)."""
+    transpose = "transpose" in reference.__name__
+    depthwise = "depthwise" in reference.__name__
+    absolute = [np.abs(np.asarray(a)).astype(np.float64) for a in (x, kernel)]
+    if bias is not None:
+        absolute.append(np.abs(np.asarray(bias)).astype(np.float64))
+    magnitude = COMPLEX_MAGNITUDE * reference(*absolute, **kwargs)
+    terms = conv_terms(kernel, bias=bias, transpose=transpose, depthwise=depthwise)
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    for part in (np.real, np.imag):
+        assert_sums_close(part(actual), part(expected), magnitude, 2 * terms, dtype)
+
+
 def assert_matches_reference(ours, reference, x, kernel, bias, *, float64, **kwargs):
     """`ours(x, kernel, bias, **kwargs)` at `precision="highest"` against the
     float64 `reference`: float32 in, float32 out, the reference's shape, within
@@ -118,8 +155,8 @@ def fft_bound(x, kernel, *, plane: int, channels: int, dtype=np.float32) -> floa
     first two axes spatial) whose transform has at most `plane` pixels and
     whose output sums over at most `channels` input channels."""
     u = np.finfo(dtype).eps / 2
-    x_max = float(np.max(np.abs(np.asarray(x, np.float64)), initial=0.0))
-    k = np.asarray(kernel, np.float64)
+    x_max = float(np.max(np.abs(np.asarray(x)).astype(np.float64), initial=0.0))
+    k = np.abs(np.asarray(kernel)).astype(np.float64)  # complex: the moduli
     k_norm = float(np.max(np.sqrt(np.sum(k * k, axis=(0, 1))), initial=0.0))
     return (
         FFT_C * u * np.log2(max(plane, 2)) * np.sqrt(plane) * x_max * channels * k_norm
@@ -131,9 +168,10 @@ def assert_fft_close(
 ):
     """`actual` (an FFT convolution) within `fft_bound` of `expected`, plus
     the final rounding to `dtype` and a bias add (2u|y|) and `extra` (the
-    error of `expected` itself where it is not exact: elementwise or scalar)."""
-    actual = np.asarray(actual, np.float64)
-    expected = np.asarray(expected, np.float64)
+    error of `expected` itself where it is not exact: elementwise or scalar).
+    Complex arrays: the bound holds for the moduli of the errors."""
+    wide = lambda a: a.astype(np.result_type(a.dtype, np.float64))
+    actual, expected = wide(np.asarray(actual)), wide(np.asarray(expected))
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     u = np.finfo(dtype).eps / 2
     bound = fft_bound(x, kernel, plane=plane, channels=channels, dtype=dtype)

@@ -1,4 +1,5 @@
-"""An independent float64 reference: explicit loops over output pixels in NumPy.
+"""An independent float64 reference: explicit loops over output pixels in NumPy
+(complex128 for complex arrays).
 
 Nothing here comes from jconv: padding rules included, so a shared mistake
 cannot hide. The transposed convolution is a scatter-add loop over input
@@ -34,9 +35,16 @@ def _pads(padding, in_hw, k_hw, strides, dilation):
     return tuple(tuple(p) for p in padding)
 
 
+def _wide(a):
+    """`a` in float64, or complex128 if it is complex."""
+    a = np.asarray(a)
+    return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
+
+
 def _nhwc(x, data_format):
-    """`x` in float64, batched and channels-last; and whether it was unbatched."""
-    x = np.asarray(x, np.float64)
+    """`x` in float64 (complex128 if complex), batched and channels-last; and
+    whether it was unbatched."""
+    x = _wide(x)
     unbatched = x.ndim == 3
     if unbatched:
         x = x[None]
@@ -48,7 +56,7 @@ def _nhwc(x, data_format):
 def _from_nhwc(out, bias, data_format, unbatched):
     """The batched channels-last `out` plus `bias`, in the input's layout."""
     if bias is not None:
-        out += np.asarray(bias, np.float64)
+        out = out + _wide(bias)
     if data_format == "channels_first":
         out = out.transpose(0, 3, 1, 2)
     return out[0] if unbatched else out
@@ -72,7 +80,7 @@ def reference_conv2d(
     "edge" for "replicate", "wrap" for "circular").
     """
     x, unbatched = _nhwc(x, data_format)
-    kernel = np.asarray(kernel, np.float64)
+    kernel = _wide(kernel)
     n, h, w, c = x.shape
     kh, kw, cg, c_out = kernel.shape
     assert cg * groups == c
@@ -89,7 +97,7 @@ def reference_conv2d(
     ho = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
     wo = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
     og = c_out // groups
-    out = np.zeros((n, ho, wo, c_out))
+    out = np.zeros((n, ho, wo, c_out), np.result_type(x, kernel))
     for oh in range(ho):
         for ow in range(wo):
             for g in range(groups):
@@ -120,6 +128,24 @@ def _transpose_out_size(size, k, s, d, padding, output_padding):
     return (size - 1) * s + span - 2 * pad + output_padding
 
 
+def _source(index, size, mode):
+    """The pixel of an axis of `size` pixels that position `index` of its
+    padded copy holds (`index` -1 is the row just above the axis, `size` the
+    one just below), None where the copy holds a zero."""
+    if 0 <= index < size:
+        return index
+    if mode == "zeros":
+        return None
+    if mode == "reflect":  # -1 -> 1, -2 -> 2, size -> size - 2
+        source = -index if index < 0 else 2 * (size - 1) - index
+    elif mode == "replicate":  # -1 -> 0, size -> size - 1
+        source = min(max(index, 0), size - 1)
+    else:  # circular: -1 -> size - 1, size -> 0
+        source = index % size
+    assert 0 <= source < size, (index, size, mode)
+    return source
+
+
 def reference_conv2d_transpose(
     x,
     kernel,
@@ -130,18 +156,25 @@ def reference_conv2d_transpose(
     output_padding=None,
     dilation_rate=1,
     data_format="channels_last",
+    groups=1,
+    padding_mode="zeros",
 ):
     """Transposed convolution by scatter-add, Keras layouts, float64.
 
-    Kernel `(KH, KW, C_out, C_in)`. Input pixel `(i, j)` adds
+    Kernel `(KH, KW, C_out // groups, C_in)`. Input pixel `(i, j)` adds
     `kernel[a, b] @ x[i, j]` to output pixel `(i*sh + a*dh - top,
     j*sw + b*dw - left)`, where `top`/`left` are the pads the forward
-    convolution of an output-sized input would use.
+    convolution of an output-sized input would use; group `g` (input
+    channels `g*C_in/G ...`) adds its block of the kernel to output channels
+    `g*C_out/G ...`. A position outside the output is a pixel of the forward
+    convolution's padded input: with "zeros" dropped, otherwise added onto the
+    pixel that `padding_mode` copies there (`_source`).
     """
     x, unbatched = _nhwc(x, data_format)
-    kernel = np.asarray(kernel, np.float64)
+    kernel = _wide(kernel)
     n, h, w, _ = x.shape
-    kh, kw, c_out, _ = kernel.shape
+    kh, kw, c_group, c_in = kernel.shape
+    c_out, ig = c_group * groups, c_in // groups
     strides, dilation = _pair(strides), _pair(dilation_rate)
     ops = (None, None) if output_padding is None else _pair(output_padding)
     explicit = (
@@ -159,14 +192,22 @@ def reference_conv2d_transpose(
         padding, out_hw, (kh, kw), strides, dilation
     )
     (sh, sw), (dh, dw) = strides, dilation
-    out = np.zeros((n, *out_hw, c_out))
+    out = np.zeros((n, *out_hw, c_out), np.result_type(x, kernel))
     for i in range(h):
         for j in range(w):
             for a in range(kh):
                 for b in range(kw):
                     p, q = i * sh + a * dh - top, j * sw + b * dw - left
-                    if 0 <= p < out_hw[0] and 0 <= q < out_hw[1]:
-                        out[:, p, q] += x[:, i, j] @ kernel[a, b].T
+                    p = _source(p, out_hw[0], padding_mode)
+                    q = _source(q, out_hw[1], padding_mode)
+                    if p is None or q is None:
+                        continue
+                    for g in range(groups):
+                        ins, outs = (
+                            slice(g * ig, (g + 1) * ig),
+                            slice(g * c_group, (g + 1) * c_group),
+                        )
+                        out[:, p, q, outs] += x[:, i, j, ins] @ kernel[a, b, :, ins].T
     return _from_nhwc(out, bias, data_format, unbatched)
 
 
@@ -184,8 +225,8 @@ def reference_depthwise_conv2d(
     """Depthwise convolution, kernel `(KH, KW, C_in, M)`: channel `c` with
     filter `m` gives output channel `c * M + m`. One single-channel
     `reference_conv2d` per (channel, filter) pair, float64."""
-    x = np.asarray(x, np.float64)
-    kernel = np.asarray(kernel, np.float64)
+    x = _wide(x)
+    kernel = _wide(kernel)
     c_axis = 1 if data_format == "channels_first" else -1
     _, _, c_in, m = kernel.shape
     outs = []
@@ -207,5 +248,5 @@ def reference_depthwise_conv2d(
     if bias is not None:
         shape = [1] * out.ndim
         shape[c_axis] = -1
-        out = out + np.asarray(bias, np.float64).reshape(shape)
+        out = out + _wide(bias).reshape(shape)
     return out

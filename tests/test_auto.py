@@ -167,7 +167,7 @@ def test_strided_transposed_convolution_takes_einsum_kernel_gradient():
         output_padding=None,
         dilation_rate=1,
         data_format="channels_last",
-    )
+    ).conv  # the direct convolution the transposed one runs as
     assert choose_plan(2, 64, (3, 3, 64, 64), spec, "float32", "cpu") == Plan(
         "lax", "lax", "einsum"
     )

@@ -203,11 +203,11 @@ CASES = [
         r"`bias` has dtype int32",
     ),
     (
-        "x complex",
-        (X.astype(np.complex64), K),
+        "x uint8",
+        (X.astype(np.uint8), K),
         {},
         TypeError,
-        r"`x` has dtype complex64",
+        r"`x` has dtype uint8; it must be a floating dtype .* or a complex one",
     ),
     (
         "padding_mode unknown",

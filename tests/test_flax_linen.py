@@ -99,6 +99,18 @@ def test_transpose_and_depthwise_match_the_functions():
     expected = jconv.depthwise_conv2d(x, params["kernel"], params["bias"])
     np.testing.assert_array_equal(dw.apply({"params": params}, x), expected)
 
+    # Groups and a padding mode: the adjoint of the grouped, reflecting Conv2D.
+    up = jlinen.Conv2DTranspose(6, 3, 2, groups=2, padding_mode="reflect")
+    params = up.init(jax.random.key(0), x)["params"]
+    assert params["kernel"].shape == (3, 3, 3, 4)
+    expected = jconv.conv2d_transpose(
+        x, params["kernel"], params["bias"], strides=2, padding="same",
+        groups=2, padding_mode="reflect",
+    )  # fmt: skip
+    np.testing.assert_array_equal(up.apply({"params": params}, x), expected)
+    with pytest.raises(ValueError, match=r"`features` \(=5\) must be divisible"):
+        jlinen.Conv2DTranspose(5, 3, groups=2).init(jax.random.key(0), x)
+
 
 class _Net(nn.Module):
     conv: type

@@ -244,6 +244,16 @@ def test_to_keras_refuses():
             r"`padding_mode` \(='reflect'\) has no Keras equivalent",
         ),
         (
+            jnnx.Conv2DTranspose(2, 4, 3, groups=2, rngs=rngs),
+            ValueError,
+            r"`groups` \(=2\) has no Keras equivalent: Keras' Conv2DTranspose",
+        ),
+        (
+            jnnx.Conv2DTranspose(2, 4, 3, padding_mode="circular", rngs=rngs),
+            ValueError,
+            r"`padding_mode` \(='circular'\) has no Keras equivalent",
+        ),
+        (
             jnnx.Conv2D(2, 4, 3, dtype="bfloat16", rngs=rngs),
             ValueError,
             r"`dtype` \(='bfloat16'\) differs from the parameters' \(float32\)",

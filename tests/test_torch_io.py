@@ -1,0 +1,544 @@
+"""PyTorch layers (CPU, live) to jconv's Flax modules and back.
+
+torch is the reference: its `Conv2d`/`ConvTranspose2d` on NCHW input against
+the jconv module on the same input in the module's layout. Each case compares
+twice: small-integer data and weights, where every product and partial sum is
+exact in float32, so the two must be equal to the last bit; and standard-normal
+data, where the summation orders differ (XLA's, oneDNN's): within `2 * gamma_n
+* sum|products|` per element, n the products in each sum, the sum of absolute
+products being the same torch layer in float64 with absolute weights on the
+absolute input (`_tol.py`). The pads torch means are read from torch itself
+(`_reversed_padding_repeated_twice`, what its forward pads by), not from
+`jconv._torch_io`.
+"""
+
+import ast
+import contextlib
+import copy
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from _grid import grid_params, pair, sample, uncovered
+from _tol import assert_sums_close, conv_terms
+from flax import nnx
+
+import jconv
+import jconv.linen as jlinen
+import jconv.nnx as jnnx
+from jconv import _torch_io
+from jconv._torch_io import kernel_from_torch
+
+# Conv2d's settings; every input is (2, C_in, 7, 6) NCHW, where every kernel
+# fits and every padding mode can fill every pad.
+CONV_AXES = {
+    "kernel": [(1, 1), (2, 2), (3, 3), (2, 3)],
+    "strides": [1, 2, (1, 2)],
+    "dilation_rate": [1, 2, (2, 1)],
+    "padding": [0, 1, (2, 0), "same", "valid"],
+    "padding_mode": ["zeros", "reflect", "replicate", "circular"],
+    "groups": [1, 2],
+    "bias": [False, True],
+    "dtype": ["float32", "float64"],
+    "data_format": ["channels_last", "channels_first"],
+    "impl": ["lax", "einsum"],
+}
+CONV_HW = (7, 6)
+
+# ConvTranspose2d's (groups: `test_conv_transpose2d_groups`); every input is
+# (2, C_in, 4, 5) NCHW.
+TRANSPOSE_AXES = {
+    "kernel": [(1, 1), (2, 2), (3, 3), (3, 2)],
+    "strides": [1, 2, (2, 1)],
+    "dilation_rate": [1, 2],
+    "padding": [0, 1, (1, 0)],
+    "output_padding": [0, 1],
+    "bias": [False, True],
+    "dtype": ["float32", "float64"],
+    "data_format": ["channels_last", "channels_first"],
+    "impl": ["lax", "einsum"],
+}
+TRANSPOSE_HW = (4, 5)
+
+
+def _conv_valid(case) -> bool:
+    return case["padding"] != "same" or pair(case["strides"]) == (1, 1)  # torch's
+
+
+def _transpose_valid(case) -> bool:
+    """torch takes an `output_padding` below the stride or the dilation;
+    jconv writes one not below the stride as fewer pads at the end, so needs
+    that many (refused otherwise: `test_from_torch_refuses`)."""
+    a = pair(case["output_padding"])
+    s, d, p = pair(case["strides"]), pair(case["dilation_rate"]), pair(case["padding"])
+    return all(
+        ai < max(si, di) and (ai < si or ai <= pi) for ai, si, di, pi in zip(a, s, d, p)
+    )
+
+
+CONV_CASES = sample(10, axes=CONV_AXES, valid=_conv_valid)
+TRANSPOSE_CASES = sample(8, axes=TRANSPOSE_AXES, valid=_transpose_valid)
+
+
+def test_grids_cover_every_value():
+    assert uncovered(CONV_CASES, CONV_AXES) == {}
+    assert uncovered(TRANSPOSE_CASES, TRANSPOSE_AXES) == {}
+
+
+def _tensor(array) -> torch.Tensor:
+    array = np.asarray(array)
+    if array.dtype == jnp.bfloat16:  # numpy has no bfloat16: exactly through f32
+        return torch.tensor(array.astype(np.float32)).to(torch.bfloat16)
+    return torch.tensor(array)
+
+
+def _numpy(tensor) -> np.ndarray:
+    tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.float().numpy().astype(jnp.bfloat16)
+    return tensor.numpy()
+
+
+def _torch_call(layer, x_nchw) -> np.ndarray:
+    with torch.no_grad():
+        return _numpy(layer(_tensor(x_nchw)))
+
+
+def _jconv_call(module, x_nchw, data_format, variables=None) -> np.ndarray:
+    """The module's output on `x_nchw` (given in its layout), as NCHW."""
+    channels_last = data_format == "channels_last"
+    x = x_nchw.transpose(0, 2, 3, 1) if channels_last else x_nchw
+    y = module(x) if variables is None else module.apply(variables, x)
+    y = np.asarray(y)
+    return y.transpose(0, 3, 1, 2) if channels_last else y
+
+
+def _draw(shape, *, integer, dtype="float32", seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if integer:
+        # Small integers: every product and partial sum is exact in float32.
+        return rng.integers(-3, 4, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _integer_weights(layer, seed=1):
+    """`layer` with small-integer weights (exact products and sums)."""
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.tensor(rng.integers(-3, 4, tuple(p.shape))).to(p.dtype))
+    return layer
+
+
+def _check(y, layer, x_nchw, *, integer, dtype=np.float32):
+    """`y` equals the torch layer's output on `x_nchw`: exactly on integer
+    data, within the bound for the layer's sums in `dtype` otherwise."""
+    expected = _torch_call(layer, x_nchw)
+    assert y.shape == expected.shape and y.dtype == expected.dtype
+    if integer:
+        np.testing.assert_array_equal(y, expected)
+        return
+    absolute = copy.deepcopy(layer).double()
+    with torch.no_grad():
+        for p in absolute.parameters():
+            p.abs_()
+    magnitude = _torch_call(absolute, np.abs(x_nchw).astype(np.float64))
+    terms = conv_terms(
+        kernel_from_torch(_numpy(layer.weight)),
+        bias=layer.bias,
+        transpose=isinstance(layer, torch.nn.ConvTranspose2d),
+    )
+    assert_sums_close(y, expected, magnitude, terms, dtype)
+
+
+def _x64(dtype):
+    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+
+
+def _torch_dtype(name):
+    return getattr(torch, name)
+
+
+def _conv_layer(case, c_in=4, c_out=6):
+    return torch.nn.Conv2d(
+        c_in,
+        c_out,
+        case["kernel"],
+        stride=case["strides"],
+        padding=case["padding"],
+        dilation=case["dilation_rate"],
+        groups=case["groups"],
+        bias=case["bias"],
+        padding_mode=case["padding_mode"],
+        dtype=_torch_dtype(case["dtype"]),
+    )
+
+
+def _transpose_layer(case, c_in=4, c_out=3):
+    return torch.nn.ConvTranspose2d(
+        c_in,
+        c_out,
+        case["kernel"],
+        stride=case["strides"],
+        padding=case["padding"],
+        output_padding=case["output_padding"],
+        dilation=case["dilation_rate"],
+        bias=case["bias"],
+        dtype=_torch_dtype(case["dtype"]),
+    )
+
+
+def _check_round_trip(layer, module, x_nchw, variables=None):
+    """`to_torch` gives back the layer: its class, settings, weights (dtype
+    included), the pads its forward applies, and its output."""
+    back = jconv.to_torch(module, variables)
+    assert type(back) is type(layer)
+    for name in ("stride", "dilation", "groups", "padding_mode", "output_padding"):
+        assert getattr(back, name) == getattr(layer, name), name
+    if isinstance(layer, torch.nn.Conv2d):
+        pads = tuple(layer._reversed_padding_repeated_twice)
+        assert tuple(back._reversed_padding_repeated_twice) == pads
+    else:
+        assert back.padding == layer.padding
+    for w_back, w in zip(back.parameters(), layer.parameters(), strict=True):
+        assert w_back.dtype == w.dtype
+        np.testing.assert_array_equal(_numpy(w_back), _numpy(w))
+    np.testing.assert_array_equal(_torch_call(back, x_nchw), _torch_call(layer, x_nchw))
+
+
+@pytest.mark.parametrize("case", grid_params(CONV_CASES, []))
+def test_conv2d_matches_torch(case):
+    """torch -> NNX module -> torch: both outputs torch's, weights back."""
+    layer = _integer_weights(_conv_layer(case))
+    with _x64(case["dtype"]):
+        module = jnnx.from_torch(
+            layer, data_format=case["data_format"], impl=case["impl"]
+        )
+        assert type(module) is jnnx.Conv2D
+        assert module.kernel.dtype == case["dtype"]
+        for integer in (True, False):
+            x = _draw((2, 4, *CONV_HW), integer=integer, dtype=case["dtype"])
+            y = _jconv_call(module, x, case["data_format"])
+            _check(y, layer, x, integer=integer, dtype=np.dtype(case["dtype"]))
+        _check_round_trip(layer, module, x)
+
+
+@pytest.mark.parametrize("case", grid_params(TRANSPOSE_CASES, []))
+def test_conv_transpose2d_matches_torch(case):
+    layer = _integer_weights(_transpose_layer(case))
+    with _x64(case["dtype"]):
+        module = jnnx.from_torch(
+            layer, data_format=case["data_format"], impl=case["impl"]
+        )
+        assert type(module) is jnnx.Conv2DTranspose
+        assert module.kernel.shape == (*case["kernel"], 3, 4)
+        for integer in (True, False):
+            x = _draw((2, 4, *TRANSPOSE_HW), integer=integer, dtype=case["dtype"])
+            y = _jconv_call(module, x, case["data_format"])
+            _check(y, layer, x, integer=integer, dtype=np.dtype(case["dtype"]))
+        _check_round_trip(layer, module, x)
+
+
+def test_same_is_torchs_split():
+    """torch's "same" (stride 1) pads `d * (k - 1)` with the odd pad at the
+    bottom/right; the module pads by those explicit pads."""
+    layer = torch.nn.Conv2d(2, 3, (4, 3), padding="same", dilation=(1, 3))
+    module = jnnx.from_torch(layer)
+    left, right, top, bottom = layer._reversed_padding_repeated_twice
+    assert module.padding == ((top, bottom), (left, right)) == ((1, 2), (3, 3))
+    assert jnnx.to_torch(module).padding == "same"
+
+
+def test_output_padding_below_dilation():
+    """torch takes an `output_padding` below the dilation but not the stride;
+    jconv writes it as fewer pads at the bottom/right."""
+    layer = _integer_weights(
+        torch.nn.ConvTranspose2d(2, 3, 3, padding=2, output_padding=(1, 0), dilation=2)
+    )
+    module = jnnx.from_torch(layer, impl="lax")
+    assert module.padding == ((2, 1), (2, 2)) and module.output_padding == (0, 0)
+    x = _draw((1, 2, 4, 5), integer=True)
+    _check(_jconv_call(module, x, "channels_last"), layer, x, integer=True)
+    _check_round_trip(layer, module, x)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_functions_match_torch():
+    """The kernel layouts: `jconv.conv2d` with `kernel_from_torch(weight)` and
+    the explicit pads torch applies equals `F.conv2d` (grouped, strided,
+    dilated, torch's asymmetric "same"); `jconv.conv2d_transpose` with groups
+    equals `F.conv_transpose2d`."""
+    F = torch.nn.functional
+    x = _draw((1, 4, 7, 6), integer=True)
+    for kwargs in (
+        dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2)),
+        dict(kernel_size=4, padding="same", dilation=(1, 2)),
+    ):
+        layer = _integer_weights(torch.nn.Conv2d(4, 6, groups=2, **kwargs))
+        left, right, top, bottom = layer._reversed_padding_repeated_twice
+        y = jconv.conv2d(
+            x,
+            kernel_from_torch(_numpy(layer.weight)),
+            _numpy(layer.bias),
+            strides=layer.stride,
+            padding=((top, bottom), (left, right)),
+            dilation_rate=layer.dilation,
+            groups=2,
+            data_format="channels_first",
+        )
+        with torch.no_grad():
+            expected = layer(_tensor(x))
+        if isinstance(layer.padding, tuple):  # torch's module is F.conv2d
+            expected = F.conv2d(
+                _tensor(x), layer.weight, layer.bias, layer.stride, layer.padding,
+                layer.dilation, groups=2,
+            ).detach()  # fmt: skip
+        np.testing.assert_array_equal(np.asarray(y), _numpy(expected))
+    weight = _draw((4, 3, 3, 2), integer=True, seed=2)  # (C_in, C_out // G, KH, KW)
+    y = jconv.conv2d_transpose(
+        x,
+        kernel_from_torch(weight),
+        strides=2,
+        padding=((1, 1), (0, 0)),
+        output_padding=1,
+        groups=2,
+        data_format="channels_first",
+    )
+    expected = F.conv_transpose2d(
+        _tensor(x), _tensor(weight), stride=2, padding=(1, 0), output_padding=1,
+        groups=2,
+    )  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(y), _numpy(expected))
+
+
+_LINEN = {
+    torch.nn.Conv2d: jlinen.Conv2D,
+    torch.nn.ConvTranspose2d: jlinen.Conv2DTranspose,
+}
+
+
+def test_linen_pair():
+    """torch -> Linen module and variables -> torch, both kinds."""
+    x = _draw((2, 4, *TRANSPOSE_HW), integer=True)
+    layers = [
+        torch.nn.Conv2d(4, 6, 3, padding=1, padding_mode="circular", groups=2),
+        torch.nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1, bias=False),
+    ]
+    for layer in layers:
+        layer = _integer_weights(layer)
+        module, variables = jlinen.from_torch(layer, impl="einsum")
+        assert type(module) is _LINEN[type(layer)]
+        y = _jconv_call(module, x, "channels_last", variables)
+        _check(y, layer, x, integer=True)
+        _check_round_trip(layer, module, x, variables)
+        assert jlinen.to_torch(module, variables["params"]).padding == layer.padding
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_dtype_kept(dtype):
+    """The parameters keep torch's dtype both ways, NNX and Linen; the
+    outputs are torch's (integer data: every sum below 256 is exact in
+    float16 and bfloat16)."""
+    layer = _integer_weights(torch.nn.Conv2d(2, 3, 3, dtype=_torch_dtype(dtype)))
+    x = _draw((1, 2, 5, 5), integer=True).astype(jnp.dtype(dtype))
+    with _x64(dtype):
+        module = jnnx.from_torch(layer)
+        assert module.param_dtype == module.kernel.dtype == module.bias.dtype == dtype
+        linen_module, variables = jlinen.from_torch(layer)
+        assert linen_module.param_dtype == dtype
+        assert variables["params"]["kernel"].dtype == dtype
+        _check(_jconv_call(module, x, "channels_last"), layer, x, integer=True)
+        _check_round_trip(layer, module, x)
+        _check_round_trip(layer, linen_module, x, variables)
+
+
+def _normal(key, shape, dtype):
+    """Standard-normal weights drawn by numpy (jax's initialisers compile
+    once per shape, about a second each here)."""
+    rng = np.random.default_rng(len(shape))
+    return jnp.asarray(rng.standard_normal(shape), dtype)
+
+
+def _fresh():
+    """A module's initialisers: random kernel and bias."""
+    return dict(kernel_init=_normal, bias_init=_normal, rngs=nnx.Rngs(0))
+
+
+def _fresh_modules():
+    return [
+        # symmetric explicit pads, groups
+        jnnx.Conv2D(4, 6, (3, 2), strides=2, padding=1, groups=2, **_fresh()),
+        # even kernel "same" at stride 1: torch's "same"
+        jnnx.Conv2D(4, 3, 4, padding="same", padding_mode="reflect", **_fresh()),
+        # "full": (k - 1) * d
+        jnnx.Conv2D(4, 3, 3, padding="full", dilation_rate=(1, 2), **_fresh()),
+        # "same" at stride 2 with a 1x1 kernel pads nothing on any size
+        jnnx.Conv2D(4, 2, 1, strides=2, padding="same", use_bias=False, **_fresh()),
+        jnnx.DepthwiseConv2D(
+            4, 3, depth_multiplier=2, padding_mode="replicate", **_fresh()
+        ),
+        jnnx.DepthwiseConv2D(
+            4, (2, 3), 2, padding="valid", data_format="channels_first", **_fresh()
+        ),
+        # "same", span - stride even: p = 1, output_padding 0
+        jnnx.Conv2DTranspose(4, 3, 4, strides=2, padding="same", **_fresh()),
+        # "valid", span < stride: output_padding 1
+        jnnx.Conv2DTranspose(4, 3, 1, strides=2, padding="valid", **_fresh()),
+        jnnx.Conv2DTranspose(4, 2, 3, strides=(2, 1), padding="full", **_fresh()),
+    ]
+
+
+def test_to_torch_from_fresh_modules():
+    """Modules built in Flax (random initial weights) export to torch layers
+    that compute the same thing; a depthwise kernel's channel `c * M + m` is
+    torch's grouped output channel."""
+    x = _draw((2, 4, 7, 6), integer=False)
+    for module in _fresh_modules():
+        layer = jnnx.to_torch(module)
+        y = _jconv_call(module, x, module.data_format)
+        _check(y, layer, x, integer=False)
+    depthwise = _fresh_modules()[4]
+    layer = jnnx.to_torch(depthwise)
+    assert (layer.groups, layer.out_channels, layer.padding) == (4, 8, (1, 1))
+    kernel = np.asarray(depthwise.kernel[...])  # (KH, KW, C_in, M)
+    # weight (C_in * M, 1, KH, KW): channel c * M + m is kernel[:, :, c, m]
+    np.testing.assert_array_equal(
+        _numpy(layer.weight)[2 * 2 + 1, 0], kernel[:, :, 2, 1]
+    )
+
+
+def test_to_torch_from_linen():
+    up = jlinen.Conv2DTranspose(
+        3, (2, 3), 2, padding="valid", output_padding=1, kernel_init=_normal
+    )
+    x = _draw((2, 4, 4, 5), integer=False)
+    variables = up.init(jax.random.key(0), x.transpose(0, 2, 3, 1))
+    layer = jlinen.to_torch(up, variables)
+    assert (layer.padding, layer.output_padding) == ((0, 0), (1, 1))
+    _check(_jconv_call(up, x, "channels_last", variables), layer, x, integer=False)
+
+
+def test_from_torch_refuses():
+    class MyConv(torch.nn.Conv2d):
+        pass
+
+    cases = [
+        (torch.nn.Conv1d(2, 4, 3), TypeError, r"`module` \(=Conv1d\) must be a torch"),
+        (torch.nn.LazyConv2d(4, 3), TypeError, r"`module` \(=LazyConv2d\) must be"),
+        (MyConv(2, 4, 3), TypeError, r"`module` \(=MyConv\) must be a torch.nn.Conv2d"),
+        (torch.nn.Linear(2, 3), TypeError, r"`module` \(=Linear\) must be"),
+        (
+            torch.nn.Conv2d(2, 4, 3, dtype=torch.complex64),
+            TypeError,
+            r"\(Conv2d\) has weights of dtype torch.complex64",
+        ),
+        (
+            torch.nn.ConvTranspose2d(2, 4, 3, padding=1, output_padding=2, dilation=3),
+            ValueError,
+            r"`output_padding` \(=\(2, 2\)\) is not smaller than "
+            r"`stride` \(=\(1, 1\)\)",
+        ),
+    ]
+    reflecting = torch.nn.ConvTranspose2d(2, 4, 3)
+    reflecting.padding_mode = "reflect"  # torch's own check is at init
+    cases.append((reflecting, ValueError, r"`padding_mode` \(='reflect'\); a trans"))
+    for layer, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            jnnx.from_torch(layer)
+        with pytest.raises(exc, match=match):
+            jlinen.from_torch(layer)
+    conv = torch.nn.Conv2d(2, 4, 3)
+    with pytest.raises(ValueError, match=r"`impl` \(='cuda'\) must be one of"):
+        jnnx.from_torch(conv, impl="cuda")
+    with pytest.raises(ValueError, match=r"`data_format` \(='NCHW'\) must be one"):
+        jnnx.from_torch(conv, data_format="NCHW")
+
+
+def test_to_torch_refuses():
+    rngs = nnx.Rngs(0)
+    cases = [
+        (
+            jnnx.SeparableConv2D(
+                2, 4, 3, depthwise_init=_normal, pointwise_init=_normal, rngs=rngs
+            ),
+            TypeError,
+            r"`module` \(SeparableConv2D\) has no torch equivalent",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 3, strides=2, padding="same", **_fresh()),
+            ValueError,
+            r"`padding` \(='same'\) with `strides` \(=2\) pads by the input's size",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 4, strides=(1, 2), padding="same", **_fresh()),
+            ValueError,
+            r"`strides` \(=\(1, 2\)\) pads by the input's size",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 2, padding="same_lower", **_fresh()),
+            ValueError,
+            r"`padding` \(='same_lower'\) pads \(\(1, 0\), \(1, 0\)\), not alike",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 3, padding=((1, 1), (0, 2)), **_fresh()),
+            ValueError,
+            r"pads \(\(1, 1\), \(0, 2\)\), not alike on both sides",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 3, strides=2, padding=((1, 2), (1, 2)), **_fresh()),
+            ValueError,
+            r"not alike on both sides: torch's Conv2d",
+        ),
+        (
+            jnnx.Conv2DTranspose(2, 4, 3, strides=2, padding="same", **_fresh()),
+            ValueError,
+            r"`padding` \(='same'\) with `output_padding` \(=None\) crops "
+            r"\(\(0, 1\), \(0, 1\)\) from the transposed output",
+        ),
+        (
+            jnnx.Conv2D(2, 4, 3, dtype="bfloat16", **_fresh()),
+            ValueError,
+            r"`dtype` \(='bfloat16'\) differs from the parameters' \(float32\)",
+        ),
+    ]
+    for module, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            jnnx.to_torch(module)
+    linen_conv = jlinen.Conv2D(4, 3)
+    with pytest.raises(TypeError, match=r"pass `variables`"):
+        jlinen.to_torch(linen_conv)
+    with pytest.raises(TypeError, match=r"`module` \(=Conv\) must be a jconv"):
+        jnnx.to_torch(nnx.Conv(2, 4, 3, kernel_init=_normal, rngs=rngs))
+
+
+def test_layers_flow_one_way():
+    """`_torch_io` imports no Flax frontend and no torch at import time; one
+    `to_torch` takes a module of either frontend."""
+    imported = set()
+    for node in ast.walk(ast.parse(inspect.getsource(_torch_io))):
+        if isinstance(node, ast.Import) and node.col_offset == 0:
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+            imported.add(node.module)
+    assert not {"jconv.nnx", "jconv.linen", "flax", "torch"} & imported, imported
+    assert jnnx.to_torch is jlinen.to_torch is jconv.to_torch
+    assert jconv.from_torch is jnnx.from_torch
+
+
+def test_conv_transpose2d_groups():
+    """PyTorch's grouping convention is `conv2d_transpose`'s: the weights move
+    as they are and the outputs are equal to the last bit."""
+    layer = _integer_weights(
+        torch.nn.ConvTranspose2d(
+            4, 6, 3, stride=2, padding=1, output_padding=1, groups=2
+        )
+    )
+    module = jnnx.from_torch(layer, impl="lax")
+    assert module.kernel.shape == (3, 3, 3, 4) and module.groups == 2
+    x = _draw((2, 4, *TRANSPOSE_HW), integer=True)
+    _check(_jconv_call(module, x, "channels_last"), layer, x, integer=True)
+    _check_round_trip(layer, module, x)
