@@ -387,20 +387,7 @@ def from_keras(layer, *, impl="auto", precision=None):
       True
     """
     description, kernels, bias, dtypes = read_keras(layer, impl)
-    kwargs = {
-        _field(name): value
-        for name, value in description.arguments().items()
-        if name != "in_features"  # Linen reads it from the input
-    }
-    kwargs["impl"] = impl  # a Linen field keeps what it was given
-    params = {
-        name: jnp.asarray(k)
-        for name, k in zip(description.kernels, kernels, strict=True)
-    }
-    if bias is not None:
-        params["bias"] = jnp.asarray(bias)
-    module = _MODULES[description.keras_name]
-    return module(**kwargs, **dtypes, precision=precision), {"params": params}
+    return _build(description, kernels, bias, dtypes, impl, precision)
 
 
 def from_torch(module, *, data_format="channels_last", impl="auto", precision=None):

@@ -516,15 +516,7 @@ def from_keras(layer, *, impl="auto", precision=None):
       True
     """
     description, kernels, bias, dtypes = read_keras(layer, impl)
-    inits = description.kernels.values()
-    return _MODULES[description.keras_name](
-        **description.arguments(),
-        **dtypes,
-        precision=precision,
-        **{init: _constant(k) for init, k in zip(inits, kernels, strict=True)},
-        bias_init=_constant(bias),
-        rngs=nnx.Rngs(0),
-    )
+    return _build(description, kernels, bias, dtypes, precision)
 
 
 def from_torch(module, *, data_format="channels_last", impl="auto", precision=None):
@@ -549,9 +541,8 @@ def from_torch(module, *, data_format="channels_last", impl="auto", precision=No
     Raises:
       TypeError: `module` is not exactly one of the two classes, or its
         weights are not floating.
-      ValueError: what jconv's modules do not take: a transposed layer with
-        `groups` > 1, an `output_padding` below the dilation but not the
-        stride and larger than `padding`.
+      ValueError: what jconv's modules do not take: an `output_padding`
+        below the dilation but not the stride and larger than `padding`.
 
     Example:
       >>> import numpy as np, torch
