@@ -20,6 +20,15 @@ SHAPES = (
 LARGE_KERNEL_SHAPES = ("dw13", "replknet31", "slak51x5")
 
 
+def per_shape(default: int, **values: int) -> ml_collections.ConfigDict:
+    """A table with an entry for every shape: `default`, or its value here."""
+    unknown = set(values) - set(SHAPES + LARGE_KERNEL_SHAPES)
+    if unknown:
+        raise ValueError(f"unknown shapes {sorted(unknown)}")
+    names = SHAPES + LARGE_KERNEL_SHAPES
+    return ml_collections.ConfigDict({n: values.get(n, default) for n in names})
+
+
 def get_config():
     c = ml_collections.ConfigDict()
     # Which layers (experiments/bench/_cases.py: SHAPES), implementations,
@@ -46,10 +55,9 @@ def get_config():
     # would take over a second per fwd+bwd (XLA:CPU's grouped convolutions
     # behind jconv_lax, lax_raw and Keras' grouped Conv2D; the stem's einsum),
     # so that the whole benchmark stays within 10 to 15 minutes on 2 cores.
-    c.batch = ml_collections.ConfigDict(
-        dict(doc4x4=1, mnist=256, resnet56=16, resnet28=16, resnet14=16,
-             stem=8, depthwise=8, convnext_dw7=4, resnext28=4,
-             pointwise28=16, depthwise_s2=4, dw13=2, replknet31=2, slak51x5=2)
+    c.batch = per_shape(
+        16, doc4x4=1, mnist=256, stem=8, depthwise=8, convnext_dw7=4,
+        resnext28=4, depthwise_s2=4, dw13=2, replknet31=2, slak51x5=2,
     )  # fmt: skip
     # Convolutions per timed call (inside one jitted fori_loop for JAX, a
     # tf.function loop for Keras, a Python loop for PyTorch), so dispatch does
@@ -57,24 +65,12 @@ def get_config():
     # for shapes that take over a millisecond, where dispatch is noise. (A
     # loop no longer costs jconv its fast path, see in_scan; lax_raw's
     # gradients in a loop still lose it, jax-ml/jax#12868.)
-    c.inner_iters = ml_collections.ConfigDict(
-        dict(doc4x4=2000, mnist=1, resnet56=1, resnet28=1, resnet14=1,
-             stem=1, depthwise=1, convnext_dw7=1, resnext28=1, pointwise28=1,
-             depthwise_s2=1, dw13=1, replknet31=1, slak51x5=1)
-    )  # fmt: skip
+    c.inner_iters = per_shape(1, doc4x4=2000)
     # The same two tables on a GPU (used only when JAX sees one).
-    c.gpu_batch = ml_collections.ConfigDict(
-        dict(doc4x4=1, mnist=256, resnet56=128, resnet28=128, resnet14=128,
-             stem=128, depthwise=128, convnext_dw7=128, resnext28=128,
-             pointwise28=128, depthwise_s2=128, dw13=32, replknet31=32,
-             slak51x5=32)
-    )  # fmt: skip
-    c.gpu_inner_iters = ml_collections.ConfigDict(
-        dict(doc4x4=2000, mnist=50, resnet56=10, resnet28=10, resnet14=10,
-             stem=10, depthwise=50, convnext_dw7=10, resnext28=10,
-             pointwise28=10, depthwise_s2=50, dw13=10, replknet31=10,
-             slak51x5=10)
-    )  # fmt: skip
+    c.gpu_batch = per_shape(128, doc4x4=1, mnist=256, dw13=32, replknet31=32,
+                            slak51x5=32)  # fmt: skip
+    c.gpu_inner_iters = per_shape(10, doc4x4=2000, mnist=50, depthwise=50,
+                                  depthwise_s2=50)  # fmt: skip
     c.warmup = 2  # untimed calls before timing (compilation, caches)
     c.repeats = 15  # timed calls per row, interleaved across rows; median
     # Timed scans per in_scan row, after one untimed scan: each runs 10

@@ -300,29 +300,23 @@ def run(
         y_test, np.asarray(predictions), labels=range(NUM_CLASSES)
     )
     epochs = [r["epoch"] for r in history]
-    plots.plot_curves(
-        wd.path / "curves.png",
-        epochs,
-        {
-            "train loss": [r["train_loss"] for r in history],
-            "test loss": [r["test_loss"] for r in history],
-        },
-        xlabel="epoch",
-        ylabel="cross-entropy",
-        title=f"digits, jconv impl={config.model.impl}",
-    )
-    plots.plot_curves(
-        wd.path / "accuracy.png",
-        epochs,
-        {
-            "train": [r["train_accuracy"] for r in history],
-            "test": [r["test_accuracy"] for r in history],
-        },
-        xlabel="epoch",
-        ylabel="accuracy",
-        logy=False,
-        title=f"digits, jconv impl={config.model.impl}",
-    )
+    loss = {"train loss": "train_loss", "test loss": "test_loss"}
+    accuracy = {"train": "train_accuracy", "test": "test_accuracy"}
+    # file: (y label, log y-axis, {curve: metrics column})
+    curves = {
+        "curves.png": ("cross-entropy", True, loss),
+        "accuracy.png": ("accuracy", False, accuracy),
+    }
+    for name, (ylabel, logy, columns) in curves.items():
+        plots.plot_curves(
+            wd.path / name,
+            epochs,
+            {label: [r[column] for r in history] for label, column in columns.items()},
+            xlabel="epoch",
+            ylabel=ylabel,
+            logy=logy,
+            title=f"digits, jconv impl={config.model.impl}",
+        )
     plots.plot_heatmaps(
         wd.path / "confusion.png",
         {"test confusion (row: true, column: predicted)": confusion},

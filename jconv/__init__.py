@@ -4,9 +4,11 @@ the FFT and Winograd fast algorithms.
 The public surface is what this file names. The private modules are one
 concept each; four of them are shared, and only from these does another
 module import underscore names: `_padding` and `_spec` (every argument's
-reading and checks), `_conv` (the checks and traced body every convolution
-runs) and `_layers` (the layer descriptions: `nnx`/`linen` -> `_layers` ->
-`_keras_io` -> Keras, one way).
+reading and checks), `_conv` (the keyword arguments of every public
+function, described once, and the checks and traced body every convolution
+runs) and `_layers` (the layer descriptions, from which both frontends'
+module arguments derive: `nnx`/`linen` -> `_layers` -> `_keras_io` -> Keras,
+one way).
 """
 
 from jconv import document as document

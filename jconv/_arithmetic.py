@@ -135,8 +135,9 @@ def conv_output_shape(
     Raises:
       ValueError, TypeError: as `conv2d` would for these shapes and arguments
         (sizes no device could hold counted at 2 bytes an element, the
-        narrowest floating dtype), and for shapes that are not sequences of
-        non-negative ints.
+        narrowest floating dtype; a kernel wider than the padded input, or
+        on an input axis with no pixels a negative output size), and for
+        shapes that are not sequences of non-negative ints.
 
     Example:
       >>> conv_output_shape((8, 5, 5, 3), (3, 3, 3, 16), strides=2, padding=1)
@@ -144,6 +145,9 @@ def conv_output_shape(
       >>> conv_output_shape((3, 7, 7), (3, 3, 3, 4), padding="full",
       ...                   data_format="channels_first")
       (4, 9, 9)
+      >>> # No images, or no rows: "same" keeps ceil(0 / stride) = 0 rows.
+      >>> conv_output_shape((0, 0, 5, 3), (3, 3, 3, 4), strides=2, padding="same")
+      (0, 0, 3, 4)
     """
     return _output_shape(
         conv_spec,

@@ -1,10 +1,15 @@
 """Public 2D convolution: argument checks, then one of the implementations
-(auto, lax, einsum, fft)."""
+(auto, lax, einsum, fft).
+
+The keyword arguments of every public convolution function are described
+once, in `KEYWORDS`; `public` gives each function those it takes, with
+their defaults and a real signature."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +22,7 @@ from jconv._spec import (
     IMPL_CHOICES,
     ConvSpec,
     _check_floating,
+    accumulation_dtype,
     canonical_precision,
     choice,
     conv_spec,
@@ -67,12 +73,15 @@ _ARGS_DOC = """
       precision: passed to the contraction (`jax.lax.Precision`, a string such
         as `"highest"`, a pair of them, a `jax.lax.DotAlgorithmPreset` or its
         name, or None for the backend default).
-      preferred_element_type: None (sum in and return the inputs' dtype) or
-        a dtype, as in `jax.lax.conv_general_dilated`: every implementation
-        sums in it (or wider) and returns it, the bias added in it, e.g.
+      preferred_element_type: None (return the inputs' dtype, summed in it,
+        or in float32 for bfloat16 and float16 inputs and rounded once at the
+        end, the bias added before the rounding) or a dtype, as in
+        `jax.lax.conv_general_dilated`: every implementation sums in it (or
+        wider) and returns it, the bias added in it, e.g.
         bfloat16 inputs, float32 accumulation and result. Floating for
         floating inputs, complex for complex ones, not narrower than the
-        inputs. Gradients come back in the inputs' dtypes, summed in it.
+        inputs. Gradients come back in the inputs' dtypes, summed in it
+        (float32 at least for bfloat16 and float16).
 """
 
 _RAISES_DOC = """
@@ -99,17 +108,25 @@ def _run(
     preferred_element_type=None,
 ):
     """The traced body every public convolution shares: batch axis, padding
-    mode, the implementation's core, bias."""
+    mode, the implementation's core, bias.
+
+    The core and the bias sum in `accumulation_dtype` (float32 for bfloat16
+    and float16), rounded once to the result's dtype at the end: JAX
+    transposes that cast and the bias's, so every gradient (input, kernel,
+    bias) sums in it too and is rounded once to its argument's dtype."""
     if not spec.batched:
         x = x[None]
     if spec.padding_mode != "zeros":
         h_axis = 2 if spec.channels_first else 1
         x = pad_spatial(x, spec.pads, spec.padding_mode, h_axis)
         spec = dataclasses.replace(spec, pads=((0, 0), (0, 0)), padding_mode="zeros")
-    y = IMPLS[impl](x, kernel_hwio, spec, precision, preferred_element_type)
+    result = x.dtype if preferred_element_type is None else preferred_element_type
+    accumulate = accumulation_dtype(x.dtype, preferred_element_type)
+    y = IMPLS[impl](x, kernel_hwio, spec, precision, accumulate)
     if bias is not None:
         shape = (1, -1, 1, 1) if spec.channels_first else (1, 1, 1, -1)
         y = y + bias.astype(y.dtype).reshape(shape)
+    y = y.astype(result)
     return y if spec.batched else y[0]
 
 
@@ -182,13 +199,14 @@ def _convolve(
     )
 
 
-def conv2d(
-    x,
-    kernel,
-    bias=None,
-    *,
+# The keyword arguments of the public convolutions, with their defaults, in
+# the order their signatures list them. Each function takes all of them but
+# those its `public` decorator omits, so no two can give one argument
+# different defaults, and a new argument is added here once.
+KEYWORDS = dict(
     strides=1,
     padding="valid",
+    output_padding=None,  # transposed convolutions only
     padding_mode="zeros",
     dilation_rate=1,
     groups=1,
@@ -196,7 +214,47 @@ def conv2d(
     precision=None,
     preferred_element_type=None,
     impl="auto",
-):
+)
+
+
+def public(*, omit=()):
+    """Decorator of a public convolution `fn(arrays..., **keywords)`: it is
+    called with every one of `KEYWORDS` but `omit`, as given or by default,
+    and its signature (for `inspect`, `help` and the API reference) lists
+    them, keyword-only, after `fn`'s arrays. `fn` may name the keywords it
+    reads (`*, data_format, **keywords`). An unknown keyword raises
+    Python's `TypeError`."""
+    defaults = {name: v for name, v in KEYWORDS.items() if name not in omit}
+    keywords = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=v)
+        for name, v in defaults.items()
+    ]
+
+    def decorate(fn):
+        arrays = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind is p.POSITIONAL_OR_KEYWORD
+        ]
+        known = defaults.keys() | {p.name for p in arrays}
+
+        @functools.wraps(fn)
+        def convolution(*args, **kwargs):
+            if not kwargs.keys() <= known:
+                name = next(name for name in kwargs if name not in known)
+                raise TypeError(
+                    f"{fn.__qualname__}() got an unexpected keyword argument {name!r}"
+                )
+            return fn(*args, **(defaults | kwargs))
+
+        convolution.__signature__ = inspect.Signature(arrays + keywords)
+        return convolution
+
+    return decorate
+
+
+@public(omit=("output_padding",))
+def conv2d(x, kernel, bias=None, **keywords):
     """2D convolution, by the fastest plan (`impl="auto"`) or one implementation.
     {args}
       impl: `"auto"` (default: for the call's static shapes, dtype, backend
@@ -237,111 +295,54 @@ def conv2d(
       Array([[0. +56.j, 0. +76.j],
              [0.+175.j, 0.+302.j]], dtype=complex64)
     """
-    return _convolve(
-        _apply,
-        conv_spec,
-        x,
-        kernel,
-        bias,
-        strides=strides,
-        padding=padding,
-        padding_mode=padding_mode,
-        dilation_rate=dilation_rate,
-        groups=groups,
-        data_format=data_format,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-        impl=impl,
-    )
+    return _convolve(_apply, conv_spec, x, kernel, bias, **keywords)
 
 
-def conv2d_lax(
-    x,
-    kernel,
-    bias=None,
-    *,
-    strides=1,
-    padding="valid",
-    padding_mode="zeros",
-    dilation_rate=1,
-    groups=1,
-    data_format="channels_last",
-    precision=None,
-    preferred_element_type=None,
-):
-    """2D convolution on `jax.lax.conv_general_dilated`: `conv2d(..., impl="lax")`.
-    {args}
+conv2d.__doc__ = conv2d.__doc__.format(args=_ARGS_DOC, raises=_RAISES_DOC)
+
+
+def _with_impl(impl: str, summary: str, example: str):
+    """`conv2d` with `impl` fixed, as a function of its own, `conv2d_{impl}`:
+    `conv2d`'s signature but `impl`, documented by `summary`, `conv2d`'s
+    arguments and `example`."""
+
+    def alias(x, kernel, bias=None, **keywords):
+        return conv2d(x, kernel, bias, impl=impl, **keywords)
+
+    alias.__name__ = alias.__qualname__ = f"conv2d_{impl}"
+    alias.__doc__ = f"""{summary}
+    {_ARGS_DOC}
     Returns:
       The convolved images.
-    {raises}
+    {_RAISES_DOC}
     Example:
+{example}"""
+    return public(omit=("output_padding", "impl"))(alias)
+
+
+conv2d_lax = _with_impl(
+    "lax",
+    """2D convolution on `jax.lax.conv_general_dilated`: `conv2d(..., impl="lax")`.""",
+    """\
       >>> import jax.numpy as jnp
       >>> x = jnp.ones((2, 5, 5, 4))
       >>> k = jnp.ones((3, 3, 2, 6))
       >>> conv2d_lax(x, k, strides=2, padding="same", groups=2).shape
       (2, 3, 3, 6)
-    """
-    return conv2d(
-        x,
-        kernel,
-        bias,
-        strides=strides,
-        padding=padding,
-        padding_mode=padding_mode,
-        dilation_rate=dilation_rate,
-        groups=groups,
-        data_format=data_format,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-        impl="lax",
-    )
-
-
-def conv2d_einsum(
-    x,
-    kernel,
-    bias=None,
-    *,
-    strides=1,
-    padding="valid",
-    padding_mode="zeros",
-    dilation_rate=1,
-    groups=1,
-    data_format="channels_last",
-    precision=None,
-    preferred_element_type=None,
-):
+    """,
+)
+conv2d_einsum = _with_impl(
+    "einsum",
     """2D convolution as strided windows contracted with `jnp.einsum`.
 
     Same arguments and answers as `conv2d(..., impl="lax")`, built without any
     convolution primitive: the independent formulation the lax path is checked
-    against.
-    {args}
-    Returns:
-      The convolved images.
-    {raises}
-    Example:
+    against.""",
+    """\
       >>> import jax.numpy as jnp
       >>> x = jnp.ones((1, 3, 7, 7))
       >>> k = jnp.ones((3, 3, 3, 8))
       >>> conv2d_einsum(x, k, dilation_rate=2, data_format="channels_first").shape
       (1, 8, 3, 3)
-    """
-    return conv2d(
-        x,
-        kernel,
-        bias,
-        strides=strides,
-        padding=padding,
-        padding_mode=padding_mode,
-        dilation_rate=dilation_rate,
-        groups=groups,
-        data_format=data_format,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-        impl="einsum",
-    )
-
-
-for _fn in (conv2d, conv2d_lax, conv2d_einsum):
-    _fn.__doc__ = _fn.__doc__.format(args=_ARGS_DOC, raises=_RAISES_DOC)
+    """,
+)

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from jconv._conv import _as_array, conv2d
+from jconv._conv import _as_array, conv2d, public
 from jconv._spec import depthwise_groups
 
 
-def depthwise_conv2d(
-    x,
-    kernel,
-    bias=None,
-    *,
-    strides=1,
-    padding="valid",
-    padding_mode="zeros",
-    dilation_rate=1,
-    data_format="channels_last",
-    precision=None,
-    preferred_element_type=None,
-    impl="auto",
-):
+@public(omit=("output_padding", "groups"))
+def depthwise_conv2d(x, kernel, bias=None, *, data_format, **keywords):
     """Depthwise 2D convolution with Keras `DepthwiseConv2D` semantics.
 
     Each input channel `c` is convolved with its own `depth_multiplier` filters
@@ -64,13 +52,7 @@ def depthwise_conv2d(
         x,
         kernel.reshape(grouped_shape),
         bias,
-        strides=strides,
-        padding=padding,
-        padding_mode=padding_mode,
-        dilation_rate=dilation_rate,
         groups=groups,
         data_format=data_format,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-        impl=impl,
+        **keywords,
     )

@@ -41,6 +41,9 @@ Backward passes are plain autodiff of these expressions.
 The buffer each formulation builds (the windows, or the tap sum's accumulator)
 is checked at trace time like the arrays `jconv._spec` checks: one that XLA
 cannot represent or no device could hold is refused by a `ValueError`.
+
+An empty output (a batch of no images, or an input axis with no pixels, see
+`jconv._spec`) is zeros, built without windows; so are its gradients.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jconv._spec import ConvSpec, check_allocatable
+from jconv._spec import ConvSpec, check_allocatable, output_shape
 
 # P * C_in and C_out at or below which the pixel axis goes last in the GEMM
 # (1-channel 3x3 and 5x5 kernels: 9, 25, into a few channels).
@@ -71,8 +74,9 @@ def choose_formulation(c_in: int, c_out: int, groups: int, kernel_hw) -> str:
 
 
 def batch_chunks(n: int, window_bytes: int) -> int:
-    """Fewest chunks dividing `n` whose share of `window_bytes` fits the budget."""
-    for chunks in range(1, n + 1):
+    """Fewest chunks dividing `n` whose share of `window_bytes` fits the budget
+    (one for an empty batch, whose windows take no bytes)."""
+    for chunks in range(1, max(n, 1) + 1):
         if n % chunks == 0 and window_bytes // chunks <= WINDOW_BUDGET_BYTES:
             return chunks
     return n
@@ -219,6 +223,12 @@ def conv2d_einsum_core(
     """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias,
     summed in and returned as `preferred_element_type` (None: `x`'s dtype)."""
     kh, kw, _, c_out = kernel_hwio.shape
+    shape = output_shape(spec, x.shape[0], c_out)
+    if 0 in shape:
+        # No image, or an input axis with no pixels: no window to slice (the
+        # padded input may be shorter than the kernel), nothing to sum.
+        dtype = x.dtype if preferred_element_type is None else preferred_element_type
+        return jnp.zeros(shape, dtype)
     x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
     # Interior padding stretches the input by lhs_dilation - 1 zeros between
     # pixels (a transposed convolution run as a direct one); negative edge pads

@@ -46,6 +46,8 @@ the frequency-domain einsum (the depthwise product has none to take).
 
 Backward passes are plain autodiff of these expressions: JAX transposes
 `rfft2`/`irfft2` and the einsum, so the gradients are FFT convolutions too.
+An empty output (no image, or an input axis with no pixels) is zeros, with
+no transform and no spectrum built.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from jconv._spec import ConvSpec, check_allocatable
+from jconv._spec import ConvSpec, check_allocatable, output_shape
 
 
 def fast_length(n: int) -> int:
@@ -90,6 +92,10 @@ def conv2d_fft_core(
     """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias,
     returned as `preferred_element_type` (None: `x`'s dtype)."""
     dtype = x.dtype if preferred_element_type is None else preferred_element_type
+    shape = output_shape(spec, x.shape[0], kernel_hwio.shape[-1])
+    if 0 in shape:
+        # No image, or an input axis with no pixels: nothing to transform.
+        return jnp.zeros(shape, dtype)
     wide = jnp.promote_types(x.dtype, jnp.float32)
     if preferred_element_type is not None:
         wide = jnp.promote_types(wide, preferred_element_type)

@@ -143,10 +143,9 @@ def _keras_layer(layer: Layer, kernel, bias, dtype):
             f"`padding` (={padding!r}) has no Keras equivalent: Keras layers "
             f"take 'valid' or 'same'"
         )
-    padding_mode = getattr(layer, "padding_mode", "zeros")
-    if padding_mode != "zeros":
+    if layer.padding_mode != "zeros":
         raise ValueError(
-            f"`padding_mode` (={padding_mode!r}) has no Keras equivalent: "
+            f"`padding_mode` (={layer.padding_mode!r}) has no Keras equivalent: "
             f"Keras layers pad with zeros"
         )
     groups = getattr(layer, "groups", 1)

@@ -8,11 +8,17 @@ the `bias`), the function it calls and its Keras counterpart. Layers flow
 one way: `jconv.nnx` and `jconv.linen` hold parameters and call a description;
 `jconv._keras_io` reads and writes Keras layers as descriptions and arrays.
 Every argument is read by `jconv._spec`/`jconv._padding`, as for the functions.
+
+A kind is described once: its fields (with the modules' defaults), its
+kernels and their initialisers' default. `Layer.module_arguments` derives
+from them the arguments of its modules, in `jconv.nnx` and `jconv.linen`
+alike, so a new kind is a new description and a module class on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -49,6 +55,26 @@ default_transpose_kernel_init = initializers.lecun_normal(in_axis=-1, out_axis=-
 NNX_NAMES = ("`in_features`", "out_features")
 LINEN_NAMES = ("the input channels C_in of `x`", "features")
 
+# The modules' own arguments (how they compute and store, not what the layer
+# is), with Flax's defaults; the kernels' initialisers come from the kind.
+FRONTEND_DEFAULTS = dict(
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    preferred_element_type=None,
+    bias_init=default_bias_init,
+)
+
+# The order modules take their arguments in, each kind those it has: Flax's
+# `Conv` order, Keras' arguments beside their neighbours in Keras. (One
+# string: a list literal would take a line a name.)
+MODULE_ORDER = (  # noqa: SIM905
+    "in_features out_features kernel_size strides depth_multiplier padding "
+    "output_padding padding_mode dilation_rate groups use_bias data_format dtype "
+    "param_dtype precision preferred_element_type kernel_init depthwise_init "
+    "pointwise_init bias_init impl"
+).split()
+
 # The fields that shape the parameters; the others are the function's keywords.
 _SHAPE_FIELDS = (
     "in_features",
@@ -62,7 +88,8 @@ _SHAPE_FIELDS = (
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Layer:
     """A checked layer: its channel counts, kernel size, `use_bias`, and its
-    function's keyword arguments (`strides`, `padding`, ..., `impl`).
+    function's keyword arguments (`strides`, `padding`, ..., `impl`). The
+    defaults are the modules' (Flax's `padding="SAME"`).
 
     `in_features` is None for a Linen module before its first call. `names`
     says how the module's arguments are named in messages.
@@ -76,15 +103,17 @@ class Layer:
     # takes them in after `x`), each with the module argument that
     # initialises it. Modules and Keras layers name them alike.
     kernels: ClassVar[dict[str, str]] = {"kernel": "kernel_init"}
+    default_init: ClassVar[Callable] = default_kernel_init  # each kernel's
 
     in_features: int | None
     kernel_size: Any
-    strides: Any
-    padding: Any
-    dilation_rate: Any
-    data_format: str
-    use_bias: bool
-    impl: str
+    strides: Any = 1
+    padding: Any = "SAME"
+    padding_mode: str = "zeros"  # Keras pads with zeros
+    dilation_rate: Any = 1
+    data_format: str = "channels_last"
+    use_bias: bool = True
+    impl: str = "auto"
     names: tuple[str, str] = dataclasses.field(
         default=NNX_NAMES, repr=False, compare=False
     )
@@ -106,9 +135,8 @@ class Layer:
             impl=impl,
             data_format=choice(self.data_format, "data_format", DATA_FORMATS),
         )
-        if hasattr(self, "padding_mode"):
-            modes = tuple(PADDING_MODES)
-            self._set(padding_mode=choice(self.padding_mode, "padding_mode", modes))
+        modes = tuple(PADDING_MODES)
+        self._set(padding_mode=choice(self.padding_mode, "padding_mode", modes))
         # A probe input with the fewest channels the kernel allows.
         c_in = self.in_features or getattr(self, "groups", 1)
         spec_kwargs = {k: v for k, v in self.kwargs().items() if k != "impl"}
@@ -127,6 +155,31 @@ class Layer:
     def argument_names(cls) -> tuple[str, ...]:
         """The fields' names: the module's arguments that make this layer."""
         return tuple(f.name for f in dataclasses.fields(cls) if f.name != "names")
+
+    @classmethod
+    def module_arguments(cls) -> list[inspect.Parameter]:
+        """The arguments of this kind's modules, keyword-only, in
+        `MODULE_ORDER`, with their annotations and defaults: the fields, each
+        kernel's initialiser, and `FRONTEND_DEFAULTS`. Each frontend says
+        which it takes positionally, by which names, and adds its own."""
+        fields = [f for f in dataclasses.fields(cls) if f.name != "names"]
+        missing, empty = dataclasses.MISSING, inspect.Parameter.empty
+        found = [
+            (f.name, f.type, empty if f.default is missing else f.default)
+            for f in fields
+        ]
+        found += [(init, "Any", cls.default_init) for init in cls.kernels.values()]
+        found += [(name, "Any", v) for name, v in FRONTEND_DEFAULTS.items()]
+        arguments = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=annotation,
+            )
+            for name, annotation, default in found
+        ]
+        return sorted(arguments, key=lambda p: MODULE_ORDER.index(p.name))
 
     def arguments(self) -> dict:
         """The fields, by name: the module's arguments that make this layer."""
@@ -212,8 +265,7 @@ class Conv2DLayer(Layer):
     """`jconv.conv2d`: kernel `(KH, KW, C_in // groups, out_features)`."""
 
     out_features: int
-    padding_mode: str = "zeros"  # Keras pads with zeros
-    groups: int
+    groups: int = 1
 
     fn = staticmethod(conv2d)
     keras_name = "Conv2D"
@@ -237,8 +289,7 @@ class Conv2DTransposeLayer(Layer):
     """`jconv.conv2d_transpose`: kernel `(KH, KW, out_features // groups, C_in)`."""
 
     out_features: int
-    output_padding: Any
-    padding_mode: str = "zeros"  # Keras pads with zeros
+    output_padding: Any = None
     groups: int = 1  # Keras' Conv2DTranspose has no groups
 
     fn = staticmethod(conv2d_transpose)
@@ -246,6 +297,8 @@ class Conv2DTransposeLayer(Layer):
     keras_names: ClassVar = dict(
         out_features="filters", output_padding="output_padding"
     )
+    # A transposed kernel reads its fan-in on its last axis.
+    default_init: ClassVar = default_transpose_kernel_init
 
     def _check_channels(self) -> None:
         _check_grouped_channels(self)
@@ -264,8 +317,7 @@ class Conv2DTransposeLayer(Layer):
 class DepthwiseConv2DLayer(Layer):
     """`jconv.depthwise_conv2d`: kernel `(KH, KW, C_in, depth_multiplier)`."""
 
-    depth_multiplier: int
-    padding_mode: str = "zeros"  # Keras pads with zeros
+    depth_multiplier: int = 1
 
     fn = staticmethod(depthwise_conv2d)
     keras_name = "DepthwiseConv2D"
@@ -304,8 +356,7 @@ class SeparableConv2DLayer(Layer):
     `C_in * depth_multiplier`)."""
 
     out_features: int
-    depth_multiplier: int
-    padding_mode: str = "zeros"  # Keras pads with zeros
+    depth_multiplier: int = 1
 
     fn = staticmethod(separable_conv2d)
     keras_name = "SeparableConv2D"

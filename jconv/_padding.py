@@ -226,6 +226,14 @@ def fold_spatial(y, pads: Pads, mode: str, h_axis: int):
     return x
 
 
+def stretched_size(size: int, stride: int) -> int:
+    """Length of an axis of `size` pixels stretched by `stride - 1` zeros
+    between pixels: `(size - 1) * stride + 1`, and 0 for an empty axis (as
+    `lax.pad`'s interior padding and `lax.conv_general_dilated`'s
+    `lhs_dilation` stretch it)."""
+    return (size - 1) * stride + 1 if size else 0
+
+
 def stretched_pads(
     input_hw: Pair,
     output_hw: Pair,
@@ -248,6 +256,6 @@ def stretched_pads(
     ):
         span = _span(k, d)
         lo = span - 1 - top
-        stretched = (size - 1) * s + 1
+        stretched = stretched_size(size, s)
         pads.append((lo, out + span - 1 - stretched - lo))
     return tuple(pads)

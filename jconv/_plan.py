@@ -56,9 +56,12 @@ tangent (an argument nobody differentiates) costs nothing.
   over every pixel, slow as a direct sum on the CPU) from 3x3 on.
 
   Accuracy: lax and einsum sum the same products at the requested
-  precision, in float32 or wider for bfloat16 inputs (the einsum tap sum
-  accumulates in float32 explicitly; XLA's GEMMs and convolutions accumulate
-  wide), and so share one error bound. The fast algorithms do not: the FFT's
+  precision, in float32 or wider for bfloat16 and float16 inputs (every
+  public function's body, `jconv._conv._run`, hands each formulation
+  `preferred_element_type=float32` for them, `jconv._spec.accumulation_dtype`,
+  and rounds the result, bias added, once; JAX transposes that cast, so the
+  input, kernel and bias gradients sum in float32 too and are rounded once),
+  and so share one error bound. The fast algorithms do not: the FFT's
   error is bounded by the planes' norms (measured as accurate as lax on the
   benchmark's shapes, about 2e-7 of max|y| in float32), Winograd F(4x4)'s is
   about 7x lax's in float32 (6e-6 of max|y| against 9e-7); in bfloat16 the
@@ -71,6 +74,11 @@ tangent (an argument nobody differentiates) costs nothing.
   transposes (no conjugation) for reverse mode. `preferred_element_type`
   reaches every formulation and every tangent: each sums in it and returns
   it, and JAX's transposes return the gradients in the inputs' dtypes.
+
+  An empty output (a batch of no images, or an input axis with no pixels,
+  `jconv._spec`) is zeros in every formulation, built without windows, tiles
+  or spectra, and so are its tangents; `choose_plan` reads N = 0 as it reads
+  any batch (no Winograd: no tiles).
 """
 
 from __future__ import annotations

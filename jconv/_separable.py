@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from jconv._conv import _as_array, conv2d
+from jconv._conv import _as_array, conv2d, public
 from jconv._depthwise import depthwise_conv2d
 from jconv._spec import _check_floating, _input
 
+# The arguments of the depthwise step alone: the pointwise step is a 1x1
+# convolution at stride 1.
+_DEPTHWISE_ONLY = ("strides", "padding", "padding_mode", "dilation_rate")
 
-def separable_conv2d(
-    x,
-    depthwise_kernel,
-    pointwise_kernel,
-    bias=None,
-    *,
-    strides=1,
-    padding="valid",
-    padding_mode="zeros",
-    dilation_rate=1,
-    data_format="channels_last",
-    precision=None,
-    preferred_element_type=None,
-    impl="auto",
-):
+
+@public(omit=("output_padding", "groups"))
+def separable_conv2d(x, depthwise_kernel, pointwise_kernel, bias=None, **keywords):
     """Separable 2D convolution with Keras `SeparableConv2D` semantics.
 
     A `depthwise_conv2d` of `x` by `depthwise_kernel` (strides, padding,
@@ -74,28 +65,10 @@ def separable_conv2d(
     x = _as_array(x)
     depthwise_kernel = _as_array(depthwise_kernel)
     pointwise_kernel = _as_array(pointwise_kernel)
-    _check_kernels(x, depthwise_kernel, pointwise_kernel, data_format)
-    y = depthwise_conv2d(
-        x,
-        depthwise_kernel,
-        strides=strides,
-        padding=padding,
-        padding_mode=padding_mode,
-        dilation_rate=dilation_rate,
-        data_format=data_format,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-        impl=impl,
-    )
-    return conv2d(
-        y,
-        pointwise_kernel,
-        bias,
-        data_format=data_format,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-        impl=impl,
-    )
+    _check_kernels(x, depthwise_kernel, pointwise_kernel, keywords["data_format"])
+    y = depthwise_conv2d(x, depthwise_kernel, **keywords)
+    pointwise = {k: v for k, v in keywords.items() if k not in _DEPTHWISE_ONLY}
+    return conv2d(y, pointwise_kernel, bias, **pointwise)
 
 
 def _check_kernels(x, depthwise_kernel, pointwise_kernel, data_format) -> None:

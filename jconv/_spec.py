@@ -19,6 +19,18 @@ swap). Anything larger cannot be allocated however it is sharded, and XLA
 aborts the process on some of these (an int64 overflow, a failed allocation),
 so they are refused here, at trace time, by a `ValueError` naming `padding`
 and the shape it would make.
+
+Empty arrays: a batch of no images is accepted wherever one image is (its
+output is empty, its gradients zeros), as in PyTorch and lax. An input axis
+with no pixels gives an output axis of `(size + pad_lo + pad_hi - span) //
+stride + 1` pixels where that is not negative (0 for "same", whatever the
+stride), as lax gives; a negative size is refused, naming the kernel and the
+padding. (lax clamps it to 0; PyTorch refuses every empty spatial axis.) On a
+non-empty axis the kernel must fit the padded input, as in PyTorch and Keras.
+
+Accumulation: `accumulation_dtype` is the one rule for the dtype the sums
+run in, for every implementation and, through JAX's transposes, every
+gradient.
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ from jconv._padding import (
     resolve_transpose_padding,
     show,
     stretched_pads,
+    stretched_size,
 )
 
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -318,6 +331,28 @@ def preferred_dtype(preferred_element_type, dtype):
     return preferred
 
 
+def accumulation_dtype(dtype, preferred_element_type):
+    """The `preferred_element_type` an implementation is given for inputs of
+    `dtype`: the caller's, but float32 where the result's dtype
+    (`preferred_element_type`, None: `dtype`) is a narrower floating one
+    (bfloat16, float16), which the caller then rounds once, at the end, as
+    PyTorch accumulates them. A half-precision sum of a few thousand terms (a
+    bias gradient over the pixels of a batch) is otherwise off by about 1% in
+    float16 and by tens of percent in bfloat16."""
+    result = jnp.dtype(
+        dtype if preferred_element_type is None else preferred_element_type
+    )
+    if jnp.issubdtype(result, jnp.floating) and result.itemsize < 4:
+        return jnp.dtype(jnp.float32)
+    return preferred_element_type
+
+
+def output_shape(spec: ConvSpec, n: int, c_out: int) -> tuple[int, ...]:
+    """The batched output's shape, `n` images of `c_out` channels, in
+    `spec`'s layout."""
+    return _layout(n, spec.out_hw, c_out, spec.channels_first)
+
+
 def _input(x_shape, data_format) -> _Input:
     channels_first = choice(data_format, "data_format", DATA_FORMATS) == (
         "channels_first"
@@ -359,26 +394,44 @@ def _check_bias(bias_shape, c_out: int) -> None:
 def _output_hw(
     in_hw, kernel_hw, strides, dilation_rate, pads, padding, what="input"
 ) -> Pair:
-    """Per axis `(size + lo + hi - span) // stride + 1`, the kernel must fit
+    """Per axis `(size + lo + hi - span) // stride + 1`. The kernel must fit
     the padded `what` (the input; for the back-check of a transposed
-    convolution, its output)."""
+    convolution, its output), except on an axis with no pixels, where that
+    size must only not be negative (see the module doc)."""
     out_hw = []
     for size, k, s, d, (lo, hi) in zip(in_hw, kernel_hw, strides, dilation_rate, pads):
         span = (k - 1) * d + 1
-        if size + lo + hi < span:
+        out = (size + lo + hi - span) // s + 1
+        if size + lo + hi < span and (size > 0 or out < 0):
+            empty = (
+                f"; on an axis with no pixels the output is empty only where "
+                f"`(size + pad_lo + pad_hi - span) // stride + 1` is 0 (e.g. "
+                f"padding='same'), here {out}"
+                if size == 0
+                else ""
+            )
             raise ValueError(
                 f"`kernel` spatial size {tuple(kernel_hw)} with `dilation_rate` "
                 f"{dilation_rate} spans {span} pixels, more than the padded {what} "
                 f"({what} {tuple(in_hw)}, `padding`={padding!r} -> pads {pads})"
+                f"{empty}"
             )
-        out_hw.append((size + lo + hi - span) // s + 1)
+        out_hw.append(out)
     return tuple(out_hw)
 
 
-# How far each mode can pad an axis of length `size`.
+# How far each mode can pad an axis of length `size` (a pad of 0 needs
+# nothing), and why.
 _MODE_LIMITS = {
-    "reflect": (lambda size: size - 1, "size - 1 (reflect repeats no edge pixel)"),
-    "circular": (lambda size: size, "size (circular wraps around once)"),
+    "reflect": (
+        lambda size: size - 1,
+        "at most size - 1 (reflect repeats no edge pixel)",
+    ),
+    "circular": (lambda size: size, "at most size (circular wraps around once)"),
+    "replicate": (
+        lambda size: INT64_MAX if size else 0,
+        "an empty axis has no edge pixel to repeat",
+    ),
 }
 
 
@@ -389,10 +442,10 @@ def _check_padding_mode(padding_mode, pads: Pads, in_hw: Pair, padding) -> str:
         return mode
     limit, why = _MODE_LIMITS[mode]
     for size, pair in zip(in_hw, pads):
-        if max(pair) > limit(size):
+        if max(pair) > max(limit(size), 0):
             raise ValueError(
                 f"`padding_mode` (={padding_mode!r}) cannot pad an axis of "
-                f"{size} pixels by {max(pair)}: at most {why}; `padding`="
+                f"{size} pixels by {max(pair)}: {why}; `padding`="
                 f"{padding!r} gives pads {pads} for input {tuple(in_hw)}"
             )
     return mode
@@ -402,7 +455,10 @@ def _check_sizes(spec: ConvSpec, x: _Input, c_out: int, itemsize: int, cause):
     """The (padded, stretched) input and the output must be allocatable."""
     (sh, sw), ((top, bottom), (left, right)) = spec.lhs_dilation, spec.pads
     h, w = x.hw
-    padded_hw = ((h - 1) * sh + 1 + top + bottom, (w - 1) * sw + 1 + left + right)
+    padded_hw = (
+        stretched_size(h, sh) + top + bottom,
+        stretched_size(w, sw) + left + right,
+    )
     n = x.shape[0]
     if padded_hw != tuple(x.hw):
         what = "a stretched, padded input" if sh * sw > 1 else "a padded input"
@@ -603,22 +659,16 @@ def transpose_spec(
     # Kernel axis 2 is C_out // groups, so groups divides C_out by construction.
     c_out = k_out * groups
     _check_bias(bias_shape, c_out)
-    if min(x.hw) < 1:
-        raise ValueError(
-            f"`x` (shape {x.shape}) has no pixels on a spatial axis (H, W) = "
-            f"{tuple(x.hw)}: a transposed convolution needs at least one input "
-            f"pixel per axis"
-        )
 
     kernel_hw = (kh, kw)
     out_hw, forward_pads = resolve_transpose_padding(
         x.hw, kernel_hw, strides, dilation_rate, padding, output_padding
     )
-    if min(out_hw) < 1:
+    if min(out_hw) < 0:
         raise ValueError(
-            f"the transposed convolution's output {out_hw} is empty: input "
-            f"{x.hw}, `kernel` spatial size {kernel_hw}, `strides` {strides}, "
-            f"`dilation_rate` {dilation_rate}, `padding`={padding!r}, "
+            f"the transposed convolution's output {out_hw} would have a negative "
+            f"size: input {x.hw}, `kernel` spatial size {kernel_hw}, `strides` "
+            f"{strides}, `dilation_rate` {dilation_rate}, `padding`={padding!r}, "
             f"`output_padding`={output_padding}"
         )
     # The adjoint property holds by construction only if the convolution it is

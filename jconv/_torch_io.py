@@ -11,9 +11,10 @@ same amount on both sides (its "same", stride 1 only, puts an odd extra
 row/column at the bottom/right, as jconv's "same" does), and a transposed
 layer crops `padding` from both sides of its output and then adds
 `output_padding` at the end; jconv's string rules may pad by the input's
-size, and its pads may differ between the sides. What torch cannot express
-is refused, named. torch is imported when a function is called, never at
-import time: it is not a dependency of jconv.
+size, its pads may differ between the sides, and its `output_padding` is
+below the stride (torch's is below the stride or the dilation). What the
+other side cannot express is refused, named. torch is imported when a
+function is called, never at import time: it is not a dependency of jconv.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from jconv._layers import (
 )
 from jconv._spec import _positive_pair
 
-# The parameter dtypes a torch convolution computes in, by their common name.
-_DTYPES = ("float16", "bfloat16", "float32", "float64")
+# The parameter dtypes both torch's convolutions and jconv's modules take, by
+# their common name (torch's complex32 has no numpy or jax dtype).
+_DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")
 
 
 def kernel_from_torch(weight) -> np.ndarray:
@@ -103,28 +105,46 @@ def _layer_class(module) -> type[Layer]:
     )
 
 
+def _output_padding_limit(strides, dilation) -> tuple[int, int]:
+    """What torch's `output_padding` must be below, per axis."""
+    return tuple(max(s, d) for s, d in zip(strides, dilation))
+
+
 def _transpose_padding(module) -> dict:
-    """A `ConvTranspose2d`'s `padding` and `output_padding` as jconv's: pads
-    `((p, p), (q, q))` and `output_padding` as given where it is below the
-    stride. torch also takes it below the dilation: then it is written as
-    that many fewer pads at the bottom/right."""
-    pads, extra = [], []
-    for p, a, s in zip(module.padding, module.output_padding, module.stride):
-        if a < s:
-            pads.append((p, p))
-            extra.append(a)
-        elif a <= p:
-            pads.append((p, p - a))
-            extra.append(0)
-        else:
-            raise ValueError(
-                f"`output_padding` (={module.output_padding}) is not smaller than "
-                f"`stride` (={module.stride}) and exceeds `padding` "
-                f"(={module.padding}): jconv's transposed convolution takes an "
-                f"output_padding below the stride (torch: below the stride or "
-                f"the dilation), and fewer pads at the end cannot make up for it"
-            )
-    return dict(padding=tuple(pads), output_padding=tuple(extra))
+    """A `ConvTranspose2d`'s `padding` `p` and `output_padding` `a` as
+    jconv's pads and output_padding, per axis.
+
+    torch's output is `(H - 1) * s + span - 2 * p + a` long and its content
+    is set by the `p` it crops at the top/left alone; jconv's with pads `(p,
+    hi)` and output_padding `a'` is `(H - 1) * s + span - p - hi + a'` long,
+    with `0 <= a' < s` and `hi >= 0`. So an `a` below the stride is kept, pads
+    `(p, p)`; one at or above it (torch takes it below the dilation) comes
+    off the bottom/right pad as far as `p` goes, `hi = max(p - a, 0)`, and
+    the rest `a' = max(a - p, 0)` stays. That needs `a - p < s`: torch's
+    output ends `a - p` rows/columns past the full (uncropped) transposed
+    convolution, jconv's at most `s - 1` past it.
+    """
+    p, a, s = module.padding, module.output_padding, module.stride
+    limit = _output_padding_limit(s, module.dilation)
+    if any(ai >= mi for ai, mi in zip(a, limit)):
+        raise ValueError(
+            f"`output_padding` (={a}) is not below max(stride, dilation) "
+            f"(={limit}): torch's ConvTranspose2d refuses it when called, so "
+            f"there is no output to match"
+        )
+    if any(ai - pi >= si for pi, ai, si in zip(p, a, s)):
+        raise ValueError(
+            f"`output_padding` (={a}) with `padding` (={p}) extends the output by "
+            f"{tuple(max(ai - pi, 0) for pi, ai in zip(p, a))} past the full "
+            f"transposed convolution; jconv's extends it by at most `stride` - 1 "
+            f"(={tuple(si - 1 for si in s)}): its output_padding is below the "
+            f"stride and its pads are not negative"
+        )
+    pads = tuple(
+        (pi, pi) if ai < si else (pi, max(pi - ai, 0)) for pi, ai, si in zip(p, a, s)
+    )
+    extra = tuple(ai if ai < si else max(ai - pi, 0) for pi, ai, si in zip(p, a, s))
+    return dict(padding=pads, output_padding=extra)
 
 
 def read_torch(
@@ -142,8 +162,14 @@ def read_torch(
     if module.weight.dtype not in tuple(getattr(torch, d) for d in _DTYPES):
         raise TypeError(
             f"{name} has weights of dtype {module.weight.dtype}; jconv modules "
-            f"hold float16, bfloat16, float32 or float64 ones"
+            f"hold {', '.join(_DTYPES[:-1])} or {_DTYPES[-1]} ones"
         )
+    for channels in ("in_channels", "out_channels"):
+        if getattr(module, channels) == 0:
+            raise ValueError(
+                f"{name} has `{channels}` (=0); jconv's modules take at least "
+                f"one input and one output channel"
+            )
     arguments = dict(
         in_features=None,
         kernel_size=tuple(module.kernel_size),
@@ -166,8 +192,9 @@ def read_torch(
     else:
         if module.padding_mode != "zeros":
             raise ValueError(
-                f"{name} has `padding_mode` (={module.padding_mode!r}); a "
-                f"transposed layer pads with zeros"
+                f"{name} has `padding_mode` (={module.padding_mode!r}), which "
+                f"torch's ConvTranspose2d does not compute (its forward takes "
+                f"'zeros' only)"
             )
         arguments["groups"] = module.groups
         arguments.update(_transpose_padding(module))
@@ -201,16 +228,22 @@ def to_torch(module, variables=None):
 
     Returns:
       A `torch.nn.Conv2d` (from `Conv2D` and `DepthwiseConv2D`) or
-      `torch.nn.ConvTranspose2d`, in the parameters' dtype.
+      `torch.nn.ConvTranspose2d`, in the parameters' dtype (float16,
+      bfloat16, float32, float64, complex64 or complex128; torch, like jconv,
+      does not conjugate a complex kernel).
 
     Raises:
       ValueError: what torch's layers cannot express: pads that depend on
         the input's size ("same" with strides > 1, on a kernel larger than
         1), pads that differ between the two sides (beyond torch's "same"
-        at stride 1; "same_lower"; a transposed layer that crops more at the
-        end than at the start), a `padding_mode` other than "zeros" on a
-        transposed layer, a computation `dtype` other than the parameters',
-        or parameters in a dtype torch convolutions do not take.
+        at stride 1; "same_lower"), a transposed layer whose pads and
+        `output_padding` torch cannot write as its `padding` (cropped from
+        both sides) and `output_padding` (0 up to below the stride or the
+        dilation, added at the end): one that crops more at the bottom/right
+        than at the top/left (e.g. "same" at stride 2 on a 3x3 kernel), or
+        more at the top/left than torch's output_padding makes up at the
+        end; a `padding_mode` other than "zeros" on a transposed layer; a
+        computation `dtype` other than the parameters'.
       TypeError: not a jconv module, a `SeparableConv2D` (torch has no such
         layer), or `variables` missing or given wrongly.
 
@@ -222,24 +255,21 @@ def to_torch(module, variables=None):
       >>> type(conv).__name__, tuple(conv.weight.shape), conv.padding
       ('Conv2d', (4, 2, 3, 3), (1, 1))
     """
-    if not isinstance(module, Frontend):
+    exported = module._export(variables) if isinstance(module, Frontend) else None
+    if exported is None or len(exported[0].kernels) > 1:
         raise TypeError(
             f"`module` (={type(module).__name__}) must be a jconv.nnx or jconv.linen "
-            f"Conv2D, Conv2DTranspose or DepthwiseConv2D"
+            f"Conv2D, Conv2DTranspose or DepthwiseConv2D (torch has no separable "
+            f"convolution layer: write a SeparableConv2D as a depthwise "
+            f"torch.nn.Conv2d followed by a 1x1 one)"
         )
-    return _torch_module(*module._export(variables))
+    return _torch_module(*exported)
 
 
 def _torch_module(layer: Layer, kernel, bias, dtype):
-    """The torch layer that `layer` with these weights is."""
+    """The torch layer that `layer` (not separable) with these weights is."""
     import torch
 
-    if len(layer.kernels) > 1:
-        raise TypeError(
-            f"`module` ({layer.keras_name}) has no torch equivalent: torch has "
-            f"no separable convolution layer (write it as a depthwise "
-            f"torch.nn.Conv2d followed by a 1x1 one)"
-        )
     kernel = np.asarray(kernel)
     if dtype is not None and np.dtype(dtype) != kernel.dtype:
         raise ValueError(
@@ -253,30 +283,16 @@ def _torch_module(layer: Layer, kernel, bias, dtype):
         )
     strides = _positive_pair(layer.strides, "strides")
     dilation = _positive_pair(layer.dilation_rate, "dilation_rate")
-    common = dict(
-        kernel_size=layer.kernel_size,
-        stride=strides,
-        dilation=dilation,
-        bias=bias is not None,
-        dtype=getattr(torch, kernel.dtype.name),
-    )
     if isinstance(layer, Conv2DTransposeLayer):
-        padding_mode = getattr(layer, "padding_mode", "zeros")
-        if padding_mode != "zeros":
+        if layer.padding_mode != "zeros":
             raise ValueError(
-                f"`padding_mode` (={padding_mode!r}) has no torch equivalent on "
-                f"a transposed layer: torch's ConvTranspose2d pads with zeros"
+                f"`padding_mode` (={layer.padding_mode!r}) has no torch equivalent "
+                f"on a transposed layer: torch's ConvTranspose2d pads with zeros"
             )
-        groups = getattr(layer, "groups", 1)
+        cls, groups = torch.nn.ConvTranspose2d, layer.groups
+        channels = (kernel.shape[3], kernel.shape[2] * groups)
         padding, output_padding = _torch_transpose_padding(layer, strides, dilation)
-        out = torch.nn.ConvTranspose2d(
-            kernel.shape[3],
-            kernel.shape[2] * groups,
-            padding=padding,
-            output_padding=output_padding,
-            groups=groups,
-            **common,
-        )
+        settings = dict(padding=padding, output_padding=output_padding)
     else:
         if isinstance(layer, DepthwiseConv2DLayer):
             # (KH, KW, C_in, M) is the grouped kernel (KH, KW, 1, C_in * M):
@@ -286,14 +302,21 @@ def _torch_module(layer: Layer, kernel, bias, dtype):
             groups = c_in
         else:
             groups = layer.groups
-        out = torch.nn.Conv2d(
-            kernel.shape[2] * groups,
-            kernel.shape[3],
+        cls, channels = torch.nn.Conv2d, (kernel.shape[2] * groups, kernel.shape[3])
+        settings = dict(
             padding=_torch_conv_padding(layer, strides, dilation),
             padding_mode=layer.padding_mode,
-            groups=groups,
-            **common,
         )
+    out = cls(
+        *channels,
+        layer.kernel_size,
+        stride=strides,
+        dilation=dilation,
+        groups=groups,
+        bias=bias is not None,
+        dtype=getattr(torch, kernel.dtype.name),
+        **settings,
+    )
     _copy(out.weight, kernel_to_torch(kernel))
     if bias is not None:
         _copy(out.bias, bias)
@@ -359,14 +382,14 @@ def _torch_transpose_padding(layer: Layer, strides, dilation):
             f"size; torch's ConvTranspose2d pads every output alike"
         )
     padding, output_padding, pads = found.pop()
-    if any(
-        a < 0 or a >= max(s, d) for a, s, d in zip(output_padding, strides, dilation)
-    ):
+    limit = _output_padding_limit(strides, dilation)
+    if any(not 0 <= a < m for a, m in zip(output_padding, limit)):
         raise ValueError(
             f"`padding` (={layer.padding!r}) with `output_padding` "
             f"(={layer.output_padding!r}) crops {pads} from the transposed "
-            f"output: torch's ConvTranspose2d crops `padding` from both sides, "
-            f"then adds an `output_padding` below the stride or the dilation "
-            f"at the end, here {output_padding}"
+            f"output; torch's ConvTranspose2d would crop `padding` (={padding}) "
+            f"from both sides and add `output_padding` (={output_padding}) at "
+            f"the end, and takes 0 <= output_padding < max(stride, dilation) "
+            f"(={limit})"
         )
     return padding, output_padding

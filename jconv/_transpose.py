@@ -9,9 +9,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jconv._conv import _convolve, _run
+from jconv._conv import _convolve, _run, public
 from jconv._padding import fold_spatial
-from jconv._spec import TransposeSpec, transpose_spec
+from jconv._spec import TransposeSpec, accumulation_dtype, transpose_spec
 
 
 def _direct_kernel(kernel, groups: int):
@@ -46,33 +46,22 @@ def _apply_transpose(
     if spec.padding_mode == "zeros":
         return _run(x, k_hwio, bias, spec.conv, precision, impl, preferred_element_type)
     # The adjoint of conv2d's `C(P x)`, P the padding: `P^T (C^T y)`, with the
-    # bias added once the border is folded back.
-    y = _run(x, k_hwio, None, spec.conv, precision, impl, preferred_element_type)
+    # bias added once the border is folded back, all in the accumulation
+    # dtype and rounded once, as `_run` does.
+    accumulate = accumulation_dtype(x.dtype, preferred_element_type)
+    y = _run(x, k_hwio, None, spec.conv, precision, impl, accumulate)
     h_axis = int(spec.batched) + int(spec.channels_first)
     y = fold_spatial(y, spec.fold_pads, spec.padding_mode, h_axis)
-    if bias is None:
-        return y
-    shape = [1] * y.ndim
-    shape[h_axis - 1 if spec.channels_first else -1] = -1
-    return y + bias.reshape(shape).astype(y.dtype)
+    if bias is not None:
+        shape = [1] * y.ndim
+        shape[h_axis - 1 if spec.channels_first else -1] = -1
+        y = y + bias.reshape(shape).astype(y.dtype)
+    result = x.dtype if preferred_element_type is None else preferred_element_type
+    return y.astype(result)
 
 
-def conv2d_transpose(
-    x,
-    kernel,
-    bias=None,
-    *,
-    strides=1,
-    padding="valid",
-    output_padding=None,
-    padding_mode="zeros",
-    dilation_rate=1,
-    groups=1,
-    data_format="channels_last",
-    precision=None,
-    preferred_element_type=None,
-    impl="auto",
-):
+@public()
+def conv2d_transpose(x, kernel, bias=None, **keywords):
     """Transposed 2D convolution with Keras `Conv2DTranspose` semantics.
 
     For the same kernel, strides, padding, padding mode, dilation and groups
@@ -142,10 +131,11 @@ def conv2d_transpose(
     Raises:
       ValueError: bad shapes or values, named in the message: `output_padding`
         not smaller than `strides`, `groups` not dividing `C_in`, an unknown
-        `padding_mode` or pads it cannot fill on the output, an empty input
-        or output, a "same" even-kernel `output_padding=0` that no
-        convolution is the adjoint of, or a stretched input or output no
-        device could hold (as for `conv2d`).
+        `padding_mode` or pads it cannot fill on the output, an output size
+        that would be negative, a kernel wider than the padded output of the
+        convolution it is the adjoint of, a "same" even-kernel
+        `output_padding=0` that no convolution is the adjoint of, or a
+        stretched input or output no device could hold (as for `conv2d`).
       TypeError: non-floating arrays, non-integer strides/dilation/groups/
         output_padding.
 
@@ -170,20 +160,4 @@ def conv2d_transpose(
       >>> z.shape, bool(jnp.array_equal(vjp(y)[0], z))
       ((1, 5, 5, 4), True)
     """
-    return _convolve(
-        _apply_transpose,
-        transpose_spec,
-        x,
-        kernel,
-        bias,
-        strides=strides,
-        padding=padding,
-        output_padding=output_padding,
-        padding_mode=padding_mode,
-        dilation_rate=dilation_rate,
-        groups=groups,
-        data_format=data_format,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-        impl=impl,
-    )
+    return _convolve(_apply_transpose, transpose_spec, x, kernel, bias, **keywords)

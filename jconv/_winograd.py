@@ -98,7 +98,7 @@ from fractions import Fraction
 import jax.numpy as jnp
 from jax import lax
 
-from jconv._spec import ConvSpec, check_allocatable
+from jconv._spec import ConvSpec, check_allocatable, output_shape
 
 TILES = (2, 4, 6)
 KERNEL_HW = (3, 3)
@@ -300,7 +300,8 @@ def conv2d_winograd_core(
       The cross-correlation (no kernel flip), `(N, H_out, W_out, C_out)` (or
       channels first) with `(H_out, W_out) = spec.out_hw`,
       `H_out = H + pad_top + pad_bottom - 2`; dtype of `x`, or
-      `preferred_element_type`.
+      `preferred_element_type`. An empty one (`N = 0`, or no pixels on an
+      axis) is zeros.
 
     Raises:
       ValueError: `tile` not in `TILES`, or a convolution `supports` refuses
@@ -321,6 +322,11 @@ def conv2d_winograd_core(
     reason = _unsupported(kernel_hwio.shape, spec)
     if reason is not None:
         raise ValueError(f"Winograd F(m x m, 3 x 3) cannot run this: {reason}")
+    shape = output_shape(spec, x.shape[0], kernel_hwio.shape[-1])
+    if 0 in shape:
+        # No image, or an input axis with no pixels: no tile.
+        dtype = x.dtype if preferred_element_type is None else preferred_element_type
+        return jnp.zeros(shape, dtype)
     a_t, g, b_t = matrices(tile)
     x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
     n, c_in = x_nhwc.shape[0], x_nhwc.shape[-1]

@@ -32,7 +32,7 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any
+import inspect
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -41,11 +41,6 @@ from jconv import _layers
 from jconv._conv import _as_array
 from jconv._keras_io import read_keras
 from jconv._keras_io import to_keras as to_keras
-from jconv._layers import (
-    default_bias_init,
-    default_kernel_init,
-    default_transpose_kernel_init,
-)
 from jconv._torch_io import read_torch
 from jconv._torch_io import to_torch as to_torch
 
@@ -67,12 +62,30 @@ def _field(argument: str) -> str:
     return "features" if argument == "out_features" else argument
 
 
+# The module of each layer kind (`from_keras`, `from_torch`).
+_MODULES = {}
+
+
 class _Conv(nn.Module, _layers.Frontend):
-    """The call shared by the modules. `_describe(in_features)` is the
+    """The call shared by the modules. A module is a class on a layer kind,
+    `class Conv2D(_Conv, layer=_layers.Conv2DLayer)`: its fields are the
+    kind's module arguments (`Layer.module_arguments`) but `in_features`,
+    `out_features` named `features`. `_describe(in_features)` is the
     module's layer description, which checks the fields; `in_features` is
-    None until the input is seen. Each module names its description's class
-    in `_layer_class` (a class attribute, not a field); the description's
-    arguments are the module's fields."""
+    None until the input is seen."""
+
+    def __init_subclass__(cls, layer: type[_layers.Layer] | None = None, **kwargs):
+        if layer is not None:  # else a subclass of a module: its fields
+            cls._layer_class = layer  # a class attribute, not a field
+            fields = {}
+            for p in layer.module_arguments():
+                if p.name != "in_features":
+                    fields[_field(p.name)] = p.annotation
+                    if p.default is not p.empty:
+                        setattr(cls, _field(p.name), p.default)
+            cls.__annotations__ = fields | inspect.get_annotations(cls)
+            _MODULES[layer] = cls
+        super().__init_subclass__(**kwargs)  # Flax makes the dataclass
 
     def __post_init__(self):
         _layers.check_dtype(self.dtype, "dtype")
@@ -140,7 +153,7 @@ class _Conv(nn.Module, _layers.Frontend):
         return layer, layer.join(kernels), params.get("bias"), self.dtype
 
 
-class Conv2D(_Conv):
+class Conv2D(_Conv, layer=_layers.Conv2DLayer):
     """2D convolution, `jconv.conv2d` with its parameters: a 2D
     `flax.linen.Conv` with Keras `Conv2D` semantics.
 
@@ -166,7 +179,8 @@ class Conv2D(_Conv):
       param_dtype: parameter dtype.
       precision: passed to the contraction.
       preferred_element_type: the result and accumulation dtype, as in
-        `jconv.conv2d` (None: the inputs').
+        `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
+        and float16).
       kernel_init, bias_init: initialisers (LeCun normal, zeros).
       impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
         "einsum" or "fft".
@@ -179,27 +193,8 @@ class Conv2D(_Conv):
       (3, 3, 2, 6)
     """
 
-    features: int
-    kernel_size: Any
-    strides: Any = 1
-    padding: Any = "SAME"
-    padding_mode: str = "zeros"
-    dilation_rate: Any = 1
-    groups: int = 1
-    use_bias: bool = True
-    data_format: str = "channels_last"
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    precision: Any = None
-    preferred_element_type: Any = None
-    kernel_init: Any = default_kernel_init
-    bias_init: Any = default_bias_init
-    impl: str = "auto"
 
-    _layer_class = _layers.Conv2DLayer
-
-
-class Conv2DTranspose(_Conv):
+class Conv2DTranspose(_Conv, layer=_layers.Conv2DTransposeLayer):
     """Transposed 2D convolution, `jconv.conv2d_transpose` with its parameters
     (Keras `Conv2DTranspose` semantics).
 
@@ -215,7 +210,8 @@ class Conv2DTranspose(_Conv):
       data_format, dtype, param_dtype, precision, bias_init, impl: as for
       `Conv2D`.
       preferred_element_type: the result and accumulation dtype, as in
-        `jconv.conv2d` (None: the inputs').
+        `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
+        and float16).
       output_padding: None, int or `(ah, aw)`, each smaller than the stride.
       padding_mode, groups: as for `jconv.conv2d_transpose`: the adjoint of
         the `Conv2D` with that padding mode and those groups.
@@ -231,28 +227,8 @@ class Conv2DTranspose(_Conv):
       ((3, 3, 3, 8), (1, 8, 8, 3))
     """
 
-    features: int
-    kernel_size: Any
-    strides: Any = 1
-    padding: Any = "SAME"
-    output_padding: Any = None
-    padding_mode: str = "zeros"
-    dilation_rate: Any = 1
-    groups: int = 1
-    use_bias: bool = True
-    data_format: str = "channels_last"
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    precision: Any = None
-    preferred_element_type: Any = None
-    kernel_init: Any = default_transpose_kernel_init
-    bias_init: Any = default_bias_init
-    impl: str = "auto"
 
-    _layer_class = _layers.Conv2DTransposeLayer
-
-
-class DepthwiseConv2D(_Conv):
+class DepthwiseConv2D(_Conv, layer=_layers.DepthwiseConv2DLayer):
     """Depthwise 2D convolution, `jconv.depthwise_conv2d` with its parameters
     (Keras `DepthwiseConv2D` semantics).
 
@@ -270,7 +246,8 @@ class DepthwiseConv2D(_Conv):
       data_format, dtype, param_dtype, precision, kernel_init, bias_init,
       impl: as for `Conv2D`.
       preferred_element_type: the result and accumulation dtype, as in
-        `jconv.conv2d` (None: the inputs').
+        `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
+        and float16).
       depth_multiplier: filters per input channel.
 
     Example:
@@ -282,26 +259,8 @@ class DepthwiseConv2D(_Conv):
       ((3, 3, 4, 2), (1, 6, 6, 8))
     """
 
-    kernel_size: Any
-    strides: Any = 1
-    depth_multiplier: int = 1
-    padding: Any = "SAME"
-    padding_mode: str = "zeros"
-    dilation_rate: Any = 1
-    use_bias: bool = True
-    data_format: str = "channels_last"
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    precision: Any = None
-    preferred_element_type: Any = None
-    kernel_init: Any = default_kernel_init
-    bias_init: Any = default_bias_init
-    impl: str = "auto"
 
-    _layer_class = _layers.DepthwiseConv2DLayer
-
-
-class SeparableConv2D(_Conv):
+class SeparableConv2D(_Conv, layer=_layers.SeparableConv2DLayer):
     """Separable 2D convolution, `jconv.separable_conv2d` with its parameters
     (Keras `SeparableConv2D` semantics): a depthwise convolution, then a 1x1
     convolution to `features` channels, then the bias.
@@ -322,7 +281,8 @@ class SeparableConv2D(_Conv):
       use_bias, data_format, dtype, param_dtype, precision, bias_init, impl:
       as for `Conv2D` (the spatial ones for the depthwise step).
       preferred_element_type: the result and accumulation dtype, as in
-        `jconv.conv2d` (None: the inputs').
+        `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
+        and float16).
       depth_multiplier: depthwise filters per input channel.
       depthwise_init: the depthwise kernel's initialiser, called with the
         grouped shape `(KH, KW, 1, C_in * depth_multiplier)` and reshaped.
@@ -338,26 +298,6 @@ class SeparableConv2D(_Conv):
       >>> sep.apply({"params": params}, x).shape
       (1, 6, 6, 8)
     """
-
-    features: int
-    kernel_size: Any
-    strides: Any = 1
-    depth_multiplier: int = 1
-    padding: Any = "SAME"
-    padding_mode: str = "zeros"
-    dilation_rate: Any = 1
-    use_bias: bool = True
-    data_format: str = "channels_last"
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    precision: Any = None
-    preferred_element_type: Any = None
-    depthwise_init: Any = default_kernel_init
-    pointwise_init: Any = default_kernel_init
-    bias_init: Any = default_bias_init
-    impl: str = "auto"
-
-    _layer_class = _layers.SeparableConv2DLayer
 
 
 def from_keras(layer, *, impl="auto", precision=None):
@@ -399,11 +339,16 @@ def from_torch(module, *, data_format="channels_last", impl="auto", precision=No
 
     Returns:
       `(module, variables)` with `variables = {"params": {"kernel": ...,
-      "bias": ...}}` in the weights' dtype: `module.apply(variables, x)`
-      equals the torch layer's output on `x` in NCHW, in the module's layout.
+      "bias": ...}}` in the weights' dtype (float16, bfloat16, float32,
+      float64, complex64 or complex128), the padding as for
+      `jconv.nnx.from_torch`: `module.apply(variables, x)` equals the torch
+      layer's output on `x` in NCHW, in the module's layout.
 
     Raises:
-      TypeError, ValueError: as `jconv.nnx.from_torch`.
+      TypeError, ValueError: as `jconv.nnx.from_torch` (zero channels, an
+        `output_padding` not below `padding + stride` or not below
+        max(stride, dilation), a transposed `padding_mode` other than
+        "zeros", complex32 weights, an unknown `data_format` or `impl`).
 
     Example:
       >>> import numpy as np, torch
@@ -437,12 +382,5 @@ def _build(description, kernels, bias, dtypes, impl, precision):
     }
     if bias is not None:
         params["bias"] = jnp.asarray(bias)
-    module = _MODULES[description.keras_name]
+    module = _MODULES[type(description)]
     return module(**kwargs, **dtypes, precision=precision), {"params": params}
-
-
-# A layer description's `keras_name` is its module's name here too.
-_MODULES = {
-    cls.__name__: cls
-    for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)
-}

@@ -36,17 +36,14 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+
 import jax.numpy as jnp
 from flax import nnx
 
 from jconv import _layers
 from jconv._keras_io import read_keras
 from jconv._keras_io import to_keras as to_keras
-from jconv._layers import (
-    default_bias_init,
-    default_kernel_init,
-    default_transpose_kernel_init,
-)
 from jconv._torch_io import read_torch
 from jconv._torch_io import to_torch as to_torch
 
@@ -62,16 +59,79 @@ __all__ = [
 ]
 
 
-class _Conv(nnx.Module, _layers.Frontend):
-    """Parameters and the call, shared by the modules. The module holds
-    its layer description, whose fields read as its attributes (`strides`,
-    `padding`, ...)."""
+# The arguments a module also takes positionally, as `nnx.Conv`'s.
+_POSITIONAL = ("in_features", "out_features", "kernel_size", "strides")
 
-    def _setup(self, layer: _layers.Layer, *, dtype, param_dtype, precision,
-               preferred_element_type, bias_init, rngs,
-               **kernel_inits):  # fmt: skip
-        """`kernel_inits`: each kernel's initialiser, by the argument name
+# The module of each layer kind (`from_keras`, `from_torch`).
+_MODULES = {}
+
+
+class _ClassSignature:
+    """`inspect.signature` of a module class: its constructor's, where
+    Flax's metaclass `__call__` would give `(*args, **kwargs)`. An instance
+    has none, so `inspect.signature(module)` stays its `__call__`'s."""
+
+    def __get__(self, instance, owner):
+        if instance is not None:
+            raise AttributeError("__signature__")
+        init = inspect.signature(owner.__init__)
+        return init.replace(parameters=tuple(init.parameters.values())[1:])
+
+
+def _constructor(cls, layer: type[_layers.Layer]):
+    """`cls.__init__`, with its signature: `layer`'s module arguments (those
+    in `_POSITIONAL` positionally too), then `rngs`."""
+    parameters = []
+    for p in layer.module_arguments():
+        if p.name == "in_features":  # known when an NNX module is built
+            p = p.replace(annotation="int")
+        if p.name in _POSITIONAL:
+            p = p.replace(kind=p.POSITIONAL_OR_KEYWORD)
+        parameters.append(p)
+    rngs = inspect.Parameter(
+        "rngs", inspect.Parameter.KEYWORD_ONLY, annotation="nnx.Rngs"
+    )
+    signature = inspect.Signature([*parameters, rngs])
+
+    def __init__(self, *args, **kwargs):
+        try:
+            arguments = signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"{cls.__name__}(): {error}") from None
+        arguments.apply_defaults()
+        self._setup(**arguments.arguments)
+
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    __init__.__signature__ = signature.replace(parameters=[this, *parameters, rngs])
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__module__ = cls.__module__
+    return __init__
+
+
+class _Conv(nnx.Module, _layers.Frontend):
+    """Parameters and the call, shared by the modules. A module is a class on
+    a layer kind, `class Conv2D(_Conv, layer=_layers.Conv2DLayer)`: its
+    constructor takes the kind's arguments (`Layer.module_arguments`), then
+    `rngs`. The module holds its layer description, whose fields read as its
+    attributes (`strides`, `padding`, ...)."""
+
+    __signature__ = _ClassSignature()
+
+    def __init_subclass__(cls, layer: type[_layers.Layer] | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if layer is not None:  # else a subclass of a module: its constructor
+            cls._layer_class = layer
+            cls.__init__ = _constructor(cls, layer)
+            _MODULES[layer] = cls
+
+    def _setup(self, *, dtype, param_dtype, precision, preferred_element_type,
+               bias_init, rngs, **arguments):  # fmt: skip
+        """The constructor, on its arguments by name: the description's
+        fields, then each kernel's initialiser by the argument name
         `layer.kernels` gives it (`kernel_init=...`)."""
+        fields = self._layer_class.argument_names()
+        layer = self._layer_class(**{name: arguments.pop(name) for name in fields})
+        kernel_inits = arguments
         _layers.check_dtype(dtype, "dtype")
         _layers.check_dtype(param_dtype, "param_dtype")
         if not isinstance(rngs, nnx.Rngs):
@@ -133,7 +193,7 @@ class _Conv(nnx.Module, _layers.Frontend):
         return self._layer, self._layer.join(kernels), bias, self.dtype
 
 
-class Conv2D(_Conv):
+class Conv2D(_Conv, layer=_layers.Conv2DLayer):
     """2D convolution, `jconv.conv2d` with its parameters: `flax.nnx.Conv` in
     2D with Keras `Conv2D` semantics and Keras' argument names for dilation and
     groups.
@@ -162,7 +222,8 @@ class Conv2D(_Conv):
       param_dtype: parameter dtype.
       precision: passed to the contraction.
       preferred_element_type: the result and accumulation dtype, as in
-        `jconv.conv2d` (None: the inputs').
+        `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
+        and float16).
       kernel_init: `init(key, shape, dtype)` for the kernel (LeCun normal).
       bias_init: `init(key, shape, dtype)` for the bias (zeros).
       impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
@@ -183,49 +244,8 @@ class Conv2D(_Conv):
       (5, 5, 6)
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size,
-        strides=1,
-        *,
-        padding="SAME",
-        padding_mode="zeros",
-        dilation_rate=1,
-        groups: int = 1,
-        use_bias: bool = True,
-        data_format="channels_last",
-        dtype=None,
-        param_dtype=jnp.float32,
-        precision=None,
-        preferred_element_type=None,
-        kernel_init=default_kernel_init,
-        bias_init=default_bias_init,
-        impl="auto",
-        rngs: nnx.Rngs,
-    ):
-        layer = _layers.Conv2DLayer(
-            in_features=in_features,
-            out_features=out_features,
-            kernel_size=kernel_size,
-            strides=strides,
-            padding=padding,
-            padding_mode=padding_mode,
-            dilation_rate=dilation_rate,
-            groups=groups,
-            data_format=data_format,
-            use_bias=use_bias,
-            impl=impl,
-        )
-        self._setup(layer, dtype=dtype, param_dtype=param_dtype,
-                    precision=precision,
-                    preferred_element_type=preferred_element_type,
-                    kernel_init=kernel_init,
-                    bias_init=bias_init, rngs=rngs)  # fmt: skip
 
-
-class Conv2DTranspose(_Conv):
+class Conv2DTranspose(_Conv, layer=_layers.Conv2DTransposeLayer):
     """Transposed 2D convolution, `jconv.conv2d_transpose` with its parameters
     (Keras `Conv2DTranspose` semantics): the adjoint of a `Conv2D` with the same
     kernel, strides, padding, padding mode, dilation and groups.
@@ -243,7 +263,8 @@ class Conv2DTranspose(_Conv):
       use_bias, data_format, dtype, param_dtype, precision, bias_init, impl,
       rngs: as for `Conv2D`.
       preferred_element_type: the result and accumulation dtype, as in
-        `jconv.conv2d` (None: the inputs').
+        `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
+        and float16).
       output_padding: None, int or `(ah, aw)`, each smaller than the stride.
       padding_mode: "zeros", "reflect", "replicate" or "circular": the
         transposed padding folds the border back (the exact adjoint of a
@@ -270,51 +291,8 @@ class Conv2DTranspose(_Conv):
       (1, 8, 8, 3)
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size,
-        strides=1,
-        *,
-        padding="SAME",
-        output_padding=None,
-        padding_mode="zeros",
-        dilation_rate=1,
-        groups: int = 1,
-        use_bias: bool = True,
-        data_format="channels_last",
-        dtype=None,
-        param_dtype=jnp.float32,
-        precision=None,
-        preferred_element_type=None,
-        kernel_init=default_transpose_kernel_init,
-        bias_init=default_bias_init,
-        impl="auto",
-        rngs: nnx.Rngs,
-    ):
-        layer = _layers.Conv2DTransposeLayer(
-            in_features=in_features,
-            out_features=out_features,
-            kernel_size=kernel_size,
-            strides=strides,
-            padding=padding,
-            output_padding=output_padding,
-            padding_mode=padding_mode,
-            dilation_rate=dilation_rate,
-            groups=groups,
-            data_format=data_format,
-            use_bias=use_bias,
-            impl=impl,
-        )
-        self._setup(layer, dtype=dtype, param_dtype=param_dtype,
-                    precision=precision,
-                    preferred_element_type=preferred_element_type,
-                    kernel_init=kernel_init,
-                    bias_init=bias_init, rngs=rngs)  # fmt: skip
 
-
-class DepthwiseConv2D(_Conv):
+class DepthwiseConv2D(_Conv, layer=_layers.DepthwiseConv2DLayer):
     """Depthwise 2D convolution, `jconv.depthwise_conv2d` with its parameters
     (Keras `DepthwiseConv2D` semantics): input channel `c` is convolved with
     its own `depth_multiplier` filters, giving output channels
@@ -337,7 +315,8 @@ class DepthwiseConv2D(_Conv):
       use_bias, data_format, dtype, param_dtype, precision, kernel_init,
       bias_init, impl, rngs: as for `Conv2D`.
       preferred_element_type: the result and accumulation dtype, as in
-        `jconv.conv2d` (None: the inputs').
+        `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
+        and float16).
       depth_multiplier: filters per input channel.
 
     Raises:
@@ -353,47 +332,8 @@ class DepthwiseConv2D(_Conv):
       (1, 6, 6, 8)
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        kernel_size,
-        strides=1,
-        *,
-        depth_multiplier: int = 1,
-        padding="SAME",
-        padding_mode="zeros",
-        dilation_rate=1,
-        use_bias: bool = True,
-        data_format="channels_last",
-        dtype=None,
-        param_dtype=jnp.float32,
-        precision=None,
-        preferred_element_type=None,
-        kernel_init=default_kernel_init,
-        bias_init=default_bias_init,
-        impl="auto",
-        rngs: nnx.Rngs,
-    ):
-        layer = _layers.DepthwiseConv2DLayer(
-            in_features=in_features,
-            depth_multiplier=depth_multiplier,
-            kernel_size=kernel_size,
-            strides=strides,
-            padding=padding,
-            padding_mode=padding_mode,
-            dilation_rate=dilation_rate,
-            data_format=data_format,
-            use_bias=use_bias,
-            impl=impl,
-        )
-        self._setup(layer, dtype=dtype, param_dtype=param_dtype,
-                    precision=precision,
-                    preferred_element_type=preferred_element_type,
-                    kernel_init=kernel_init,
-                    bias_init=bias_init, rngs=rngs)  # fmt: skip
 
-
-class SeparableConv2D(_Conv):
+class SeparableConv2D(_Conv, layer=_layers.SeparableConv2DLayer):
     """Separable 2D convolution, `jconv.separable_conv2d` with its parameters
     (Keras `SeparableConv2D` semantics): a depthwise convolution (strides,
     padding, padding mode and dilation apply to it), then a 1x1 convolution
@@ -420,7 +360,8 @@ class SeparableConv2D(_Conv):
       bias_init, impl, rngs: as for `Conv2D` (the first five for the
       depthwise step).
       preferred_element_type: the result and accumulation dtype, as in
-        `jconv.conv2d` (None: the inputs').
+        `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
+        and float16).
       depth_multiplier: depthwise filters per input channel.
       depthwise_init: `init(key, shape, dtype)` for the depthwise kernel,
         called with the grouped shape `(KH, KW, 1, in_features *
@@ -439,49 +380,6 @@ class SeparableConv2D(_Conv):
       >>> sep(jnp.ones((1, 6, 6, 4))).shape
       (1, 6, 6, 8)
     """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size,
-        strides=1,
-        *,
-        depth_multiplier: int = 1,
-        padding="SAME",
-        padding_mode="zeros",
-        dilation_rate=1,
-        use_bias: bool = True,
-        data_format="channels_last",
-        dtype=None,
-        param_dtype=jnp.float32,
-        precision=None,
-        preferred_element_type=None,
-        depthwise_init=default_kernel_init,
-        pointwise_init=default_kernel_init,
-        bias_init=default_bias_init,
-        impl="auto",
-        rngs: nnx.Rngs,
-    ):
-        layer = _layers.SeparableConv2DLayer(
-            in_features=in_features,
-            out_features=out_features,
-            depth_multiplier=depth_multiplier,
-            kernel_size=kernel_size,
-            strides=strides,
-            padding=padding,
-            padding_mode=padding_mode,
-            dilation_rate=dilation_rate,
-            data_format=data_format,
-            use_bias=use_bias,
-            impl=impl,
-        )
-        self._setup(layer, dtype=dtype, param_dtype=param_dtype,
-                    precision=precision,
-                    preferred_element_type=preferred_element_type,
-                    depthwise_init=depthwise_init,
-                    pointwise_init=pointwise_init, bias_init=bias_init,
-                    rngs=rngs)  # fmt: skip
 
 
 def from_keras(layer, *, impl="auto", precision=None):
@@ -533,16 +431,30 @@ def from_torch(module, *, data_format="channels_last", impl="auto", precision=No
 
     Returns:
       A `jconv.nnx.Conv2D` or `Conv2DTranspose` with a copy of the weights in
-      their dtype (`param_dtype`) and the layer's configuration, its padding
-      as explicit pads (torch's "same" as the pads it means, its
-      `output_padding` as given); `module(x)` equals the torch layer's output
-      on `x` in NCHW, in the module's layout.
+      their dtype (`param_dtype`: float16, bfloat16, float32, float64,
+      complex64 or complex128; neither torch nor jconv conjugates a complex
+      kernel) and the layer's configuration, its padding as explicit pads:
+      torch's "same" as the pads it means; a transposed layer's `padding` `p`
+      as pads `(p, p)` and its `output_padding` `a` as given where it is
+      below the stride, else as `max(p - a, 0)` pads at the bottom/right and
+      output_padding `max(a - p, 0)` (torch takes an `a` below the dilation
+      too; the output depends only on the top/left pad and its size).
+      `module(x)` equals the torch layer's output on `x` in NCHW, in the
+      module's layout.
 
     Raises:
       TypeError: `module` is not exactly one of the two classes, or its
-        weights are not floating.
-      ValueError: what jconv's modules do not take: an `output_padding`
-        below the dilation but not the stride and larger than `padding`.
+        weights are in a dtype jconv's modules do not hold (torch's
+        complex32).
+      ValueError: what jconv's modules do not take, or torch does not
+        compute: zero `in_channels` or `out_channels`; a transposed layer
+        whose `output_padding` is not below `padding + stride` (its output
+        would end past the full transposed convolution by more than the
+        `stride - 1` rows/columns jconv's output_padding adds, and jconv's
+        pads are not negative), or not below max(stride, dilation) (torch
+        refuses it when called), or whose `padding_mode` is not "zeros"
+        (torch's ConvTranspose2d computes only that); an unknown
+        `data_format` or `impl`.
 
     Example:
       >>> import numpy as np, torch
@@ -565,7 +477,7 @@ def from_torch(module, *, data_format="channels_last", impl="auto", precision=No
 def _build(description, kernels, bias, dtypes, precision):
     """The module a layer description with these weights is."""
     inits = description.kernels.values()
-    return _MODULES[description.keras_name](
+    return _MODULES[type(description)](
         **description.arguments(),
         **dtypes,
         precision=precision,
@@ -579,10 +491,3 @@ def _constant(value):
     """An initialiser that gives `value` (reshaped: a depthwise kernel is
     initialised in its grouped shape)."""
     return lambda key, shape, dtype: jnp.asarray(value, dtype).reshape(shape)
-
-
-# A layer description's `keras_name` is its module's name here too.
-_MODULES = {
-    cls.__name__: cls
-    for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)
-}

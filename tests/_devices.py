@@ -13,9 +13,13 @@ import sys
 
 
 def cpu_env(devices: int) -> dict:
-    """This process's environment, with JAX on `devices` simulated CPU devices."""
+    """This process's environment, with JAX on `devices` simulated CPU devices
+    (other XLA flags kept: a suite run with `--xla_cpu_max_isa=AVX2` runs its
+    subprocesses so too)."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    flags.append(f"--xla_force_host_platform_device_count={devices}")
+    env["XLA_FLAGS"] = " ".join(flags)
     return env
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 
@@ -97,3 +99,31 @@ def grid_params(default, slow):
         pytest.param(c, id=f"large_grid-{case_id(c)}", marks=pytest.mark.slow)
         for c in slow
     ]
+
+
+class Grid(NamedTuple):
+    """A test module's grid: the values of each axis and the predicate for the
+    combinations jconv accepts; `Grid()` is `conv2d`'s."""
+
+    axes: dict = AXES
+    valid: Callable = fits
+
+    def sample(self, n: int, seed: int = 0, keras_only: bool = False):
+        """`sample` of this grid."""
+        return sample(n, seed, keras_only, axes=self.axes, valid=self.valid)
+
+    def reference_tests(self, check, default, slow):
+        """The two tests every grid module has, for it to bind to their names:
+        `test_default_grid_covers_every_value`, that the `default` cases take
+        every value of every axis, and `test_matches_reference(case, impl)`,
+        `check(case, impl)` on each `default` case and, marked `slow`, each
+        `slow` one (`grid_params`)."""
+
+        def test_default_grid_covers_every_value():
+            assert uncovered(default, self.axes) == {}
+
+        @pytest.mark.parametrize("case", grid_params(default, slow))
+        def test_matches_reference(case, impl):
+            check(case, impl)
+
+        return test_default_grid_covers_every_value, test_matches_reference

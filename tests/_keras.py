@@ -52,6 +52,50 @@ def layer_output(cls, x, kernel, bias, **kwargs) -> np.ndarray:
     return call(layer, x)
 
 
+# What a layer exported by `to_keras` shares with the layer it came from.
+EXPORTED_CONFIG = (
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "dilation_rate",
+    "data_format",
+    "use_bias",
+    "groups",
+    "output_padding",
+    "depth_multiplier",
+)
+
+
+def assert_same_layer(back, layer, x, expected):
+    """`back`, exported by `to_keras` from a module read from `layer`, is a
+    layer of `layer`'s class with its configuration (`EXPORTED_CONFIG`, where
+    the class has it) and weights, and gives `expected` on `x`, to the last
+    bit."""
+    assert type(back) is type(layer)
+    config, original = back.get_config(), layer.get_config()
+    for key in EXPORTED_CONFIG:
+        assert config.get(key) == original.get(key), key
+    for w_back, w in zip(back.get_weights(), layer.get_weights(), strict=True):
+        np.testing.assert_array_equal(w_back, w)
+    np.testing.assert_array_equal(call(back, x), expected)
+
+
+# Module arguments `to_keras` refuses whatever the module: what it says.
+NO_KERAS_EQUIVALENT = [
+    (dict(padding=1), r"`padding` \(=1\) has no Keras equivalent"),
+    (dict(padding="full"), r"`padding` \(='full'\) has no Keras equivalent"),
+    (
+        dict(padding_mode="reflect"),
+        r"`padding_mode` \(='reflect'\) has no Keras equivalent",
+    ),
+    (
+        dict(dtype="bfloat16"),
+        r"`dtype` \(='bfloat16'\) differs from the parameters' \(float32\)",
+    ),
+]
+
+
 def bias_lands_on_width(data_format, out_shape, bias) -> bool:
     """Keras 3's TensorFlow backend turns a layer's bias add into
     `tf.nn.bias_add`, guessing the layout from shapes alone
@@ -74,19 +118,22 @@ def undo_bias_quirk(expected, bias, data_format):
     return expected
 
 
-def assert_matches_keras(ours, keras_layer, reference, make_arrays, case, kwargs):
-    """`ours(x, kernel, bias, **kwargs)` against `keras_layer(x, kernel, bias,
-    case)` on `case`, twice: on small-integer data, where every sum is exact in
-    float32, to the last bit; on standard-normal data at `precision="highest"`
-    within `assert_conv_close`'s bound for `reference`."""
+def assert_matches_keras(family, keras_layer, case, impl):
+    """`family.fn` (a `_family.Family`) with `impl` against `keras_layer(x,
+    kernel, bias, case)` on `case`, twice: on small-integer data, where every
+    sum is exact in float32, to the last bit; on standard-normal data at
+    `precision="highest"` within `assert_conv_close`'s bound for the family's
+    reference."""
+    kwargs = family.kwargs(case)
     for integer in (True, False):
-        x, kernel, bias = make_arrays(case, integer=integer, seed=4)
+        x, kernel, bias = family.make_arrays(case, integer=integer, seed=4)
         expected = undo_bias_quirk(
             keras_layer(x, kernel, bias, case), bias, case["data_format"]
         )
-        y = np.asarray(ours(x, kernel, bias, precision="highest", **kwargs))
+        y = family.fn(x, kernel, bias, impl=impl, precision="highest", **kwargs)
+        y = np.asarray(y)
         assert y.shape == expected.shape
         if integer:
             np.testing.assert_array_equal(y, expected)
         else:
-            assert_conv_close(y, expected, reference, x, kernel, bias, **kwargs)
+            assert_conv_close(y, expected, family.reference, x, kernel, bias, **kwargs)

@@ -18,13 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _specs import conv2d_spec
 from _tol import assert_complex_conv_close, assert_fft_close, gamma_bound
 from reference import reference_conv2d, reference_conv2d_transpose
 from test_winograd import FACTOR
 
 import jconv
 from jconv._plan import WINOGRAD, run_plan
-from jconv._spec import conv_spec
 
 F32 = dict(preferred_element_type=jnp.float32)
 # name: (input shape, kernel shape); padding "same".
@@ -49,16 +49,7 @@ def _case(name):
 
 
 def _winograd(x, kernel, **kwargs):
-    spec = conv_spec(
-        x.shape,
-        kernel.shape,
-        None,
-        strides=1,
-        padding="same",
-        dilation_rate=1,
-        groups=1,
-        data_format="channels_last",
-    )
+    spec = conv2d_spec(x.shape, kernel.shape, padding="same")
     preferred = kwargs.get("preferred_element_type")
     preferred = None if preferred is None else np.dtype(preferred)
     return jax.jit(lambda x, k: run_plan(x, k, spec, None, WINOGRAD, preferred))(

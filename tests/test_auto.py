@@ -6,118 +6,85 @@ test_padding_modes.py); here, the rule's table and the mixed plans, whose
 tangents come from one formulation and outputs from another.
 """
 
+import functools
 import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _specs import conv2d_spec
 from jax.test_util import check_grads
 from reference import reference_conv2d
 
 import jconv
 from jconv._plan import EINSUM, LAX, WINOGRAD, Plan, choose_plan, run_plan
-from jconv._spec import canonical_precision, conv_spec, transpose_spec
+from jconv._spec import canonical_precision, transpose_spec
 
+# Padding "same" unless a layer says otherwise.
+_spec = functools.partial(conv2d_spec, padding="same")
 
-def _spec(x_shape, k_shape, **kw):
-    kw = dict(
-        dict(strides=1, padding="same", dilation_rate=1, groups=1),
-        data_format="channels_last",
-        **kw,
-    )
-    return conv_spec(x_shape, k_shape, None, **kw)
-
-
-# name: (input NHWC, kernel HWIO, conv2d arguments, the plan the table gives)
+# name: (input NHWC, kernel HWIO, conv2d arguments)
+LAYERS = {
+    "resnet 3x3, 98 tiles": ((2, 28, 28, 128), (3, 3, 128, 128), {}),
+    "resnet 3x3, 784 tiles": ((16, 28, 28, 128), (3, 3, 128, 128), {}),
+    "resnet 3x3, 32 channels": ((16, 56, 56, 32), (3, 3, 32, 32), {}),
+    "resnext groups 32, 196 tiles": ((4, 28, 28, 128), (3, 3, 4, 128), dict(groups=32)),
+    "depthwise 7x7": ((2, 56, 56, 96), (7, 7, 1, 96), dict(groups=96)),
+    "depthwise 3x3": ((8, 56, 56, 64), (3, 3, 1, 64), dict(groups=64)),
+    "depthwise 3x3 one image": ((1, 56, 56, 64), (3, 3, 1, 64), dict(groups=64)),
+    "RepLKNet 31x31 depthwise": ((2, 28, 28, 256), (31, 31, 1, 256), dict(groups=256)),
+    "dense 13x13": ((2, 28, 28, 64), (13, 13, 64, 64), {}),
+    "dense 13x13, 1 channel": ((2, 28, 28, 1), (13, 13, 1, 8), {}),
+    "depthwise stride 2": ((2, 56, 56, 64), (3, 3, 1, 64), dict(groups=64, strides=2)),
+    "document 1 channel": ((1, 4, 4, 1), (3, 3, 1, 1), dict(padding="valid")),
+    "race 32 images": ((32, 16, 16, 1), (3, 3, 1, 1), dict(padding="valid")),
+    "mnist first layer": ((8, 28, 28, 1), (3, 3, 1, 32), {}),
+    "pointwise": ((2, 28, 28, 256), (1, 1, 256, 512), {}),
+    "resnext groups 32": ((2, 28, 28, 128), (3, 3, 4, 128), dict(groups=32)),
+    "stem 7x7 stride 2": ((2, 64, 64, 3), (7, 7, 3, 64), dict(strides=2)),
+}
+# The plan the table gives each layer on the CPU in float32.
 TABLE = {
-    "resnet 3x3, 98 tiles": ((2, 28, 28, 128), (3, 3, 128, 128), {}, LAX),
-    "resnet 3x3, 784 tiles": ((16, 28, 28, 128), (3, 3, 128, 128), {}, WINOGRAD),
-    "resnet 3x3, 32 channels": ((16, 56, 56, 32), (3, 3, 32, 32), {}, LAX),
-    "resnext groups 32, 196 tiles": (
-        (4, 28, 28, 128),
-        (3, 3, 4, 128),
-        dict(groups=32),
-        WINOGRAD,
-    ),
-    "depthwise 7x7": (
-        (2, 56, 56, 96),
-        (7, 7, 1, 96),
-        dict(groups=96),
-        Plan("einsum", "fft", "fft"),
-    ),
-    "depthwise 3x3": (
-        (8, 56, 56, 64),
-        (3, 3, 1, 64),
-        dict(groups=64),
-        Plan("einsum", "einsum", "fft"),
-    ),
-    "depthwise 3x3 one image": (
-        (1, 56, 56, 64),
-        (3, 3, 1, 64),
-        dict(groups=64),
-        EINSUM,
-    ),
-    "RepLKNet 31x31 depthwise": (
-        (2, 28, 28, 256),
-        (31, 31, 1, 256),
-        dict(groups=256),
-        Plan("fft", "fft", "fft"),
-    ),
-    "dense 13x13": ((2, 28, 28, 64), (13, 13, 64, 64), {}, Plan("fft", "fft", "lax")),
-    "dense 13x13, 1 channel": (
-        (2, 28, 28, 1),
-        (13, 13, 1, 8),
-        {},
-        Plan("fft", "fft", "einsum"),
-    ),
-    "depthwise stride 2": (
-        (2, 56, 56, 64),
-        (3, 3, 1, 64),
-        dict(groups=64, strides=2),
-        EINSUM,
-    ),
-    "document 1 channel": ((1, 4, 4, 1), (3, 3, 1, 1), dict(padding="valid"), LAX),
-    "race 32 images": ((32, 16, 16, 1), (3, 3, 1, 1), dict(padding="valid"), EINSUM),
-    "mnist first layer": (
-        (8, 28, 28, 1),
-        (3, 3, 1, 32),
-        {},
-        Plan("lax", "lax", "einsum"),
-    ),
-    "pointwise": ((2, 28, 28, 256), (1, 1, 256, 512), {}, Plan("lax", "lax", "einsum")),
-    "resnext groups 32": (
-        (2, 28, 28, 128),
-        (3, 3, 4, 128),
-        dict(groups=32),
-        Plan("lax", "einsum", "lax"),
-    ),
-    "stem 7x7 stride 2": (
-        (2, 64, 64, 3),
-        (7, 7, 3, 64),
-        dict(strides=2),
-        Plan("lax", "einsum", "lax"),
-    ),
+    "resnet 3x3, 98 tiles": LAX,
+    "resnet 3x3, 784 tiles": WINOGRAD,
+    "resnet 3x3, 32 channels": LAX,
+    "resnext groups 32, 196 tiles": WINOGRAD,
+    "depthwise 7x7": Plan("einsum", "fft", "fft"),
+    "depthwise 3x3": Plan("einsum", "einsum", "fft"),
+    "depthwise 3x3 one image": EINSUM,
+    "RepLKNet 31x31 depthwise": Plan("fft", "fft", "fft"),
+    "dense 13x13": Plan("fft", "fft", "lax"),
+    "dense 13x13, 1 channel": Plan("fft", "fft", "einsum"),
+    "depthwise stride 2": EINSUM,
+    "document 1 channel": LAX,
+    "race 32 images": EINSUM,
+    "mnist first layer": Plan("lax", "lax", "einsum"),
+    "pointwise": Plan("lax", "lax", "einsum"),
+    "resnext groups 32": Plan("lax", "einsum", "lax"),
+    "stem 7x7 stride 2": Plan("lax", "einsum", "lax"),
 }
 
 
-@pytest.mark.parametrize("name", list(TABLE))
-def test_cpu_plan_is_the_table(name):
-    x_shape, k_shape, kw, plan = TABLE[name]
+def _choose(name, dtype="float32", backend="cpu", precision=None):
+    """`choose_plan` on the layer `name`."""
+    x_shape, k_shape, kw = LAYERS[name]
     spec = _spec(x_shape, k_shape, **kw)
-    assert choose_plan(x_shape[0], x_shape[-1], k_shape, spec, "float32", "cpu") == plan
+    return choose_plan(
+        x_shape[0], x_shape[-1], k_shape, spec, dtype, backend, precision
+    )
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_cpu_plan_is_the_table(name):
+    assert _choose(name) == TABLE[name]
 
 
 def test_narrow_floats_keep_lax_input_gradients():
     """bfloat16's strided and grouped input gradients measured faster on lax."""
     for name in ("resnext groups 32", "stem 7x7 stride 2"):
-        x_shape, k_shape, kw, plan = TABLE[name]
-        spec = _spec(x_shape, k_shape, **kw)
-        narrow = plan._replace(input_grad="lax")
-        assert (
-            choose_plan(x_shape[0], x_shape[-1], k_shape, spec, "bfloat16", "cpu")
-            == narrow
-        )
+        narrow = TABLE[name]._replace(input_grad="lax")
+        assert _choose(name, "bfloat16") == narrow
 
 
 # What the rows with a fast algorithm (and no depthwise) take instead.
@@ -132,29 +99,20 @@ DIRECT = {
 @pytest.mark.parametrize(
     "precision", ["highest", ("default", "highest"), "F32_F32_F32"]
 )
-@pytest.mark.parametrize("name", list(TABLE))
+@pytest.mark.parametrize("name", list(LAYERS))
 def test_explicit_precision_keeps_direct_sums(name, precision):
     """A caller's precision other than the default rules the fast algorithms
     out: depthwise runs the einsum tap sum, the rest the direct plan."""
-    x_shape, k_shape, kw, plan = TABLE[name]
-    spec = _spec(x_shape, k_shape, **kw)
-    precision = canonical_precision(precision)
+    x_shape, _, kw = LAYERS[name]
     depthwise = kw.get("groups", 1) == x_shape[-1] > 1
-    expected = DIRECT.get(name, EINSUM if depthwise else plan)
-    got = choose_plan(
-        x_shape[0], x_shape[-1], k_shape, spec, "float32", "cpu", precision
-    )
-    assert got == expected
+    expected = DIRECT.get(name, EINSUM if depthwise else TABLE[name])
+    assert _choose(name, precision=canonical_precision(precision)) == expected
 
 
 @pytest.mark.parametrize("backend", ["gpu", "tpu"])
-@pytest.mark.parametrize("name", list(TABLE))
+@pytest.mark.parametrize("name", list(LAYERS))
 def test_accelerators_take_lax(name, backend):
-    x_shape, k_shape, kw, _ = TABLE[name]
-    spec = _spec(x_shape, k_shape, **kw)
-    assert (
-        choose_plan(x_shape[0], x_shape[-1], k_shape, spec, "float32", backend) == LAX
-    )
+    assert _choose(name, backend=backend) == LAX
 
 
 def test_strided_transposed_convolution_takes_einsum_kernel_gradient():

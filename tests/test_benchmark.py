@@ -31,12 +31,23 @@ IN_SCAN = ("jconv_auto", "jconv_lax", "jconv_einsum")
 IMPLS = (*JCONV[:3], "lax_raw", *JCONV[3:], "torch", "keras_tf")
 
 SMOKE_SHAPES = ("doc4x4", "depthwise_s2")  # inner loop; uneven pads and groups
+# Every path of the machinery once: auto (its plan), lax (the reference, and
+# its same-program check against lax_raw), raw lax, Winograd's own core (run on
+# doc4x4, left out on the strided depthwise) and both peers. jconv_einsum and
+# jconv_fft go through jconv_auto's path with another `impl` (their answers
+# are the rest of the suite's business), so they are left out here. One dtype:
+# bfloat16's tolerance and inputs run through the machinery in
+# test_only_a_wrong_jconv_answer_fails_the_run.
+SMOKE_IMPLS = (
+    "jconv_auto", "jconv_lax", "lax_raw", "jconv_winograd", "torch", "keras_tf"
+)  # fmt: skip
 
 
 def _smoke_config():
     c = benchmark_quick.get_config()
     c.shapes = SMOKE_SHAPES
-    c.impls = IMPLS  # the fast algorithms' columns too
+    c.impls = SMOKE_IMPLS
+    c.dtypes = ("float32",)
     for name in SMOKE_SHAPES:
         c.batch[name] = 1
         c.inner_iters[name] = 5 if name == "doc4x4" else 1
@@ -69,9 +80,9 @@ def test_quick_benchmark_smoke(tmp_path):
     expected = {
         _cases.RowKey(s, i, m, d)
         for s in SMOKE_SHAPES
-        for i in IMPLS
+        for i in SMOKE_IMPLS
         for m in ("fwd", "fwd+bwd", "in_scan")
-        for d in ("float32", "bfloat16")
+        for d in ("float32",)
     }
     assert {_cases.RowKey.of(r) for r in records} == expected
     for r in records:
@@ -125,22 +136,22 @@ def test_quick_benchmark_smoke(tmp_path):
     assert race["keras_iterations"] == race["steps"]
     assert race["to_target"]["sgd:0.5"]["reached"]
     md = (workdir / "results.md").read_text()
-    assert "## fwd+bwd, bfloat16" in md and "Kernel-learning race" in md
+    assert "## fwd+bwd, float32" in md and "Kernel-learning race" in md
     # in_scan beside top level, the peers' columns left out of its table.
     assert "## in_scan, float32" in md
     in_scan_header = md.split("## in_scan, float32")[1].splitlines()[2]
     assert "jconv_auto" in in_scan_header and "torch" not in in_scan_header
     assert "## Inside lax.scan against top level (fwd+bwd)" in md
-    assert "- torch (4 rows: in_scan; doc4x4, depthwise_s2;" in md
+    assert "- torch (2 rows: in_scan; doc4x4, depthwise_s2;" in md
     summary = json.loads((workdir / "summary.json").read_text())
     assert {(r["shape"], r["impl"]) for r in summary["in_scan_over_fwd_bwd"]} == {
         (s, "jconv_auto") for s in SMOKE_SHAPES
     }
-    # One jconv_auto line per dtype and mode, against both peers.
+    # One jconv_auto line per mode, against both peers.
     lines = [line for line in md.splitlines() if line.startswith("- **")]
-    assert len(lines) == len(summary["jconv_auto"]) == 6
+    assert len(lines) == len(summary["jconv_auto"]) == 3
     for a in summary["jconv_auto"]:
-        assert a["shapes_vs_peer"] == len(SMOKE_SHAPES) or a["dtype"] == "bfloat16", a
+        assert a["shapes_vs_peer"] == len(SMOKE_SHAPES), a
         assert a["peer_mode"] == ("fwd+bwd" if a["mode"] == "in_scan" else a["mode"])
     assert summary["outputs"] == [
         "results.json", "results.md", "times.png", "race.png"

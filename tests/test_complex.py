@@ -17,20 +17,19 @@ import test_depthwise as dw
 import test_transpose as tr
 import torch
 from _data import conv_kwargs, make_arrays
+from _family import CONV2D
 from _grid import AXES, table
+from _specs import conv2d_spec
 from _tol import assert_complex_conv_close, assert_fft_close
 from jax.test_util import check_grads
 from reference import (
     reference_conv2d,
-    reference_conv2d_transpose,
-    reference_depthwise_conv2d,
 )
-from test_fft import plane
+from test_fft import fft_bound_args
 from test_winograd import FACTOR
 
 import jconv
 from jconv._plan import WINOGRAD, Plan, choose_plan, run_plan
-from jconv._spec import conv_spec
 
 # kernel, strides, dilation_rate, padding, groups, data_format, hw, bias
 CONV_CASES = table(
@@ -73,42 +72,17 @@ DEPTHWISE_CASES = [
         bias=True,
     ),
 ]
-# name: (function, reference, make_arrays, kwargs, cases, input channels per
-# output sum, stretch of the input)
+# name: (the family, its cases)
 FAMILIES = {
-    "conv2d": (
-        jconv.conv2d,
-        reference_conv2d,
-        make_arrays,
-        conv_kwargs,
-        CONV_CASES,
-        lambda case: 4 // case["groups"],
-        lambda case: (1, 1),
-    ),
-    "transpose": (
-        jconv.conv2d_transpose,
-        reference_conv2d_transpose,
-        tr.make_arrays,
-        tr.kwargs,
-        TRANSPOSE_CASES,
-        lambda case: tr.C_IN,
-        lambda case: tuple(np.broadcast_to(case["strides"], 2)),
-    ),
-    "depthwise": (
-        jconv.depthwise_conv2d,
-        reference_depthwise_conv2d,
-        dw.make_arrays,
-        dw.kwargs,
-        DEPTHWISE_CASES,
-        lambda case: 1,
-        lambda case: (1, 1),
-    ),
+    "conv2d": (CONV2D, CONV_CASES),
+    "transpose": (tr.FAMILY, TRANSPOSE_CASES),
+    "depthwise": (dw.FAMILY, DEPTHWISE_CASES),
 }
 # Default: each family's first case; `-m slow` the rest.
 PARAMS = [
     pytest.param(name, case, id=f"{name}-{i}", marks=[pytest.mark.slow] if i else [])
-    for name, family in FAMILIES.items()
-    for i, case in enumerate(family[4])
+    for name, (_, cases) in FAMILIES.items()
+    for i, case in enumerate(cases)
 ]
 
 
@@ -126,19 +100,19 @@ def complex_arrays(make, case, *, integer=False, batch=2):
 @pytest.mark.parametrize("family, case", PARAMS)
 def test_matches_reference(family, case, impl):
     """complex64 within the float32 bound, complex128 within the float64 one."""
-    fn, reference, make, kwargs, *_ = FAMILIES[family]
-    x, kernel, bias = complex_arrays(make, case)
-    kw = kwargs(case)
-    expected = reference(x, kernel, bias, **kw)
-    y = fn(x, kernel, bias, impl=impl, precision="highest", **kw)
+    f, _ = FAMILIES[family]
+    x, kernel, bias = complex_arrays(f.make_arrays, case)
+    kw = f.kwargs(case)
+    expected = f.reference(x, kernel, bias, **kw)
+    y = f.fn(x, kernel, bias, impl=impl, precision="highest", **kw)
     assert y.dtype == np.complex64
-    assert_complex_conv_close(y, expected, reference, x, kernel, bias, **kw)
+    assert_complex_conv_close(y, expected, f.reference, x, kernel, bias, **kw)
     with jax.enable_x64(True):
         as128 = lambda a: None if a is None else a.astype(np.complex128)
-        y128 = fn(as128(x), as128(kernel), as128(bias), impl=impl, **kw)
+        y128 = f.fn(as128(x), as128(kernel), as128(bias), impl=impl, **kw)
         assert y128.dtype == np.complex128
         assert_complex_conv_close(
-            y128, expected, reference, x, kernel, bias, dtype=np.float64, **kw
+            y128, expected, f.reference, x, kernel, bias, dtype=np.float64, **kw
         )
 
 
@@ -146,14 +120,13 @@ def test_matches_reference(family, case, impl):
 def test_fft_matches_reference(family, case):
     """The FFT takes `fft2`/`ifft2` for complex planes: the FFT bound (its
     rounding and the bias add's, 2u|y|) on the moduli of the errors."""
-    fn, reference, make, kwargs, _, channels, stretch = FAMILIES[family]
-    x, kernel, bias = complex_arrays(make, case)
-    kw = kwargs(case)
-    expected = reference(x, kernel, bias, **kw)
-    y = fn(x, kernel, bias, impl="fft", **kw)
+    f, _ = FAMILIES[family]
+    x, kernel, bias = complex_arrays(f.make_arrays, case)
+    kw = f.kwargs(case)
+    expected = f.reference(x, kernel, bias, **kw)
+    y = f.fn(x, kernel, bias, impl="fft", **kw)
     assert y.dtype == np.complex64
-    bound = dict(plane=plane(case, stretch(case)), channels=channels(case))
-    assert_fft_close(y, expected, x, kernel, **bound)
+    assert_fft_close(y, expected, x, kernel, **fft_bound_args(family, case, kernel))
 
 
 def _torch(a):
@@ -240,16 +213,7 @@ def test_auto_plans_run_complex(plan):
     gradient compiles for seconds): by default `auto`'s Winograd output is
     checked by the next test, the FFT's gradients by `test_check_grads`."""
     x, kernel, _ = complex_arrays(make_arrays, CONV_CASES[0])
-    spec = conv_spec(
-        x.shape,
-        kernel.shape,
-        None,
-        strides=1,
-        padding="same",
-        dilation_rate=1,
-        groups=1,
-        data_format="channels_last",
-    )
+    spec = conv2d_spec(x.shape, kernel.shape, padding="same")
     run = jax.jit(lambda x, k, plan: run_plan(x, k, spec, None, plan), static_argnums=2)
     y = run(x, kernel, plan)
     expected = reference_conv2d(x, kernel, padding="same")
@@ -283,16 +247,7 @@ def test_auto_picks_winograd_for_complex():
         np.complex64
     )
     x, kernel = draw(shape_x), draw(shape_k)
-    spec = conv_spec(
-        shape_x,
-        shape_k,
-        None,
-        strides=1,
-        padding="same",
-        dilation_rate=1,
-        groups=1,
-        data_format="channels_last",
-    )
+    spec = conv2d_spec(shape_x, shape_k, padding="same")
     assert choose_plan(2, 64, shape_k, spec, np.complex64, "cpu") == WINOGRAD
     y = jconv.conv2d(x, kernel, padding="same")
     expected = reference_conv2d(x, kernel, padding="same")

@@ -4,15 +4,13 @@ gradients."""
 
 import functools
 
-import jax
 import keras
-import numpy as np
 import pytest
 from _data import pick, random_arrays
-from _grid import case_id, grid_params, pair, sample, table, uncovered
+from _family import Family
+from _grid import Grid, case_id, pair, table
 from _keras import assert_matches_keras, layer_output
 from _tol import assert_matches_reference
-from jax.test_util import check_grads
 from reference import reference_depthwise_conv2d
 
 import jconv
@@ -39,6 +37,9 @@ def _fits(case):
     )
 
 
+GRID = Grid(AXES, _fits)
+
+
 def make_arrays(case, *, integer=False, seed=0, batch=2):
     m = case["depth_multiplier"]
     k_shape = (*case["kernel"], C_IN, m)
@@ -51,22 +52,11 @@ def kwargs(case):
     return pick(case, ("strides", "padding", "dilation_rate", "data_format"))
 
 
-DEFAULT_CASES = sample(14, seed=21, axes=AXES, valid=_fits)
-SLOW_CASES = sample(200, seed=22, axes=AXES, valid=_fits)
-
-
-def test_default_grid_covers_every_value():
-    assert uncovered(DEFAULT_CASES, AXES) == {}
-
-
-@pytest.mark.parametrize("case", grid_params(DEFAULT_CASES, SLOW_CASES))
-def test_matches_reference(case, impl):
-    x, kernel, bias = make_arrays(case)
-    ours = functools.partial(jconv.depthwise_conv2d, impl=impl)
-    reference = reference_depthwise_conv2d
-    assert_matches_reference(
-        ours, reference, x, kernel, bias, float64=False, **kwargs(case)
-    )
+FAMILY = Family(jconv.depthwise_conv2d, reference_depthwise_conv2d, make_arrays, kwargs)
+DEFAULT_CASES = GRID.sample(14, seed=21)
+test_default_grid_covers_every_value, test_matches_reference = GRID.reference_tests(
+    FAMILY.check(float64=False), DEFAULT_CASES, GRID.sample(200, seed=22)
+)
 
 
 @pytest.mark.parametrize("padding_mode", ["reflect", "replicate", "circular"])
@@ -81,7 +71,7 @@ def test_padding_modes_match_reference(padding_mode, impl):
 
 # --- Keras DepthwiseConv2D, live --------------------------------------------
 
-KERAS_CASES = sample(10, seed=23, keras_only=True, axes=AXES, valid=_fits)
+KERAS_CASES = GRID.sample(10, seed=23, keras_only=True)
 
 
 def keras_depthwise(x, kernel, bias, case):
@@ -104,11 +94,7 @@ def test_keras_grid_covers_multipliers_formats_and_paddings():
 
 @pytest.mark.parametrize("case", KERAS_CASES, ids=case_id)
 def test_matches_keras(case, impl):
-    ours = functools.partial(jconv.depthwise_conv2d, impl=impl)
-    reference = reference_depthwise_conv2d
-    assert_matches_keras(
-        ours, keras_depthwise, reference, make_arrays, case, kwargs(case)
-    )
+    assert_matches_keras(FAMILY, keras_depthwise, case, impl)
 
 
 # --- Gradients ----------------------------------------------------------------
@@ -121,25 +107,8 @@ def test_matches_keras(case, impl):
 
 
 def test_check_grads(impl):
-    x, kernel, bias = make_arrays(GRAD_CASE, batch=1)
-    with jax.enable_x64(True):
-        x, kernel, bias = (a.astype(np.float64) for a in (x, kernel, bias))
-
-        def f(x, kernel, bias):
-            return jconv.depthwise_conv2d(
-                x, kernel, bias, impl=impl, **kwargs(GRAD_CASE)
-            )
-
-        check_grads(f, (x, kernel, bias), order=2, modes=("fwd", "rev"))
+    FAMILY.check_grads(GRAD_CASE, impl, batch=1)
 
 
 def test_unbatched_and_jit(impl):
-    # Small integers: exact in float32, so equal whatever kernel XLA picks for
-    # each batch size.
-    x, kernel, bias = make_arrays(GRAD_CASE, integer=True, seed=7)
-    f = lambda x: jconv.depthwise_conv2d(
-        x, kernel, bias, impl=impl, **kwargs(GRAD_CASE)
-    )
-    batched = f(x)
-    np.testing.assert_array_equal(jax.jit(f)(x), batched)
-    np.testing.assert_array_equal(f(x[0]), batched[0])
+    FAMILY.assert_batch_consistent(GRAD_CASE, impl, seed=7, vmap=False)

@@ -3,7 +3,6 @@ reliability promises: determinism, resume after SIGKILL, the NaN stop, config
 refusals before any computation, and the overwrite policy."""
 
 import json
-import os
 import pathlib
 import re
 import signal
@@ -473,13 +472,11 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
         "--config.train.checkpoint_every=40",
         "--quiet",
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     killed = tmp_path / "killed"
     # Killed at step 60: after the checkpoint at 40 and a metrics row at 60.
     proc = subprocess.run(
         [sys.executable, "-c", KILL_AT.format(step=60), *args, f"--workdir={killed}"],
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -498,7 +495,6 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
             f"--workdir={killed}",
         ],
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         timeout=300,

@@ -18,16 +18,14 @@ import pytest
 import test_depthwise as dw
 import test_padding_modes as pm
 import test_transpose as tr
-from _data import conv_kwargs, make_arrays
+from _family import CONV2D
 from _grid import AXES, case_id, grid_params, pair, sample, table
 from _keras import undo_bias_quirk
 from _tol import assert_fft_close, conv_terms, sum_bound
 from flax import nnx
 from hypothesis import given, settings
-from jax.test_util import check_grads
 from reference import (
     reference_conv2d,
-    reference_conv2d_transpose,
     reference_depthwise_conv2d,
 )
 from test_keras import keras_conv2d
@@ -55,74 +53,51 @@ def plane(case, stretch=(1, 1)) -> int:
     )
 
 
-# name: (function, reference, make_arrays, kwargs, cases, slow cases,
-#        input channels per output sum, stretch of the input)
+def fft_bound_args(family, case, kernel) -> dict:
+    """`assert_fft_close`'s `plane` and `channels` for `case` of `family`: a
+    transposed convolution stretches its input by the strides and sums over
+    all its input channels (kernel axis 3), a depthwise one over one, the
+    others over kernel axis 2."""
+    if family == "transpose":
+        return dict(plane=plane(case, pair(case["strides"])), channels=kernel.shape[3])
+    channels = 1 if family == "depthwise" else kernel.shape[2]
+    return dict(plane=plane(case), channels=channels)
+
+
+# name: (the family, its default cases, its slow cases)
 FAMILIES = {
-    "conv2d": (
-        jconv.conv2d,
-        reference_conv2d,
-        make_arrays,
-        conv_kwargs,
-        sample(12, seed=51),
-        sample(300, seed=52),
-        lambda case: 4 // case["groups"],
-        lambda case: (1, 1),
-    ),
-    "transpose": (
-        jconv.conv2d_transpose,
-        reference_conv2d_transpose,
-        tr.make_arrays,
-        tr.kwargs,
-        sample(6, seed=53, axes=tr.AXES, valid=tr.valid),
-        sample(200, seed=54, axes=tr.AXES, valid=tr.valid),
-        lambda case: tr.C_IN,
-        lambda case: pair(case["strides"]),
-    ),
-    "depthwise": (
-        jconv.depthwise_conv2d,
-        reference_depthwise_conv2d,
-        dw.make_arrays,
-        dw.kwargs,
-        sample(6, seed=55, axes=dw.AXES, valid=dw._fits),
-        sample(200, seed=56, axes=dw.AXES, valid=dw._fits),
-        lambda case: 1,
-        lambda case: (1, 1),
-    ),
+    "conv2d": (CONV2D, sample(12, seed=51), sample(300, seed=52)),
+    "transpose": (tr.FAMILY, tr.GRID.sample(6, seed=53), tr.GRID.sample(200, seed=54)),
+    "depthwise": (dw.FAMILY, dw.GRID.sample(6, seed=55), dw.GRID.sample(200, seed=56)),
     "padding_mode": (
-        jconv.conv2d,
-        reference_conv2d,
-        make_arrays,
-        pm.kwargs,
-        sample(6, seed=57, axes=pm.AXES, valid=pm._mode_allows),
-        sample(200, seed=58, axes=pm.AXES, valid=pm._mode_allows),
-        lambda case: 4 // case["groups"],
-        lambda case: (1, 1),
+        pm.FAMILY,
+        pm.GRID.sample(6, seed=57),
+        pm.GRID.sample(200, seed=58),
     ),
 }
 
 
 def _params():
-    for name, family in FAMILIES.items():
-        default, slow = family[4], family[5]
+    for name, (_, default, slow) in FAMILIES.items():
         for p in grid_params(default, slow):
             yield pytest.param(name, *p.values, id=f"{name}-{p.id}", marks=p.marks)
 
 
 @pytest.mark.parametrize("family, case", list(_params()))
 def test_matches_reference(family, case):
-    fn, reference, make, kwargs, *_, channels, stretch = FAMILIES[family]
-    x, kernel, bias = make(case)
-    kw = kwargs(case)
-    expected = reference(x, kernel, bias, **kw)
-    bound = dict(plane=plane(case, stretch(case)), channels=channels(case))
-    y = fn(x, kernel, bias, **FFT, **kw)
+    f = FAMILIES[family][0]
+    x, kernel, bias = f.make_arrays(case)
+    kw = f.kwargs(case)
+    expected = f.reference(x, kernel, bias, **kw)
+    bound = fft_bound_args(family, case, kernel)
+    y = f.fn(x, kernel, bias, **FFT, **kw)
     assert y.dtype == np.float32
     assert_fft_close(y, expected, x, kernel, **bound)
     if family != "conv2d":
         return  # float64: once, on the conv2d grid (the same code after it)
     with jax.enable_x64(True):
         as64 = lambda a: None if a is None else a.astype(np.float64)
-        y64 = fn(as64(x), as64(kernel), as64(bias), **FFT, **kw)
+        y64 = f.fn(as64(x), as64(kernel), as64(bias), **FFT, **kw)
         assert y64.dtype == np.float64
         assert_fft_close(y64, expected, x, kernel, dtype=np.float64, **bound)
 
@@ -162,13 +137,13 @@ KERAS_CASES = table(
 def test_matches_keras(family, keras_fn, case):
     """Keras' float32 answer is itself off by up to 2 * gamma_n * sum|products|
     (`_tol.sum_bound`); the FFT's bound comes on top."""
-    fn, reference, make, kwargs, *_, channels, stretch = FAMILIES[family]
-    x, kernel, bias = make(case, seed=4)
-    kw = kwargs(case)
+    f = FAMILIES[family][0]
+    x, kernel, bias = f.make_arrays(case, seed=4)
+    kw = f.kwargs(case)
     expected = undo_bias_quirk(
         keras_fn(x, kernel, bias, case), bias, case["data_format"]
     )
-    y = fn(x, kernel, bias, **FFT, **kw)
+    y = f.fn(x, kernel, bias, **FFT, **kw)
     absolute = [np.abs(a) for a in (x, kernel)] + [
         None if bias is None else np.abs(bias)
     ]
@@ -178,16 +153,9 @@ def test_matches_keras(family, keras_fn, case):
         transpose=family == "transpose",
         depthwise=family == "depthwise",
     )
-    keras_error = sum_bound(reference(*absolute, **kw), terms)
-    assert_fft_close(
-        y,
-        expected,
-        x,
-        kernel,
-        plane=plane(case, stretch(case)),
-        channels=channels(case),
-        extra=keras_error,
-    )
+    keras_error = sum_bound(f.reference(*absolute, **kw), terms)
+    bound = fft_bound_args(family, case, kernel)
+    assert_fft_close(y, expected, x, kernel, **bound, extra=keras_error)
 
 
 # --- Derivatives, transforms -------------------------------------------------
@@ -196,13 +164,9 @@ def test_matches_keras(family, keras_fn, case):
 @pytest.mark.parametrize("family", ["conv2d", "transpose", "depthwise"])
 def test_check_grads(family):
     """Forward and reverse mode to second order, float64."""
-    fn, _, make, kwargs, cases, *_ = FAMILIES[family]
+    f, cases, _ = FAMILIES[family]
     case = next(c for c in cases if c.get("bias") and pair(c["strides"]) != (1, 1))
-    x, kernel, bias = make(case, batch=1)
-    with jax.enable_x64(True):
-        args = tuple(a.astype(np.float64) for a in (x, kernel, bias))
-        f = lambda x, k, b: fn(x, k, b, **FFT, **kwargs(case))
-        check_grads(f, args, order=2, modes=("fwd", "rev"))
+    f.check_grads(case, "fft", batch=1)
 
 
 def test_jit_vmap_and_unbatched():

@@ -61,6 +61,12 @@ def _flax_conv(c_in, c_out, kernel_size, dilation, groups, **kwargs):
     )
 
 
+def _seeded(cls, *args, **kwargs):
+    """A `cls(*args, **kwargs)` module seeded as `_flax_conv` seeds Flax's:
+    the same initial weights wherever the two share a layout."""
+    return cls(*args, rngs=nnx.Rngs(0), **kwargs)
+
+
 def _flax_padding(padding):
     # Flax reads (p_h, p_w) as symmetric pads per axis, as jconv does.
     return padding
@@ -74,16 +80,8 @@ def test_conv2d_matches_flax_conv(
 ):
     c_in, c_out = 4, 6
     kwargs = dict(strides=strides, padding=padding)
-    ours = jnnx.Conv2D(
-        c_in,
-        c_out,
-        kernel_size,
-        dilation_rate=dilation,
-        groups=groups,
-        impl=impl,
-        rngs=nnx.Rngs(0),
-        **kwargs,
-    )
+    ours_only = dict(dilation_rate=dilation, groups=groups, impl=impl)
+    ours = _seeded(jnnx.Conv2D, c_in, c_out, kernel_size, **ours_only, **kwargs)
     theirs = _flax_conv(c_in, c_out, kernel_size, dilation, groups, **kwargs)
     # Same seed, same initialiser, same key order: same initial weights.
     np.testing.assert_array_equal(ours.kernel[...], theirs.kernel[...])
@@ -184,27 +182,11 @@ def test_conv2d_transpose_matches_flax_conv_transpose(
         ("valid", "VALID", None),
         (pads, flax_pads, output_padding),
     ]:
-        ours = jnnx.Conv2DTranspose(
-            c_in,
-            c_out,
-            kernel_size,
-            strides,
-            padding=ours_padding,
-            output_padding=op,
-            dilation_rate=dilation,
-            impl=impl,
-            rngs=nnx.Rngs(0),
-        )
-        theirs = nnx.ConvTranspose(
-            c_in,
-            c_out,
-            kernel_size,
-            strides,
-            padding=flax_padding,
-            kernel_dilation=dilation,
-            transpose_kernel=True,
-            rngs=nnx.Rngs(0),
-        )
+        args = (c_in, c_out, kernel_size, strides)
+        ours_only = dict(output_padding=op, dilation_rate=dilation, impl=impl)
+        ours = _seeded(jnnx.Conv2DTranspose, *args, padding=ours_padding, **ours_only)
+        flax_only = dict(kernel_dilation=dilation, transpose_kernel=True)
+        theirs = _seeded(nnx.ConvTranspose, *args, padding=flax_padding, **flax_only)
         assert ours.kernel.shape == theirs.kernel.shape == kernel.shape
         for module in (ours, theirs):
             module.kernel[...] = kernel
@@ -229,15 +211,8 @@ def test_depthwise_matches_flax_grouped_conv(
     1, C * M)` with `feature_group_count=C`; the same seed initialises both."""
     c_in = 4
     kwargs = dict(strides=strides, padding=padding)
-    ours = jnnx.DepthwiseConv2D(
-        c_in,
-        kernel_size,
-        depth_multiplier=multiplier,
-        dilation_rate=dilation,
-        impl=impl,
-        rngs=nnx.Rngs(0),
-        **kwargs,
-    )
+    ours_only = dict(depth_multiplier=multiplier, dilation_rate=dilation, impl=impl)
+    ours = _seeded(jnnx.DepthwiseConv2D, c_in, kernel_size, **ours_only, **kwargs)
     theirs = _flax_conv(c_in, c_in * multiplier, kernel_size, dilation, c_in, **kwargs)
     grouped = theirs.kernel.shape
     assert ours.kernel.shape == (*kernel_size, c_in, multiplier)
@@ -364,143 +339,58 @@ def test_orbax_save_restore(tmp_path):
     np.testing.assert_array_equal(nnx.merge(graphdef, restored)(x), expected)
 
 
-# (constructor, keyword arguments, exception, message)
+# (module class, exception): [(keyword arguments, message)]
+BAD_ARGUMENTS = {
+    (jnnx.Conv2D, ValueError): [
+        (dict(in_features=0), r"`in_features` \(=0\) must be positive"),
+        (dict(kernel_size=(3, 0)), r"`kernel_size` \(=\(3, 0\)\) must be positive"),
+        (dict(strides=0), r"`strides` \(=0\) must be positive"),
+        (dict(padding="middle"), r"`padding` \(='middle'\) must be 'valid', 'same'"),
+        (dict(padding=-1), r"`padding` \(=-1\) must not be negative"),
+        (
+            dict(padding="CIRCULAR"),
+            r"`padding` \(='CIRCULAR'\) .*padding_mode='circular'",
+        ),
+        (dict(padding_mode="mirror"), r"`padding_mode` \(='mirror'\) must be one of"),
+        (dict(groups=3), r"`in_features` \(=4\) must be divisible by `groups` \(=3\)"),
+        (dict(groups=4), r"`out_features` \(=6\) must be divisible by `groups` \(=4\)"),
+        (dict(groups=0), r"`groups` \(=0\) must be positive"),
+        (dict(data_format="NHWC"), r"`data_format` \(='NHWC'\) must be one of"),
+        (
+            dict(impl="cuda"),
+            r"`impl` \(='cuda'\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
+        ),
+    ],
+    (jnnx.Conv2D, TypeError): [
+        (dict(out_features=8.0), r"`out_features` \(=8.0\) must be an int"),
+        (dict(kernel_size="3"), r"`kernel_size` \(='3'\) must be an int or a pair"),
+        (dict(dilation_rate=(1, 2, 3)), r"`dilation_rate` \(=\(1, 2, 3\)\)"),
+        (dict(use_bias="yes"), r"`use_bias` \(='yes'\) must be a bool"),
+        (dict(dtype=jnp.int32), r"`dtype` \(=.*int32.*\) must be a floating dtype"),
+        (dict(param_dtype="fp32"), r"`param_dtype` \(='fp32'\) is not a dtype"),
+        (dict(param_dtype=None), r"`param_dtype` \(=None\) is not a dtype"),
+        (dict(rngs=0), r"`rngs` \(=0\) must be an `nnx.Rngs`"),
+    ],
+    (jnnx.Conv2DTranspose, ValueError): [
+        (
+            dict(strides=2, output_padding=2),
+            r"`output_padding` \(=2\) must be smaller than `strides`",
+        ),
+        (
+            dict(kernel_size=2, strides=2, output_padding=0),
+            r"`output_padding` \(=\(0, 0\)\) with `padding`='SAME'",
+        ),
+        (dict(out_features=-2), r"`out_features` \(=-2\) must be positive"),
+    ],
+    (jnnx.DepthwiseConv2D, ValueError): [
+        (dict(depth_multiplier=0), r"`depth_multiplier` \(=0\) must be positive"),
+        (dict(padding=((1, 2), (3,))), r"`padding` \(=\(\(1, 2\), \(3,\)\)\)"),
+    ],
+}
 BAD = [
-    (
-        jnnx.Conv2D,
-        dict(in_features=0),
-        ValueError,
-        r"`in_features` \(=0\) must be positive",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(out_features=8.0),
-        TypeError,
-        r"`out_features` \(=8.0\) must be an int",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(kernel_size=(3, 0)),
-        ValueError,
-        r"`kernel_size` \(=\(3, 0\)\) must be positive",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(kernel_size="3"),
-        TypeError,
-        r"`kernel_size` \(='3'\) must be an int or a pair",
-    ),
-    (jnnx.Conv2D, dict(strides=0), ValueError, r"`strides` \(=0\) must be positive"),
-    (
-        jnnx.Conv2D,
-        dict(dilation_rate=(1, 2, 3)),
-        TypeError,
-        r"`dilation_rate` \(=\(1, 2, 3\)\)",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(padding="middle"),
-        ValueError,
-        r"`padding` \(='middle'\) must be 'valid', 'same'",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(padding=-1),
-        ValueError,
-        r"`padding` \(=-1\) must not be negative",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(padding="CIRCULAR"),
-        ValueError,
-        r"`padding` \(='CIRCULAR'\) .*padding_mode='circular'",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(padding_mode="mirror"),
-        ValueError,
-        r"`padding_mode` \(='mirror'\) must be one of",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(groups=3),
-        ValueError,
-        r"`in_features` \(=4\) must be divisible by `groups` \(=3\)",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(groups=4),
-        ValueError,
-        r"`out_features` \(=6\) must be divisible by `groups` \(=4\)",
-    ),
-    (jnnx.Conv2D, dict(groups=0), ValueError, r"`groups` \(=0\) must be positive"),
-    (
-        jnnx.Conv2D,
-        dict(data_format="NHWC"),
-        ValueError,
-        r"`data_format` \(='NHWC'\) must be one of",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(impl="cuda"),
-        ValueError,
-        r"`impl` \(='cuda'\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(use_bias="yes"),
-        TypeError,
-        r"`use_bias` \(='yes'\) must be a bool",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(dtype=jnp.int32),
-        TypeError,
-        r"`dtype` \(=.*int32.*\) must be a floating dtype",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(param_dtype="fp32"),
-        TypeError,
-        r"`param_dtype` \(='fp32'\) is not a dtype",
-    ),
-    (
-        jnnx.Conv2D,
-        dict(param_dtype=None),
-        TypeError,
-        r"`param_dtype` \(=None\) is not a dtype",
-    ),
-    (jnnx.Conv2D, dict(rngs=0), TypeError, r"`rngs` \(=0\) must be an `nnx.Rngs`"),
-    (
-        jnnx.Conv2DTranspose,
-        dict(strides=2, output_padding=2),
-        ValueError,
-        r"`output_padding` \(=2\) must be smaller than `strides`",
-    ),
-    (
-        jnnx.Conv2DTranspose,
-        dict(kernel_size=2, strides=2, output_padding=0),
-        ValueError,
-        r"`output_padding` \(=\(0, 0\)\) with `padding`='SAME'",
-    ),
-    (
-        jnnx.Conv2DTranspose,
-        dict(out_features=-2),
-        ValueError,
-        r"`out_features` \(=-2\) must be positive",
-    ),
-    (
-        jnnx.DepthwiseConv2D,
-        dict(depth_multiplier=0),
-        ValueError,
-        r"`depth_multiplier` \(=0\) must be positive",
-    ),
-    (
-        jnnx.DepthwiseConv2D,
-        dict(padding=((1, 2), (3,))),
-        ValueError,
-        r"`padding` \(=\(\(1, 2\), \(3,\)\)\)",
-    ),
+    (cls, kwargs, exc, match)
+    for (cls, exc), rows in BAD_ARGUMENTS.items()
+    for kwargs, match in rows
 ]
 
 _DEFAULTS = {

@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 from _data import conv_kwargs, make_arrays
+from _family import CONV2D
 from _grid import AXES, table
 from _tol import assert_sums_close, conv_terms
-from jax.test_util import check_grads
 from reference import reference_conv2d
 
 import jconv
@@ -22,14 +22,7 @@ CASES = table(
 
 @pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
 def test_check_grads(case, impl):
-    x, kernel, bias = make_arrays(case, batch=1, c_in=2, c_out=4)
-    with jax.enable_x64(True):
-        x, kernel, bias = (a.astype(np.float64) for a in (x, kernel, bias))
-
-        def f(x, kernel, bias):
-            return jconv.conv2d(x, kernel, bias, impl=impl, **conv_kwargs(case))
-
-        check_grads(f, (x, kernel, bias), order=2, modes=("fwd", "rev"))
+    CONV2D.check_grads(case, impl, batch=1, c_in=2, c_out=4)
 
 
 def test_grads_agree_between_impls():

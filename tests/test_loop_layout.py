@@ -24,33 +24,25 @@ CALLS_FORMATS = ("channels_last", "channels_first")
 # The layout XLA's CPU fast path takes, in HLO's dimension-label spelling.
 CANONICAL = "b01f_01io->b01f"
 
+# name: (function, its arguments, input NHWC, kernel)
 CALLS = {
-    "conv2d": (
-        lambda x, k, **kw: jconv.conv2d(x, k, padding="same", **kw),
-        (6, 8, 8, 4),
-        (3, 3, 4, 5),
-    ),
+    "conv2d": (jconv.conv2d, dict(padding="same"), (6, 8, 8, 4), (3, 3, 4, 5)),
     "conv2d_strided_dilated": (
-        lambda x, k, **kw: jconv.conv2d(
-            x, k, strides=2, dilation_rate=2, padding="same", **kw
-        ),
+        jconv.conv2d,
+        dict(strides=2, dilation_rate=2, padding="same"),
         (6, 9, 9, 4),
         (3, 3, 4, 5),
     ),
-    "grouped": (
-        lambda x, k, **kw: jconv.conv2d(x, k, groups=2, **kw),
-        (6, 8, 8, 4),
-        (3, 3, 2, 6),
-    ),
+    "grouped": (jconv.conv2d, dict(groups=2), (6, 8, 8, 4), (3, 3, 2, 6)),
     "depthwise": (
-        lambda x, k, **kw: jconv.depthwise_conv2d(x, k, padding="same", **kw),
+        jconv.depthwise_conv2d,
+        dict(padding="same"),
         (6, 8, 8, 4),
         (3, 3, 4, 2),
     ),
     "conv2d_transpose": (
-        lambda x, k, **kw: jconv.conv2d_transpose(
-            x, k, strides=2, padding="same", **kw
-        ),
+        jconv.conv2d_transpose,
+        dict(strides=2, padding="same"),
         (6, 5, 5, 4),
         (3, 3, 5, 4),
     ),
@@ -76,9 +68,9 @@ def _arrays(x_shape, k_shape, data_format, dtype):
 
 def _layouts(name, data_format, dtype, impl="lax"):
     """Labels of the top-level step's and of the scanned steps' convolutions."""
-    call, x_shape, k_shape = CALLS[name]
+    call, kw, x_shape, k_shape = CALLS[name]
     x, k = _arrays(x_shape, k_shape, data_format, dtype)
-    conv = functools.partial(call, data_format=data_format, impl=impl)
+    conv = functools.partial(call, **kw, data_format=data_format, impl=impl)
 
     def loss(x, k):
         return jnp.sum(conv(x, k).astype(jnp.float32) ** 2)

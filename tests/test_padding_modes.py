@@ -3,13 +3,13 @@ by a valid convolution, a hand-worked case, limits, gradients."""
 
 import functools
 
-import jax
 import numpy as np
 import pytest
+from _checks import check_grads_float64
 from _data import make_arrays, pick
-from _grid import grid_params, pair, sample, uncovered
+from _family import Family
+from _grid import Grid, pair
 from _tol import assert_conv_close, assert_matches_reference
-from jax.test_util import check_grads
 from reference import reference_conv2d
 
 import jconv
@@ -47,26 +47,20 @@ def _mode_allows(case) -> bool:
     )
 
 
+GRID = Grid(AXES, _mode_allows)
+
+
 def kwargs(case):
     keys = ("padding_mode", "padding", "strides", "dilation_rate", "groups")
     return pick(case, (*keys, "data_format"))
 
 
-DEFAULT_CASES = sample(12, seed=32, axes=AXES, valid=_mode_allows)
-SLOW_CASES = sample(300, seed=33, axes=AXES, valid=_mode_allows)
-
-
-def test_default_grid_covers_every_value():
-    assert uncovered(DEFAULT_CASES, AXES) == {}
-
-
-@pytest.mark.parametrize("case", grid_params(DEFAULT_CASES, SLOW_CASES))
-def test_matches_reference(case, impl):
-    x, kernel, _ = make_arrays(case)  # no bias
-    ours = functools.partial(jconv.conv2d, impl=impl)
-    assert_matches_reference(
-        ours, reference_conv2d, x, kernel, None, float64=False, **kwargs(case)
-    )
+# `make_arrays` gives no bias: the grid has no "bias" axis.
+FAMILY = Family(jconv.conv2d, reference_conv2d, make_arrays, kwargs)
+DEFAULT_CASES = GRID.sample(12, seed=32)
+test_default_grid_covers_every_value, test_matches_reference = GRID.reference_tests(
+    FAMILY.check(float64=False), DEFAULT_CASES, GRID.sample(300, seed=33)
+)
 
 
 @pytest.mark.parametrize("mode", ["zeros", *MODES])
@@ -151,13 +145,7 @@ def test_zeros_is_the_default():
 )
 def test_check_grads(mode, impl):
     rng = np.random.default_rng(3)
-    with jax.enable_x64(True):
-        x = rng.standard_normal((1, 4, 3, 2))
-        kernel = rng.standard_normal((3, 2, 2, 2))
-
-        def f(x, kernel):
-            return jconv.conv2d(
-                x, kernel, strides=(2, 1), padding="same", padding_mode=mode, impl=impl
-            )
-
-        check_grads(f, (x, kernel), order=2, modes=("fwd", "rev"))
+    x = rng.standard_normal((1, 4, 3, 2))
+    kernel = rng.standard_normal((3, 2, 2, 2))
+    kw = dict(strides=(2, 1), padding="same", padding_mode=mode, impl=impl)
+    check_grads_float64(lambda x, k: jconv.conv2d(x, k, **kw), (x, kernel))

@@ -22,7 +22,6 @@ from experiments import kernel_learning, runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "learn_document_kernel.py"
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 # 120 plain-SGD steps, far from converged, a checkpoint every 20 (orbax keeps
 # the newest 2): a few seconds a run.
 ARGS = [
@@ -88,7 +87,6 @@ def cli(workdir, *extra, hook=None, timeout=300):
     return subprocess.run(
         [sys.executable, *head, *ARGS, f"--workdir={workdir}", *extra],
         cwd=ROOT,
-        env=ENV,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -223,7 +221,7 @@ def test_second_run_is_refused_and_a_killed_run_leaves_no_lock(tmp_path):
     first = subprocess.Popen(
         [sys.executable, "-c", HOOK, "hold", "60", *ARGS, f"--workdir={workdir}"],
         cwd=ROOT,
-        env={**ENV, "HOLD_READY": str(ready)},
+        env={**os.environ, "HOLD_READY": str(ready)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -321,7 +319,7 @@ def test_metrics_survive_a_kill_while_a_resume_rewrites_them(tmp_path, killed):
         proc = subprocess.Popen(
             [sys.executable, "-m", "experiments.learn_kernel", *ARGS,
              f"--workdir={workdir}"],
-            cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 240
         while not changed():
@@ -400,7 +398,7 @@ def test_a_config_file_without_get_config(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.learn_kernel", f"--config={config}",
          f"--workdir={tmp_path / 'run'}"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == runner.ConfigError.exit_code
     assert no_traceback(proc.stderr, lines=1) == [

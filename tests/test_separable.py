@@ -18,13 +18,19 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from _checks import assert_batch_consistent, check_grads_float64
 from _grid import case_id, grid_params, pair, sample, table, uncovered
-from _keras import built, call, undo_bias_quirk
+from _keras import (
+    NO_KERAS_EQUIVALENT,
+    assert_same_layer,
+    built,
+    call,
+    undo_bias_quirk,
+)
 from _tol import assert_fft_close, assert_sums_close, fft_bound
 from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jax.test_util import check_grads
 from reference import reference_conv2d, reference_depthwise_conv2d
 
 import jconv
@@ -185,9 +191,7 @@ def test_unbatched_and_jit():
     )
     x, dk, pk, bias = make_arrays(case, integer=True, seed=7)
     f = lambda x: jconv.separable_conv2d(x, dk, pk, bias, **kwargs(case))
-    batched = f(x)
-    np.testing.assert_array_equal(jax.jit(f)(x), batched)
-    np.testing.assert_array_equal(f(x[0]), batched[0])
+    assert_batch_consistent(f, x, vmap=False)
 
 
 def test_preferred_element_type_reaches_both_steps():
@@ -278,17 +282,14 @@ def test_check_grads():
     """One implementation: the composition is what is new here (both
     implementations' derivatives are checked for conv2d and depthwise_conv2d
     in test_grads.py and test_depthwise.py); jitted, which compiles less."""
-    arrays = make_arrays(GRAD_CASE, batch=1, c_in=2, c_out=2)
-    with jax.enable_x64(True):
-        args = tuple(a.astype(np.float64) for a in arrays)
 
-        @jax.jit
-        def f(x, dk, pk, bias):
-            return jconv.separable_conv2d(
-                x, dk, pk, bias, impl="einsum", **kwargs(GRAD_CASE)
-            )
+    @jax.jit
+    def f(x, dk, pk, bias):
+        return jconv.separable_conv2d(
+            x, dk, pk, bias, impl="einsum", **kwargs(GRAD_CASE)
+        )
 
-        check_grads(f, args, order=2, modes=("fwd", "rev"))
+    check_grads_float64(f, make_arrays(GRAD_CASE, batch=1, c_in=2, c_out=2))
 
 
 pairs = lambda lo, hi: st.one_of(
@@ -543,22 +544,7 @@ def test_keras_round_trip(kwargs, shape):
     np.testing.assert_array_equal(module(x), expected)
     np.testing.assert_array_equal(linen_module.apply(variables, x), expected)
     for back in (jnnx.to_keras(module), jlinen.to_keras(linen_module, variables)):
-        assert type(back) is keras.layers.SeparableConv2D
-        config, original = back.get_config(), layer.get_config()
-        for key in (
-            "filters",
-            "kernel_size",
-            "strides",
-            "padding",
-            "dilation_rate",
-            "data_format",
-            "depth_multiplier",
-            "use_bias",
-        ):
-            assert config[key] == original[key], key
-        for w_back, w in zip(back.get_weights(), layer.get_weights(), strict=True):
-            np.testing.assert_array_equal(w_back, w)
-        np.testing.assert_array_equal(call(back, x), expected)
+        assert_same_layer(back, layer, x, expected)
 
 
 def test_to_keras_from_a_fresh_module():
@@ -589,22 +575,9 @@ def test_keras_io_refuses():
     ):
         jlinen.from_keras(unbuilt)
     rngs = nnx.Rngs(0)
-    for module, match in [
-        (
-            jnnx.SeparableConv2D(2, 4, 3, padding_mode="reflect", rngs=rngs),
-            r"`padding_mode` \(='reflect'\) has no Keras equivalent",
-        ),
-        (
-            jnnx.SeparableConv2D(2, 4, 3, padding=1, rngs=rngs),
-            r"`padding` \(=1\) has no Keras equivalent",
-        ),
-        (
-            jnnx.SeparableConv2D(2, 4, 3, dtype="bfloat16", rngs=rngs),
-            r"`dtype` \(='bfloat16'\) differs from the parameters' \(float32\)",
-        ),
-    ]:
+    for kwargs, match in NO_KERAS_EQUIVALENT:
         with pytest.raises(ValueError, match=match):
-            jnnx.to_keras(module)
+            jnnx.to_keras(jnnx.SeparableConv2D(2, 4, 3, **kwargs, rngs=rngs))
     module = jlinen.SeparableConv2D(4, 3)
     variables = module.init(jax.random.key(0), jnp.ones((1, 5, 5, 2)))
     params = dict(variables["params"])

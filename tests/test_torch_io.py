@@ -32,6 +32,14 @@ import jconv.nnx as jnnx
 from jconv import _torch_io
 from jconv._torch_io import kernel_from_torch
 
+# The settings both layers' grids vary alike, last in each.
+SHARED_AXES = {
+    "bias": [False, True],
+    "dtype": ["float32", "float64"],
+    "data_format": ["channels_last", "channels_first"],
+    "impl": ["lax", "einsum"],
+}
+
 # Conv2d's settings; every input is (2, C_in, 7, 6) NCHW, where every kernel
 # fits and every padding mode can fill every pad.
 CONV_AXES = {
@@ -41,25 +49,19 @@ CONV_AXES = {
     "padding": [0, 1, (2, 0), "same", "valid"],
     "padding_mode": ["zeros", "reflect", "replicate", "circular"],
     "groups": [1, 2],
-    "bias": [False, True],
-    "dtype": ["float32", "float64"],
-    "data_format": ["channels_last", "channels_first"],
-    "impl": ["lax", "einsum"],
+    **SHARED_AXES,
 }
 CONV_HW = (7, 6)
 
-# ConvTranspose2d's (groups: `test_conv_transpose2d_groups`); every input is
-# (2, C_in, 4, 5) NCHW.
+# ConvTranspose2d's (groups: `test_conv_transpose2d_groups`, `BEYOND_STRIDE`);
+# every input is (2, C_in, 4, 5) NCHW.
 TRANSPOSE_AXES = {
     "kernel": [(1, 1), (2, 2), (3, 3), (3, 2)],
     "strides": [1, 2, (2, 1)],
     "dilation_rate": [1, 2],
     "padding": [0, 1, (1, 0)],
     "output_padding": [0, 1],
-    "bias": [False, True],
-    "dtype": ["float32", "float64"],
-    "data_format": ["channels_last", "channels_first"],
-    "impl": ["lax", "einsum"],
+    **SHARED_AXES,
 }
 TRANSPOSE_HW = (4, 5)
 
@@ -71,12 +73,10 @@ def _conv_valid(case) -> bool:
 def _transpose_valid(case) -> bool:
     """torch takes an `output_padding` below the stride or the dilation;
     jconv writes one not below the stride as fewer pads at the end, so needs
-    that many (refused otherwise: `test_from_torch_refuses`)."""
+    it below `padding + stride` (refused otherwise: `test_from_torch_refuses`)."""
     a = pair(case["output_padding"])
     s, d, p = pair(case["strides"]), pair(case["dilation_rate"]), pair(case["padding"])
-    return all(
-        ai < max(si, di) and (ai < si or ai <= pi) for ai, si, di, pi in zip(a, s, d, p)
-    )
+    return all(ai < max(si, di) and ai < pi + si for ai, si, di, pi in zip(a, s, d, p))
 
 
 CONV_CASES = sample(10, axes=CONV_AXES, valid=_conv_valid)
@@ -116,11 +116,17 @@ def _jconv_call(module, x_nchw, data_format, variables=None) -> np.ndarray:
     return y.transpose(0, 3, 1, 2) if channels_last else y
 
 
+def _integers(rng, shape, complex_=False) -> np.ndarray:
+    """Small integers (Gaussian integers if `complex_`): every product and
+    partial sum is exact in float32."""
+    values = rng.integers(-3, 4, (2, *shape))
+    return values[0] + 1j * values[1] if complex_ else values[0]
+
+
 def _draw(shape, *, integer, dtype="float32", seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if integer:
-        # Small integers: every product and partial sum is exact in float32.
-        return rng.integers(-3, 4, shape).astype(dtype)
+        return _integers(rng, shape, np.dtype(dtype).kind == "c").astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
 
 
@@ -129,7 +135,8 @@ def _integer_weights(layer, seed=1):
     rng = np.random.default_rng(seed)
     with torch.no_grad():
         for p in layer.parameters():
-            p.copy_(torch.tensor(rng.integers(-3, 4, tuple(p.shape))).to(p.dtype))
+            values = _integers(rng, tuple(p.shape), p.is_complex())
+            p.copy_(torch.tensor(values).to(p.dtype))
     return layer
 
 
@@ -155,40 +162,32 @@ def _check(y, layer, x_nchw, *, integer, dtype=np.float32):
 
 
 def _x64(dtype):
-    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+    wide = dtype in ("float64", "complex128")
+    return jax.enable_x64(True) if wide else contextlib.nullcontext()
 
 
 def _torch_dtype(name):
     return getattr(torch, name)
 
 
-def _conv_layer(case, c_in=4, c_out=6):
-    return torch.nn.Conv2d(
-        c_in,
-        c_out,
-        case["kernel"],
-        stride=case["strides"],
-        padding=case["padding"],
-        dilation=case["dilation_rate"],
-        groups=case["groups"],
-        bias=case["bias"],
-        padding_mode=case["padding_mode"],
-        dtype=_torch_dtype(case["dtype"]),
-    )
+# A case's settings under torch's names (a case lacks those left at torch's
+# defaults).
+_TORCH_NAMES = {
+    "strides": "stride",
+    "padding": "padding",
+    "output_padding": "output_padding",
+    "dilation_rate": "dilation",
+    "groups": "groups",
+    "bias": "bias",
+    "padding_mode": "padding_mode",
+}
 
 
-def _transpose_layer(case, c_in=4, c_out=3):
-    return torch.nn.ConvTranspose2d(
-        c_in,
-        c_out,
-        case["kernel"],
-        stride=case["strides"],
-        padding=case["padding"],
-        output_padding=case["output_padding"],
-        dilation=case["dilation_rate"],
-        bias=case["bias"],
-        dtype=_torch_dtype(case["dtype"]),
-    )
+def _torch_layer(cls, case, c_in, c_out):
+    """The `torch.nn.Conv2d` or `ConvTranspose2d` (`cls`) of a grid case."""
+    kwargs = {name: case[axis] for axis, name in _TORCH_NAMES.items() if axis in case}
+    dtype = _torch_dtype(case["dtype"])
+    return cls(c_in, c_out, case["kernel"], dtype=dtype, **kwargs)
 
 
 def _check_round_trip(layer, module, x_nchw, variables=None):
@@ -209,34 +208,37 @@ def _check_round_trip(layer, module, x_nchw, variables=None):
     np.testing.assert_array_equal(_torch_call(back, x_nchw), _torch_call(layer, x_nchw))
 
 
-@pytest.mark.parametrize("case", grid_params(CONV_CASES, []))
-def test_conv2d_matches_torch(case):
-    """torch -> NNX module -> torch: both outputs torch's, weights back."""
-    layer = _integer_weights(_conv_layer(case))
+# Each torch layer's grid: its cases, input size, `(C_in, C_out)` and the NNX
+# module it becomes.
+GRIDS = {
+    "Conv2d": (CONV_CASES, CONV_HW, (4, 6), jnnx.Conv2D),
+    "ConvTranspose2d": (TRANSPOSE_CASES, TRANSPOSE_HW, (4, 3), jnnx.Conv2DTranspose),
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    grid_params(
+        [dict(layer=name, **c) for name, (cases, *_) in GRIDS.items() for c in cases],
+        [],
+    ),
+)
+def test_matches_torch(case):
+    """torch -> NNX module -> torch: both outputs torch's, the weights back;
+    the kernel is torch's weight with its axes reversed in pairs."""
+    _, hw, (c_in, c_out), module_class = GRIDS[case["layer"]]
+    cls = getattr(torch.nn, case["layer"])
+    layer = _integer_weights(_torch_layer(cls, case, c_in, c_out))
     with _x64(case["dtype"]):
         module = jnnx.from_torch(
             layer, data_format=case["data_format"], impl=case["impl"]
         )
-        assert type(module) is jnnx.Conv2D
+        assert type(module) is module_class
         assert module.kernel.dtype == case["dtype"]
+        weight_oi = tuple(layer.weight.shape[:2])
+        assert module.kernel.shape == (*case["kernel"], *weight_oi[::-1])
         for integer in (True, False):
-            x = _draw((2, 4, *CONV_HW), integer=integer, dtype=case["dtype"])
-            y = _jconv_call(module, x, case["data_format"])
-            _check(y, layer, x, integer=integer, dtype=np.dtype(case["dtype"]))
-        _check_round_trip(layer, module, x)
-
-
-@pytest.mark.parametrize("case", grid_params(TRANSPOSE_CASES, []))
-def test_conv_transpose2d_matches_torch(case):
-    layer = _integer_weights(_transpose_layer(case))
-    with _x64(case["dtype"]):
-        module = jnnx.from_torch(
-            layer, data_format=case["data_format"], impl=case["impl"]
-        )
-        assert type(module) is jnnx.Conv2DTranspose
-        assert module.kernel.shape == (*case["kernel"], 3, 4)
-        for integer in (True, False):
-            x = _draw((2, 4, *TRANSPOSE_HW), integer=integer, dtype=case["dtype"])
+            x = _draw((2, c_in, *hw), integer=integer, dtype=case["dtype"])
             y = _jconv_call(module, x, case["data_format"])
             _check(y, layer, x, integer=integer, dtype=np.dtype(case["dtype"]))
         _check_round_trip(layer, module, x)
@@ -252,17 +254,77 @@ def test_same_is_torchs_split():
     assert jnnx.to_torch(module).padding == "same"
 
 
-def test_output_padding_below_dilation():
-    """torch takes an `output_padding` below the dilation but not the stride;
-    jconv writes it as fewer pads at the bottom/right."""
+# ConvTranspose2d settings whose `output_padding` `a` is not below the stride
+# `s` on some axis (torch takes it below the dilation), with the pads and
+# output_padding of jconv's module, worked by hand: torch's output is
+# `(H - 1) * s + span - 2 * p + a` long, its content set by the `p` it crops
+# at the top/left alone, so such an `a` comes off the bottom/right pad `p` as
+# far as `p` goes and the rest, `a - p`, stays output_padding (an `a` below
+# the stride stays as it is). Inputs (2, C_in, 3, 4), float64.
+BEYOND_STRIDE = {
+    # below the stride on axis 0; on axis 1 the pad 2 goes, a - p = 1 stays
+    "grouped": (
+        dict(kernel=(4, 5), strides=(3, 2), padding=(1, 2), output_padding=(2, 3),
+             dilation_rate=4, groups=2, c_in=2, c_out=4, impl="lax"),
+        ((1, 1), (2, 0)), (2, 1),
+    ),
+    # a = p = 1 on axis 0 (stride 1); on axis 1 p = 1 goes, a - p = 1 stays
+    "per_axis": (
+        dict(kernel=(2, 3), strides=(1, 2), padding=(1, 1), output_padding=(1, 2),
+             dilation_rate=(2, 3), groups=1, c_in=2, c_out=3, impl="lax"),
+        ((1, 0), (1, 0)), (0, 1),
+    ),
+    # a = p = 4: all of the bottom/right pad goes
+    "groups_3": (
+        dict(kernel=2, strides=2, padding=4, output_padding=4, dilation_rate=5,
+             groups=3, c_in=3, c_out=6, impl="einsum"),
+        ((4, 0), (4, 0)), (0, 0),
+    ),
+    # below the stride on axis 0, kept; on axis 1 a = 1 of p = 3 goes
+    "mixed": (
+        dict(kernel=(3, 3), strides=(3, 1), padding=(0, 3), output_padding=(2, 1),
+             dilation_rate=(1, 2), groups=1, c_in=2, c_out=2, impl="lax"),
+        ((0, 0), (3, 2)), (2, 0),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", BEYOND_STRIDE)
+def test_output_padding_beyond_stride(name):
+    """An `output_padding` at or above the stride becomes fewer pads at the
+    bottom/right: the output and the gradients (input, weight, bias) equal
+    torch's, exactly on small-integer data; and `to_torch` gives the layer
+    back."""
+    case, pads, output_padding = BEYOND_STRIDE[name]
+    case = dict(case, dtype="float64", bias=True)
     layer = _integer_weights(
-        torch.nn.ConvTranspose2d(2, 3, 3, padding=2, output_padding=(1, 0), dilation=2)
+        _torch_layer(torch.nn.ConvTranspose2d, case, case["c_in"], case["c_out"])
     )
-    module = jnnx.from_torch(layer, impl="lax")
-    assert module.padding == ((2, 1), (2, 2)) and module.output_padding == (0, 0)
-    x = _draw((1, 2, 4, 5), integer=True)
-    _check(_jconv_call(module, x, "channels_last"), layer, x, integer=True)
-    _check_round_trip(layer, module, x)
+    x = _draw((2, case["c_in"], 3, 4), integer=True, dtype="float64")
+    x_torch = torch.tensor(x, requires_grad=True)
+    y_torch = layer(x_torch)
+    cotangent = _draw(tuple(y_torch.shape), integer=True, dtype="float64", seed=2)
+    (y_torch * torch.tensor(cotangent)).sum().backward()
+    with jax.enable_x64(True):
+        module, variables = jlinen.from_torch(
+            layer, data_format="channels_first", impl=case["impl"]
+        )
+        assert (module.padding, module.output_padding) == (pads, output_padding)
+
+        @jax.jit  # one compilation, not one per operation
+        def output_and_grads(x, variables, cotangent):
+            y, vjp = jax.vjp(lambda x, v: module.apply(v, x), x, variables)
+            return y, *vjp(cotangent)
+
+        y, grad_x, grad_variables = output_and_grads(x, variables, cotangent)
+        _check_round_trip(layer, module, x, variables)
+    grads = grad_variables["params"]
+    np.testing.assert_array_equal(np.asarray(y), _numpy(y_torch))
+    np.testing.assert_array_equal(np.asarray(grad_x), _numpy(x_torch.grad))
+    np.testing.assert_array_equal(
+        _torch_io.kernel_to_torch(grads["kernel"]), _numpy(layer.weight.grad)
+    )
+    np.testing.assert_array_equal(np.asarray(grads["bias"]), _numpy(layer.bias.grad))
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
@@ -355,6 +417,57 @@ def test_dtype_kept(dtype):
         _check_round_trip(layer, linen_module, x, variables)
 
 
+def test_complex_weights():
+    """Complex weights cross both ways in their dtype: the module's output
+    equals torch's on complex data, exactly on Gaussian integers. Neither
+    conjugates the kernel: `F.conv2d` with the weight `to_torch` writes from
+    a complex jconv module equals the module's output."""
+    layers = [
+        torch.nn.Conv2d(
+            4, 6, 3, padding=1, padding_mode="reflect", groups=2, dtype=torch.complex64
+        ),
+        torch.nn.ConvTranspose2d(
+            4, 3, (2, 3), stride=2, padding=1, output_padding=1, dtype=torch.complex128
+        ),
+    ]
+    for layer, impl in zip(layers, ("lax", "einsum"), strict=True):
+        dtype = str(layer.weight.dtype).removeprefix("torch.")
+        x = _draw((2, 4, 5, 6), integer=True, dtype=dtype)
+        layer = _integer_weights(layer)
+        with _x64(dtype):
+            module = jnnx.from_torch(layer, impl=impl)
+            assert module.kernel.dtype == module.bias.dtype == dtype
+            _check(_jconv_call(module, x, "channels_last"), layer, x, integer=True)
+            _check_round_trip(layer, module, x)
+            linen_module, variables = jlinen.from_torch(layer)
+            assert variables["params"]["kernel"].dtype == dtype
+            _check_round_trip(layer, linen_module, x, variables)
+    rng = np.random.default_rng(3)
+
+    def gaussian_integers(key, shape, dtype):
+        return jnp.asarray(_integers(rng, shape, complex_=True), dtype)
+
+    native = jnnx.Conv2D(
+        4,
+        6,
+        (3, 2),
+        strides=(1, 2),
+        padding=1,
+        param_dtype="complex64",
+        kernel_init=gaussian_integers,
+        bias_init=gaussian_integers,
+        rngs=nnx.Rngs(0),
+    )
+    conv = jnnx.to_torch(native)
+    assert conv.weight.dtype == torch.complex64
+    x = _draw((2, 4, 5, 6), integer=True, dtype="complex64")
+    expected = torch.nn.functional.conv2d(
+        _tensor(x), conv.weight, conv.bias, stride=(1, 2), padding=1
+    )
+    y = _jconv_call(native, x, "channels_last")
+    np.testing.assert_array_equal(y, _numpy(expected))
+
+
 def _normal(key, shape, dtype):
     """Standard-normal weights drawn by numpy (jax's initialisers compile
     once per shape, about a second each here)."""
@@ -421,6 +534,8 @@ def test_to_torch_from_linen():
     _check(_jconv_call(up, x, "channels_last", variables), layer, x, integer=False)
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental")
 def test_from_torch_refuses():
     class MyConv(torch.nn.Conv2d):
         pass
@@ -431,20 +546,58 @@ def test_from_torch_refuses():
         (MyConv(2, 4, 3), TypeError, r"`module` \(=MyConv\) must be a torch.nn.Conv2d"),
         (torch.nn.Linear(2, 3), TypeError, r"`module` \(=Linear\) must be"),
         (
-            torch.nn.Conv2d(2, 4, 3, dtype=torch.complex64),
+            torch.nn.Conv2d(2, 4, 3, dtype=torch.complex32),
             TypeError,
-            r"\(Conv2d\) has weights of dtype torch.complex64",
+            r"\(Conv2d\) has weights of dtype torch.complex32; jconv modules "
+            r"hold .*complex64 or complex128",
         ),
+        # torch's forward refuses it (its constructor does not)
+        (
+            torch.nn.ConvTranspose2d(
+                2, 4, 3, stride=(1, 2), padding=5, output_padding=2
+            ),
+            ValueError,
+            r"`output_padding` \(=\(2, 2\)\) is not below max\(stride, dilation\) "
+            r"\(=\(1, 2\)\): torch's ConvTranspose2d refuses it",
+        ),
+        # a - p = 1 rows past the full transposed output; stride 1 allows 0
         (
             torch.nn.ConvTranspose2d(2, 4, 3, padding=1, output_padding=2, dilation=3),
             ValueError,
-            r"`output_padding` \(=\(2, 2\)\) is not smaller than "
-            r"`stride` \(=\(1, 1\)\)",
+            r"`output_padding` \(=\(2, 2\)\) with `padding` \(=\(1, 1\)\) "
+            r"extends the output by \(1, 1\) past the full transposed "
+            r"convolution; jconv's extends it by at most `stride` - 1 "
+            r"\(=\(0, 0\)\)",
+        ),
+        (
+            torch.nn.ConvTranspose2d(
+                2, 4, 2, stride=(2, 1), output_padding=(1, 2), dilation=(1, 3)
+            ),
+            ValueError,
+            r"`output_padding` \(=\(1, 2\)\) with `padding` \(=\(0, 0\)\) "
+            r"extends the output by \(1, 2\) past .* at most `stride` - 1 "
+            r"\(=\(1, 0\)\)",
         ),
     ]
+    for cls, c_in, c_out in [
+        (torch.nn.Conv2d, 0, 33),
+        (torch.nn.Conv2d, 3, 0),
+        (torch.nn.ConvTranspose2d, 0, 3),
+        (torch.nn.ConvTranspose2d, 3, 0),
+    ]:
+        name = "in_channels" if c_in == 0 else "out_channels"
+        match = rf"`module` \({cls.__name__}\) has `{name}` \(=0\); jconv's"
+        cases.append((cls(c_in, c_out, 3), ValueError, match))
     reflecting = torch.nn.ConvTranspose2d(2, 4, 3)
     reflecting.padding_mode = "reflect"  # torch's own check is at init
-    cases.append((reflecting, ValueError, r"`padding_mode` \(='reflect'\); a trans"))
+    cases.append(
+        (
+            reflecting,
+            ValueError,
+            r"\(ConvTranspose2d\) has `padding_mode` \(='reflect'\), which "
+            r"torch's ConvTranspose2d does not compute",
+        )
+    )
     for layer, exc, match in cases:
         with pytest.raises(exc, match=match):
             jnnx.from_torch(layer)
@@ -465,7 +618,8 @@ def test_to_torch_refuses():
                 2, 4, 3, depthwise_init=_normal, pointwise_init=_normal, rngs=rngs
             ),
             TypeError,
-            r"`module` \(SeparableConv2D\) has no torch equivalent",
+            r"`module` \(=SeparableConv2D\) must be a jconv.nnx or jconv.linen "
+            r"Conv2D, Conv2DTranspose or DepthwiseConv2D \(torch has no separable",
         ),
         (
             jnnx.Conv2D(2, 4, 3, strides=2, padding="same", **_fresh()),
@@ -496,22 +650,32 @@ def test_to_torch_refuses():
             jnnx.Conv2DTranspose(2, 4, 3, strides=2, padding="same", **_fresh()),
             ValueError,
             r"`padding` \(='same'\) with `output_padding` \(=None\) crops "
-            r"\(\(0, 1\), \(0, 1\)\) from the transposed output",
+            r"\(\(0, 1\), \(0, 1\)\) from the transposed output; torch's "
+            r"ConvTranspose2d would crop `padding` \(=\(0, 0\)\) from both "
+            r"sides and add `output_padding` \(=\(-1, -1\)\) at the end, and "
+            r"takes 0 <= output_padding < max\(stride, dilation\) \(=\(2, 2\)\)",
+        ),
+        (
+            jnnx.Conv2DTranspose(2, 4, 3, padding=((3, 0), (0, 0)), **_fresh()),
+            ValueError,
+            r"crops \(\(3, 0\), \(0, 0\)\) .* `padding` \(=\(3, 0\)\) .* "
+            r"`output_padding` \(=\(3, 0\)\) at the end, .* \(=\(1, 1\)\)",
         ),
         (
             jnnx.Conv2D(2, 4, 3, dtype="bfloat16", **_fresh()),
             ValueError,
             r"`dtype` \(='bfloat16'\) differs from the parameters' \(float32\)",
         ),
+        (jlinen.Conv2D(4, 3), TypeError, r"pass `variables`"),
+        (
+            nnx.Conv(2, 4, 3, kernel_init=_normal, rngs=rngs),
+            TypeError,
+            r"`module` \(=Conv\) must be a jconv",
+        ),
     ]
     for module, exc, match in cases:
         with pytest.raises(exc, match=match):
-            jnnx.to_torch(module)
-    linen_conv = jlinen.Conv2D(4, 3)
-    with pytest.raises(TypeError, match=r"pass `variables`"):
-        jlinen.to_torch(linen_conv)
-    with pytest.raises(TypeError, match=r"`module` \(=Conv\) must be a jconv"):
-        jnnx.to_torch(nnx.Conv(2, 4, 3, kernel_init=_normal, rngs=rngs))
+            jconv.to_torch(module)
 
 
 def test_layers_flow_one_way():

@@ -27,7 +27,15 @@ def _argv(workdir, *overrides):
     ]
 
 
-def test_shrunken_run_lowers_the_loss(tmp_path, impl):
+def _exit(capsys, argv):
+    """`train_digits` run from the command line `argv`, which must exit: its
+    exit code and what it wrote to stderr."""
+    with pytest.raises(SystemExit) as exc:
+        runner.main(train_digits.run, argv)
+    return exc.value.code, capsys.readouterr().err
+
+
+def test_shrunken_run_lowers_the_loss(tmp_path, capsys, impl):
     workdir = tmp_path / "run"
     runner.main(train_digits.run, _argv(workdir, f"--config.model.impl={impl}"))
     config = json.loads((workdir / "config.json").read_text())
@@ -46,9 +54,8 @@ def test_shrunken_run_lowers_the_loss(tmp_path, impl):
     for name in summary["plots"]:
         assert (workdir / name).read_bytes()[:4] == b"\x89PNG"
     # A finished run is not overwritten without --overwrite.
-    with pytest.raises(SystemExit) as exc:
-        runner.main(train_digits.run, _argv(workdir))
-    assert exc.value.code == runner.WorkdirError.exit_code
+    code, _ = _exit(capsys, _argv(workdir))
+    assert code == runner.WorkdirError.exit_code
 
 
 def test_epoch_batches_are_a_function_of_seed_and_epoch():
@@ -100,20 +107,20 @@ def test_scanned_epoch_matches_stepping_batch_by_batch(impl):
         np.testing.assert_allclose(q, p, rtol=0, atol=eps * largest)
 
 
-@pytest.mark.parametrize(
-    "override, match",
-    [
-        ("--config.model.impl=cuda", r"`config.model.impl` \(='cuda'\) must be"),
-        ("--config.train.epochs=0", r"`config.train.epochs` \(=0\) must be"),
-        ("--config.data.test_fraction=1.5", r"`config.data.test_fraction` \(=1.5\)"),
-        ("--config.train.batch_size=5000", r"`config.train.batch_size` \(=5000\)"),
-        ("--config.model.chanels=(4,)", r"`config.model.chanels` is not a field"),
-    ],
-)
+# (command-line override, what the refusal says)
+BAD_OVERRIDES = [
+    ("--config.model.impl=cuda", r"`config.model.impl` \(='cuda'\) must be"),
+    ("--config.train.epochs=0", r"`config.train.epochs` \(=0\) must be"),
+    ("--config.data.test_fraction=1.5", r"`config.data.test_fraction` \(=1.5\)"),
+    ("--config.train.batch_size=5000", r"`config.train.batch_size` \(=5000\)"),
+    ("--config.model.chanels=(4,)", r"`config.model.chanels` is not a field"),
+]
+
+
+@pytest.mark.parametrize("override, match", BAD_OVERRIDES)
 def test_bad_config_is_refused_before_running(tmp_path, capsys, override, match):
     workdir = tmp_path / "run"
-    with pytest.raises(SystemExit) as exc:
-        runner.main(train_digits.run, _argv(workdir, override))
-    assert exc.value.code == runner.ConfigError.exit_code
-    assert re.search(match, capsys.readouterr().err)
+    code, err = _exit(capsys, _argv(workdir, override))
+    assert code == runner.ConfigError.exit_code
+    assert re.search(match, err)
     assert not workdir.exists()

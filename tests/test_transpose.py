@@ -1,26 +1,20 @@
 """`conv2d_transpose`: the float64 scatter-add reference, the adjoint of
 `conv2d` (its VJP), Keras `Conv2DTranspose` live, gradients."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from _checks import assert_adjoint
 from _data import pick, random_arrays
-from _grid import case_id, grid_params, pair, sample, table, uncovered
+from _family import Family
+from _grid import Grid, case_id, grid_params, pair, table, uncovered
 from _keras import assert_matches_keras, layer_output
-from _tol import (
-    assert_conv_close,
-    assert_matches_reference,
-    assert_sums_close,
-    conv_terms,
-)
+from _tol import assert_conv_close, conv_terms
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jax.test_util import check_grads
-from reference import reference_conv2d, reference_conv2d_transpose
+from reference import reference_conv2d_transpose
 
 import jconv
 
@@ -61,6 +55,9 @@ def valid(case) -> bool:
     return True
 
 
+GRID = Grid(AXES, valid)
+
+
 def make_arrays(case, *, integer=False, seed=0, batch=2):
     k_shape = (*case["kernel"], C_OUT, C_IN)
     return random_arrays(
@@ -78,31 +75,27 @@ def conv_kwargs(case):
     return pick(case, ("strides", "padding", "dilation_rate", "data_format"))
 
 
-DEFAULT_CASES = sample(16, seed=20, axes=AXES, valid=valid)
-SLOW_CASES = sample(300, seed=12, axes=AXES, valid=valid)
+FAMILY = Family(jconv.conv2d_transpose, reference_conv2d_transpose, make_arrays, kwargs)
+DEFAULT_CASES = GRID.sample(16, seed=20)
 
 
-def test_default_grid_covers_every_value():
-    assert uncovered(DEFAULT_CASES, AXES) == {}
+def check_reference(case, impl):
+    """float32 and float64 against the float64 loop, in the shape
+    `conv_transpose_output_shape` gives."""
+    y, x, kernel = FAMILY.assert_matches_reference(case, impl, float64=True)
+    kw = kwargs(case)
+    assert y.shape == jconv.conv_transpose_output_shape(x.shape, kernel.shape, **kw)
 
 
-@pytest.mark.parametrize("case", grid_params(DEFAULT_CASES, SLOW_CASES))
-def test_matches_reference(case, impl):
-    x, kernel, bias = make_arrays(case)
-    ours = functools.partial(jconv.conv2d_transpose, impl=impl)
-    reference = reference_conv2d_transpose
-    y = assert_matches_reference(
-        ours, reference, x, kernel, bias, float64=True, **kwargs(case)
-    )
-    assert y.shape == jconv.conv_transpose_output_shape(
-        x.shape, kernel.shape, **kwargs(case)
-    )
+test_default_grid_covers_every_value, test_matches_reference = GRID.reference_tests(
+    check_reference, DEFAULT_CASES, GRID.sample(300, seed=12)
+)
 
 
 # --- The adjoint of conv2d -------------------------------------------------
 
-ADJOINT_CASES = sample(10, seed=41, axes=AXES, valid=valid)
-SLOW_ADJOINT_CASES = sample(200, seed=16, axes=AXES, valid=valid)
+ADJOINT_CASES = GRID.sample(10, seed=41)
+SLOW_ADJOINT_CASES = GRID.sample(200, seed=16)
 
 
 @pytest.mark.parametrize("case", grid_params(ADJOINT_CASES, SLOW_ADJOINT_CASES))
@@ -110,41 +103,14 @@ def test_is_the_adjoint_of_conv2d(case, impl):
     """`conv2d_transpose(y)` is the VJP of `x -> conv2d(x)` at `y`, and
     `<conv2d(x), y> == <x, conv2d_transpose(y)>`, in float64."""
     y, kernel, _ = make_arrays(case, seed=5)
-    with jax.enable_x64(True):
-        y, kernel = y.astype(np.float64), kernel.astype(np.float64)
-        x_shape = jconv.conv_transpose_output_shape(
-            y.shape, kernel.shape, **kwargs(case)
-        )
-        x = np.random.default_rng(6).standard_normal(x_shape)
-
-        def conv(x):
-            return jconv.conv2d(x, kernel, impl=impl, **conv_kwargs(case))
-
-        conv_x, vjp = jax.vjp(conv, x)
-        assert conv_x.shape == y.shape
-        (expected,) = vjp(y)
-        got = jconv.conv2d_transpose(y, kernel, impl=impl, **kwargs(case))
-        assert_conv_close(
-            got,
-            expected,
-            reference_conv2d_transpose,
-            y,
-            kernel,
-            dtype=np.float64,
-            **kwargs(case),
-        )
-        # Both inner products sum y.size products of sums of conv_terms products.
-        magnitude = np.vdot(
-            reference_conv2d(np.abs(x), np.abs(kernel), **conv_kwargs(case)),
-            np.abs(y),
-        )
-        assert_sums_close(
-            jnp.vdot(conv_x, y),
-            jnp.vdot(x, got),
-            magnitude,
-            conv_terms(kernel) + y.size,
-            np.float64,
-        )
+    kw = kwargs(case)
+    x_shape = jconv.conv_transpose_output_shape(y.shape, kernel.shape, **kw)
+    close = lambda got, expected: assert_conv_close(
+        got, expected, reference_conv2d_transpose, y, kernel, dtype=np.float64, **kw
+    )
+    # Both inner products sum y.size products of sums of conv_terms products.
+    n_terms = conv_terms(kernel) + y.size
+    assert_adjoint(y, kernel, x_shape, impl, kw, conv_kwargs(case), close, n_terms)
 
 
 def test_adjoint_grid_covers_every_rule():
@@ -174,7 +140,7 @@ def test_readme_example(impl):
 
 # --- Keras Conv2DTranspose, live --------------------------------------------
 
-KERAS_CASES = sample(12, seed=15, keras_only=True, axes=AXES, valid=valid)
+KERAS_CASES = GRID.sample(12, seed=15, keras_only=True)
 # Named cases: strides 1-3, both paddings, output_padding, odd and even sizes.
 KERAS_CASES += table(
     AXES,
@@ -201,11 +167,7 @@ def keras_conv2d_transpose(x, kernel, bias, case):
 
 @pytest.mark.parametrize("case", KERAS_CASES, ids=case_id)
 def test_matches_keras(case, impl):
-    ours = functools.partial(jconv.conv2d_transpose, impl=impl)
-    reference = reference_conv2d_transpose
-    assert_matches_keras(
-        ours, keras_conv2d_transpose, reference, make_arrays, case, kwargs(case)
-    )
+    assert_matches_keras(FAMILY, keras_conv2d_transpose, case, impl)
 
 
 def test_keras_grid_covers_strides_paddings_and_output_padding():
@@ -238,26 +200,11 @@ GRAD_CASES = table(
     ids=["lax", "einsum"],
 )
 def test_check_grads(case, impl):
-    x, kernel, bias = make_arrays(case, batch=1)
-    with jax.enable_x64(True):
-        x, kernel, bias = (a.astype(np.float64) for a in (x, kernel, bias))
-
-        def f(x, kernel, bias):
-            return jconv.conv2d_transpose(x, kernel, bias, impl=impl, **kwargs(case))
-
-        check_grads(f, (x, kernel, bias), order=2, modes=("fwd", "rev"))
+    FAMILY.check_grads(case, impl, batch=1)
 
 
 def test_jit_vmap_and_unbatched(impl):
-    case = GRAD_CASES[0]
-    # Small integers: exact in float32, so equal whatever kernel XLA picks for
-    # each batch size.
-    x, kernel, bias = make_arrays(case, integer=True, seed=8)
-    f = lambda x: jconv.conv2d_transpose(x, kernel, bias, impl=impl, **kwargs(case))
-    batched = f(x)
-    np.testing.assert_array_equal(jax.jit(f)(x), batched)
-    np.testing.assert_array_equal(jax.vmap(f)(x), batched)
-    np.testing.assert_array_equal(f(x[0]), batched[0])
+    FAMILY.assert_batch_consistent(GRAD_CASES[0], impl, seed=8)
 
 
 @st.composite

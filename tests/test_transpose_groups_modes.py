@@ -5,23 +5,20 @@ PyTorch live (`conv_transpose2d` with groups; the VJP of `conv2d` on
 `F.pad(mode=...)` for the modes it has no transposed convolution for),
 gradients, the implementations agreeing, and the refusals."""
 
+import math
+
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from _checks import assert_adjoint, check_grads_float64
 from _data import pick, random_arrays
-from _grid import case_id, grid_params, pair, sample, table, uncovered
+from _family import Family
+from _grid import Grid, case_id, grid_params, pair, table, uncovered
 from _tol import assert_fft_close, assert_sums_close, sum_bound
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from jax.test_util import check_grads
-from reference import (
-    _pads,
-    _transpose_out_size,
-    reference_conv2d,
-    reference_conv2d_transpose,
-)
+from reference import _pads, _transpose_out_size, reference_conv2d_transpose
 
 import jconv
 
@@ -86,6 +83,9 @@ def valid(case) -> bool:
     return True
 
 
+GRID = Grid(AXES, valid)
+
+
 def make_arrays(case, *, integer=False, seed=0, batch=2):
     k_shape = (*case["kernel"], C_OUT // case["groups"], C_IN)
     return random_arrays(
@@ -96,6 +96,9 @@ def make_arrays(case, *, integer=False, seed=0, batch=2):
 def kwargs(case):
     keys = ("strides", "padding", "output_padding", "dilation_rate", "data_format")
     return pick(case, (*keys, "groups", "padding_mode"))
+
+
+FAMILY = Family(jconv.conv2d_transpose, reference_conv2d_transpose, make_arrays, kwargs)
 
 
 def conv_kwargs(case):
@@ -149,16 +152,7 @@ def plane(case) -> int:
     )
 
 
-DEFAULT_CASES = sample(8, seed=9, axes=AXES, valid=valid)
-SLOW_CASES = sample(300, seed=4, axes=AXES, valid=valid)
-
-
-def test_default_grid_covers_every_value():
-    assert uncovered(DEFAULT_CASES, AXES) == {}
-
-
-@pytest.mark.parametrize("case", grid_params(DEFAULT_CASES, SLOW_CASES))
-def test_matches_reference(case, impl):
+def check_reference(case, impl):
     """float32 and float64 against the float64 scatter-add loop."""
     x, kernel, bias = make_arrays(case)
     expected = reference_conv2d_transpose(x, kernel, bias, **kwargs(case))
@@ -180,8 +174,12 @@ def test_matches_reference(case, impl):
         assert_close(y64, expected, case, x, kernel, bias, dtype=np.float64)
 
 
-FFT_CASES = sample(4, seed=5, axes=AXES, valid=valid)
-SLOW_FFT_CASES = sample(150, seed=6, axes=AXES, valid=valid)
+DEFAULT_CASES = GRID.sample(8, seed=9)
+test_default_grid_covers_every_value, test_matches_reference = GRID.reference_tests(
+    check_reference, DEFAULT_CASES, GRID.sample(300, seed=4)
+)
+FFT_CASES = GRID.sample(4, seed=5)
+SLOW_FFT_CASES = GRID.sample(150, seed=6)
 
 
 def test_fft_grid_covers_groups_and_modes():
@@ -221,8 +219,8 @@ def test_auto_matches_reference():
 
 # --- The adjoint of conv2d -------------------------------------------------
 
-ADJOINT_CASES = sample(7, seed=90, axes=AXES, valid=valid)
-SLOW_ADJOINT_CASES = sample(150, seed=8, axes=AXES, valid=valid)
+ADJOINT_CASES = GRID.sample(7, seed=90)
+SLOW_ADJOINT_CASES = GRID.sample(150, seed=8)
 
 
 def test_adjoint_grid_covers_groups_modes_and_rules():
@@ -236,34 +234,15 @@ def test_is_the_adjoint_of_conv2d(case, impl):
     padding_mode=m)` at `y`, and `<conv2d(x), y> == <x, conv2d_transpose(y)>`,
     in float64."""
     y, kernel, _ = make_arrays(case, seed=5)
-    with jax.enable_x64(True):
-        y, kernel = y.astype(np.float64), kernel.astype(np.float64)
-        x_shape = jax.eval_shape(
-            lambda y: jconv.conv2d_transpose(y, kernel, **kwargs(case)), y
-        ).shape
-        x = np.random.default_rng(6).standard_normal(x_shape)
-
-        def conv(x):
-            return jconv.conv2d(x, kernel, impl=impl, **conv_kwargs(case))
-
-        conv_x, vjp = jax.vjp(conv, x)
-        assert conv_x.shape == y.shape
-        (expected,) = vjp(y)
-        got = jconv.conv2d_transpose(y, kernel, impl=impl, **kwargs(case))
-        assert_close(got, expected, case, y, kernel, dtype=np.float64)
-        # Both inner products sum max(x.size, y.size) products of sums of
-        # `terms` products (the folded sums are the longer ones).
-        magnitude = np.vdot(
-            reference_conv2d(np.abs(x), np.abs(kernel), **conv_kwargs(case)),
-            np.abs(y),
-        )
-        assert_sums_close(
-            jnp.vdot(conv_x, y),
-            jnp.vdot(x, got),
-            magnitude,
-            terms(case, kernel) + max(x.size, y.size),
-            np.float64,
-        )
+    kw = kwargs(case)
+    x_shape = jax.eval_shape(lambda y: jconv.conv2d_transpose(y, kernel, **kw), y).shape
+    close = lambda got, expected: assert_close(
+        got, expected, case, y, kernel, dtype=np.float64
+    )
+    # Both inner products sum max(x.size, y.size) products of sums of `terms`
+    # products (the folded sums are the longer ones).
+    n_terms = terms(case, kernel) + max(math.prod(x_shape), y.size)
+    assert_adjoint(y, kernel, x_shape, impl, kw, conv_kwargs(case), close, n_terms)
 
 
 def test_hand_worked_fold():
@@ -344,7 +323,7 @@ def test_matches_torch_conv_transpose2d(case, impl):
     np.testing.assert_array_equal(y, from_torch(expected, case["data_format"]))
 
 
-TORCH_MODE_CASES = sample(4, seed=10, axes=AXES, valid=valid) + [
+TORCH_MODE_CASES = GRID.sample(4, seed=10) + [
     dict(c, padding_mode=m) for c, m in zip(TORCH_CASES[:3], MODES[1:])
 ]
 
@@ -406,27 +385,13 @@ GRAD_CASES = table(
 )
 def test_check_grads(case, impl):
     assert valid(case)
-    x, kernel, bias = random_arrays(
-        case, 2, (*case["kernel"], 1, 2), 2, seed=12, batch=1
-    )
-    with jax.enable_x64(True):
-        x, kernel, bias = (a.astype(np.float64) for a in (x, kernel, bias))
-
-        def f(x, kernel, bias):
-            return jconv.conv2d_transpose(x, kernel, bias, impl=impl, **kwargs(case))
-
-        check_grads(f, (x, kernel, bias), order=2, modes=("fwd", "rev"))
+    arrays = random_arrays(case, 2, (*case["kernel"], 1, 2), 2, seed=12, batch=1)
+    f = lambda x, k, b: jconv.conv2d_transpose(x, k, b, impl=impl, **kwargs(case))
+    check_grads_float64(f, arrays)
 
 
 def test_jit_vmap_and_unbatched(impl):
-    case = GRAD_CASES[0]
-    # Small integers: exact in float32, the same bits for every batch size.
-    x, kernel, bias = make_arrays(case, integer=True, seed=13)
-    f = lambda x: jconv.conv2d_transpose(x, kernel, bias, impl=impl, **kwargs(case))
-    batched = f(x)
-    np.testing.assert_array_equal(jax.jit(f)(x), batched)
-    np.testing.assert_array_equal(jax.vmap(f)(x), batched)
-    np.testing.assert_array_equal(f(x[0]), batched[0])
+    FAMILY.assert_batch_consistent(GRAD_CASES[0], impl, seed=13)
 
 
 @st.composite

@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
+from _checks import check_grads_float64
+from _specs import conv2d_spec
 from reference import reference_conv2d
 
-from jconv._spec import conv_spec
 from jconv._winograd import TILES, conv2d_winograd_core, matrices, supports
 
 FACTOR = {2: 4, 4: 64, 6: 96}
@@ -75,16 +75,7 @@ def _kwargs(case):
 
 
 def _spec(x, kernel, **kwargs):
-    arguments = dict(padding="valid", groups=1, data_format="channels_last")
-    return conv_spec(
-        x.shape,
-        kernel.shape,
-        None,
-        strides=1,
-        dilation_rate=1,
-        itemsize=x.dtype.itemsize,
-        **{**arguments, **kwargs},
-    )
+    return conv2d_spec(x.shape, kernel.shape, itemsize=x.dtype.itemsize, **kwargs)
 
 
 def _scale(x, kernel, **kwargs):
@@ -186,10 +177,8 @@ def _check_grads(tile):
     case = ((4, 5), ((1, 0), (1, 2)), 1, "channels_last", 1, 2, 2)
     x, kernel = _arrays(case)
     spec = _spec(x, kernel, **_kwargs(case))
-    with jax.enable_x64(True):
-        x, kernel = x.astype(np.float64), kernel.astype(np.float64)
-        f = jax.jit(lambda x, k: conv2d_winograd_core(x, k, spec, None, tile=tile))
-        check_grads(f, (x, kernel), order=2, modes=("fwd", "rev"))
+    f = jax.jit(lambda x, k: conv2d_winograd_core(x, k, spec, None, tile=tile))
+    check_grads_float64(f, (x, kernel))
 
 
 def test_check_grads():
@@ -242,19 +231,7 @@ def test_jit_and_vmap_agree_with_plain_call_larger_tiles(tile):
 def test_unsupported_raises(kernel_hw, kwargs, tile, match):
     x = np.ones((1, 8, 8, 2), np.float32)
     kernel = np.ones((*kernel_hw, 2, 2), np.float32)
-    spec = conv_spec(
-        x.shape,
-        kernel.shape,
-        None,
-        **{
-            "strides": 1,
-            "padding": "valid",
-            "dilation_rate": 1,
-            "groups": 1,
-            "data_format": "channels_last",
-            **kwargs,
-        },
-    )
+    spec = conv2d_spec(x.shape, kernel.shape, **kwargs)
     assert supports(kernel.shape, spec) == (tile == 3)
     with pytest.raises(ValueError, match=match):
         conv2d_winograd_core(x, kernel, spec, None, tile=tile)

@@ -58,58 +58,38 @@ class Geometry:
     strides: tuple[int, int] = (1, 1)
     padding: str = "same"
     groups: int = 1
-    description: str = ""
 
 
 # Every shape a peer can run natively: "valid"/"same" padding only (Keras knows
 # no other), no dilation.
 SHAPES = {
-    "doc4x4": Geometry(
-        (4, 4), 1, 1, (3, 3), padding="valid",
-        description="the document's 4x4 image and 3x3 kernel",
-    ),
-    "mnist": Geometry(
-        (28, 28), 1, 32, (3, 3), padding="valid",
-        description="first layer of the Keras MNIST convnet",
-    ),
-    "resnet56": Geometry((56, 56), 64, 64, (3, 3), description="ResNet stage 1 3x3"),
-    "resnet28": Geometry((28, 28), 128, 128, (3, 3), description="ResNet stage 2 3x3"),
-    "resnet14": Geometry((14, 14), 256, 256, (3, 3), description="ResNet stage 3 3x3"),
-    "stem": Geometry(
-        (224, 224), 3, 64, (7, 7), strides=(2, 2), description="ResNet stem 7x7/2"
-    ),
-    "depthwise": Geometry(
-        (56, 56), 128, 128, (3, 3), groups=128,
-        description="MobileNet-style depthwise 3x3 (groups = C_in)",
-    ),
-    "convnext_dw7": Geometry(
-        (56, 56), 96, 96, (7, 7), groups=96,
-        description="ConvNeXt stage 1 depthwise 7x7",
-    ),
-    "resnext28": Geometry(
-        (28, 28), 128, 128, (3, 3), groups=32,
-        description="ResNeXt grouped 3x3, 32 groups of 4 channels",
-    ),
-    "pointwise28": Geometry(
-        (28, 28), 256, 512, (1, 1), description="1x1 pointwise 256 -> 512 (a GEMM)"
-    ),
-    "depthwise_s2": Geometry(
-        (112, 112), 64, 64, (3, 3), strides=(2, 2), groups=64,
-        description="MobileNet-style stride-2 depthwise 3x3",
-    ),
-    "dw13": Geometry(
-        (56, 56), 128, 128, (13, 13), groups=128,
-        description="13x13 depthwise (large-kernel ConvNets)",
-    ),
-    "replknet31": Geometry(
-        (28, 28), 256, 256, (31, 31), groups=256,
-        description="RepLKNet stage 3 depthwise 31x31",
-    ),
-    "slak51x5": Geometry(
-        (56, 56), 128, 128, (51, 5), groups=128,
-        description="SLaK-style 51x5 depthwise strip",
-    ),
-}  # fmt: skip
+    # The document's 4x4 image and 3x3 kernel.
+    "doc4x4": Geometry((4, 4), 1, 1, (3, 3), padding="valid"),
+    # The first layer of the Keras MNIST convnet.
+    "mnist": Geometry((28, 28), 1, 32, (3, 3), padding="valid"),
+    # ResNet stages 1, 2 and 3, 3x3.
+    "resnet56": Geometry((56, 56), 64, 64, (3, 3)),
+    "resnet28": Geometry((28, 28), 128, 128, (3, 3)),
+    "resnet14": Geometry((14, 14), 256, 256, (3, 3)),
+    # The ResNet stem, 7x7 stride 2.
+    "stem": Geometry((224, 224), 3, 64, (7, 7), strides=(2, 2)),
+    # MobileNet-style depthwise 3x3 (groups = C_in).
+    "depthwise": Geometry((56, 56), 128, 128, (3, 3), groups=128),
+    # ConvNeXt stage 1 depthwise 7x7.
+    "convnext_dw7": Geometry((56, 56), 96, 96, (7, 7), groups=96),
+    # ResNeXt grouped 3x3, 32 groups of 4 channels.
+    "resnext28": Geometry((28, 28), 128, 128, (3, 3), groups=32),
+    # 1x1 pointwise 256 -> 512 (a GEMM).
+    "pointwise28": Geometry((28, 28), 256, 512, (1, 1)),
+    # MobileNet-style stride-2 depthwise 3x3.
+    "depthwise_s2": Geometry((112, 112), 64, 64, (3, 3), strides=(2, 2), groups=64),
+    # 13x13 depthwise (large-kernel ConvNets).
+    "dw13": Geometry((56, 56), 128, 128, (13, 13), groups=128),
+    # RepLKNet stage 3 depthwise 31x31.
+    "replknet31": Geometry((28, 28), 256, 256, (31, 31), groups=256),
+    # SLaK-style 51x5 depthwise strip.
+    "slak51x5": Geometry((56, 56), 128, 128, (51, 5), groups=128),
+}
 
 
 def winograd_applies(geometry: Geometry) -> bool:

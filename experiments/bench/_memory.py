@@ -29,8 +29,14 @@ def release_freed_memory() -> bool:
     resident; a fixed 64 KiB threshold sends every large buffer to mmap, which
     returns it to the OS on free. It slows allocation, so call this only after
     all timing is done. Returns False where it cannot (not glibc).
+
+    The objects alive after the first call's collection are frozen out of
+    later ones (`gc.freeze`): a framework's heap is large, and collecting it
+    again before every row cost a fifth of a second each; what a row frees
+    since is still collected.
     """
     gc.collect()
+    gc.freeze()
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:

@@ -179,6 +179,22 @@ def _machine_line(machine: dict) -> str:
     return text + (f"; {', '.join(versions)}" if versions else "")
 
 
+def _row(cells) -> str:
+    """One row of a markdown table."""
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
+def _table(heads, rows) -> list[str]:
+    """A markdown table: the header row `heads`, its rule, then `rows` (each
+    a sequence of cells)."""
+    return [_row(heads), "|---" * len(heads) + "|", *map(_row, rows)]
+
+
+def _section(title: str, text: str, heads, rows) -> list[str]:
+    """A results.md section: its heading, a paragraph, then a table."""
+    return [f"## {title}", "", text, "", *_table(heads, rows)]
+
+
 def plan_lines(recs) -> list[str]:
     """What `impl="auto"` ran per shape and dtype: the formulation of the
     output, the input gradient and the kernel gradient."""
@@ -188,20 +204,16 @@ def plan_lines(recs) -> list[str]:
             plans.setdefault((r["shape"], r["dtype"]), r["plan"])
     if not plans:
         return []
-    lines = [
+    return [
         "",
-        "## jconv_auto's plans",
-        "",
-        "The formulation of the output / input gradient / kernel gradient that "
-        '`impl="auto"` picked (`jconv._plan.choose_plan`).',
-        "",
-        "| shape | dtype | plan |",
-        "|---|---|---|",
+        *_section(
+            "jconv_auto's plans",
+            "The formulation of the output / input gradient / kernel gradient "
+            'that `impl="auto"` picked (`jconv._plan.choose_plan`).',
+            ["shape", "dtype", "plan"],
+            [[shape, dtype, plan] for (shape, dtype), plan in plans.items()],
+        ),
     ]
-    lines += [
-        f"| {shape} | {dtype} | {plan} |" for (shape, dtype), plan in plans.items()
-    ]
-    return lines
 
 
 def markdown(results: dict) -> str:
@@ -248,49 +260,19 @@ def markdown(results: dict) -> str:
                 if i in cols and "jconv_lax" in cols
             ]  # fmt: skip
             heads = cols + [f"{i.removeprefix('jconv_')} / lax" for i in over_lax]
-            lines += ["", f"## {mode}, {dtype}", ""]
-            lines.append("| shape | " + " | ".join(heads) + " |")
-            lines.append("|---" * (len(heads) + 1) + "|")
-            for shape in shapes:
-                row = [_cell(index.get(RowKey(shape, i, mode, dtype))) for i in cols]
-                row += [
+            table = [
+                [shape]
+                + [_cell(index.get(RowKey(shape, i, mode, dtype))) for i in cols]
+                + [
                     _ratio(index, RowKey(shape, i, mode, dtype), "jconv_lax")
                     for i in over_lax
                 ]
-                lines.append(f"| {shape} | " + " | ".join(row) + " |")
+                for shape in shapes
+            ]
+            lines += ["", f"## {mode}, {dtype}", "", *_table(["shape", *heads], table)]
     lines += scan_lines(index, shapes)
     lines += plan_lines(recs)
-    lines += [
-        "",
-        "## Peak memory (MiB)",
-        "",
-        "JAX: the compiled executable's `memory_analysis()` (argument + output + "
-        "temp; on the CPU the convolution library's own scratch is not counted). "
-        "All implementations, in brackets: argument bytes + the sampled peak rise "
-        "of resident memory during one call (freed buffers returned to the OS; "
-        "not sampled for in_scan).",
-        "",
-        "| shape | mode | dtype | " + " | ".join(impls) + " |",
-        "|---" * (len(impls) + 3) + "|",
-    ]
-    for shape in shapes:
-        for dtype in DTYPES:
-            for mode in MODES:
-                cells = []
-                for impl in impls:
-                    r = index.get(RowKey(shape, impl, mode, dtype))
-                    if r is None or r.get("status") != "ok":
-                        cells.append("—")
-                        continue
-                    main = _fmt_mib(r.get("peak_memory_bytes"))
-                    rss = r.get("rss_peak_bytes")
-                    cells.append(
-                        main if impl not in JAX_IMPLS else f"{main} [{_fmt_mib(rss)}]"
-                    )
-                if any(c != "—" for c in cells):
-                    lines.append(
-                        f"| {shape} | {mode} | {dtype} | " + " | ".join(cells) + " |"
-                    )
+    lines += memory_lines(index, shapes, impls)
     problems = [r for r in recs if r.get("status") != "ok"]
     lines += ["", "## ¹ Not timed", ""]
     if problems:
@@ -320,16 +302,14 @@ def markdown(results: dict) -> str:
     wins = peer_wins(recs)
     lines += ["", "## Where a peer is faster than jconv", ""]
     if wins:
+        columns = ("shape", "mode", "dtype", "peer")
         lines += [
             "Against the fastest of " + ", ".join(JCONV_IMPLS) + " in the same case:",
             "",
-            "| shape | mode | dtype | peer | peer faster by |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {w['shape']} | {w['mode']} | {w['dtype']} | {w['peer']} | "
-            f"{w['speedup']:.2f}x |"
-            for w in wins
+            *_table(
+                [*columns, "peer faster by"],
+                [[*(w[c] for c in columns), f"{w['speedup']:.2f}x"] for w in wins],
+            ),
         ]
     else:
         lines.append("Nowhere: jconv is at least as fast in every case.")
@@ -337,6 +317,41 @@ def markdown(results: dict) -> str:
     if race:
         lines += ["", "## Kernel-learning race", "", *race_lines(race)]
     return "\n".join(lines) + "\n"
+
+
+def memory_lines(index: dict, shapes, impls) -> list[str]:
+    """The peak memory table: a row per shape, dtype and mode that any
+    implementation ran."""
+    rows = []
+    for shape in shapes:
+        for dtype in DTYPES:
+            for mode in MODES:
+                cells = []
+                for impl in impls:
+                    r = index.get(RowKey(shape, impl, mode, dtype))
+                    if r is None or r.get("status") != "ok":
+                        cells.append("—")
+                        continue
+                    main = _fmt_mib(r.get("peak_memory_bytes"))
+                    rss = r.get("rss_peak_bytes")
+                    cells.append(
+                        main if impl not in JAX_IMPLS else f"{main} [{_fmt_mib(rss)}]"
+                    )
+                if any(c != "—" for c in cells):
+                    rows.append([shape, mode, dtype, *cells])
+    return [
+        "",
+        *_section(
+            "Peak memory (MiB)",
+            "JAX: the compiled executable's `memory_analysis()` (argument + output "
+            "+ temp; on the CPU the convolution library's own scratch is not "
+            "counted). All implementations, in brackets: argument bytes + the "
+            "sampled peak rise of resident memory during one call (freed buffers "
+            "returned to the OS; not sampled for in_scan).",
+            ["shape", "mode", "dtype", *impls],
+            rows,
+        ),
+    ]
 
 
 def _seconds(index: dict, key: RowKey):
@@ -484,26 +499,27 @@ def scan_lines(index: dict, shapes) -> list[str]:
         return []
     impls = [i for i in JAX_IMPLS if any(r["impl"] == i for r in ratios)]
     by_key = {(r["shape"], r["dtype"], r["impl"]): r["ratio"] for r in ratios}
-    lines = [
-        "",
-        "## Inside lax.scan against top level (fwd+bwd)",
-        "",
-        "Time per step in a 10-step jitted `lax.scan` over the top-level "
-        "fwd+bwd time (for shapes with `inner_iters > 1` both are loops of "
-        f"that many steps). Target: at most {SCAN_RATIO_TARGET}x for every jconv "
-        "implementation. lax_raw, differentiated by JAX, loses XLA:CPU's fast "
-        "convolutions in a loop body (jax-ml/jax#12868); it has a column where "
-        "`config.in_scan_impls` names it.",
-        "",
-        "| shape | dtype | " + " | ".join(impls) + " |",
-        "|---" * (len(impls) + 2) + "|",
-    ]
+    rows = []
     for shape in shapes:
         for dtype in DTYPES:
             cells = [by_key.get((shape, dtype, i)) for i in impls]
             if any(c is not None for c in cells):
                 text = ["—" if c is None else f"{c:.2f}x" for c in cells]
-                lines.append(f"| {shape} | {dtype} | " + " | ".join(text) + " |")
+                rows.append([shape, dtype, *text])
+    lines = [
+        "",
+        *_section(
+            "Inside lax.scan against top level (fwd+bwd)",
+            "Time per step in a 10-step jitted `lax.scan` over the top-level "
+            "fwd+bwd time (for shapes with `inner_iters > 1` both are loops of "
+            f"that many steps). Target: at most {SCAN_RATIO_TARGET}x for every "
+            "jconv implementation. lax_raw, differentiated by JAX, loses "
+            "XLA:CPU's fast convolutions in a loop body (jax-ml/jax#12868); it "
+            "has a column where `config.in_scan_impls` names it.",
+            ["shape", "dtype", *impls],
+            rows,
+        ),
+    ]
     over = [
         r for r in ratios if r["impl"] in JCONV_IMPLS and r["ratio"] > SCAN_RATIO_TARGET
     ]
@@ -618,26 +634,26 @@ def overhead_lines(index: dict, shapes) -> list[str]:
             same = {True: "yes", False: "no"}.get(
                 ours.get("same_program_as_lax_raw"), "?"
             )
-            rows.append(
-                f"| {shape} | {dtype} | {same} | "
-                f"{ours['median_seconds'] / raw['median_seconds']:.2f} | {eager} |"
-            )
+            ratio = ours["median_seconds"] / raw["median_seconds"]
+            rows.append([shape, dtype, same, f"{ratio:.2f}", eager])
     if not rows:
         return []
-    return [
-        "## jconv_lax against raw lax (forward)",
-        "",
+    return _section(
+        "jconv_lax against raw lax (forward)",
         "Whether jconv's compiled program equals raw lax's (instructions "
         "compared with names stripped; if so, a time ratio away from 1 is "
         "timing noise), the time ratio of the jitted calls, and one eager "
         "Python call of `jconv.conv2d` (argument checks, then its jit) vs a "
         "jitted `lax.conv_general_dilated`.",
-        "",
-        "| shape | dtype | same program | jconv_lax / lax_raw | eager call: "
-        "jconv vs lax |",
-        "|---|---|---|---|---|",
-        *rows,
-    ]
+        [
+            "shape",
+            "dtype",
+            "same program",
+            "jconv_lax / lax_raw",
+            "eager call: jconv vs lax",
+        ],
+        rows,
+    )
 
 
 def peer_wins(records) -> list[dict]:

@@ -1,8 +1,10 @@
 """The benchmark's orchestration: config check, inputs, workers, results.
 
 The process that runs this loads no framework's compute: it writes the inputs,
-starts one worker process per implementation (`_worker.py`) in turn, gathers
-their JSON lines, and writes `results.json`, `results.md` and the plots.
+starts one worker process per framework (`_worker.py`) in turn, each running
+its implementations' jobs and then its side of the kernel-learning race,
+gathers their JSON lines, and writes `results.json`, `results.md` and the
+plots.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ JAX_IMPLS = (
     "lax_raw",
 )  # fmt: skip
 PEER_IMPLS = ("torch", "keras_tf")
+# The worker group each side of the kernel-learning race runs in.
+RACE_SIDES = {"jax": "jax", "keras_tf": "keras"}
 IMPLS = JAX_IMPLS + PEER_IMPLS
 RACE_OPTIMIZERS = ("sgd", "momentum", "adam")
 FAST_OPTIMIZERS = ("sgd", "momentum", "adam", "lbfgs")
@@ -193,12 +197,21 @@ def _enrich(record: dict, case, gpu_kind: str) -> dict:
     return record
 
 
-def _worker_groups(impls) -> list[tuple[str, list[str]]]:
-    """One worker per framework: the JAX implementations share one, so their
-    repeats interleave and they are timed side by side."""
+def _worker_groups(impls, race: bool) -> list[tuple[str, list[str], str | None]]:
+    """`(group, its implementations, its race side or None)`: one worker per
+    framework. The JAX implementations share one, so their repeats interleave
+    and they are timed side by side; each side of the kernel-learning race
+    runs in its framework's worker, after the jobs (a worker of its own when
+    the config times no implementation of that framework)."""
     groups = [("jax", [i for i in impls if i in JAX_IMPLS])]
     groups += [(i, [i]) for i in impls if i in PEER_IMPLS]
-    return [(name, members) for name, members in groups if members]
+    if race and "keras_tf" not in impls:
+        groups.append(("keras_tf", []))
+    return [
+        (name, members, RACE_SIDES.get(name) if race else None)
+        for name, members in groups
+        if members or (race and name in RACE_SIDES)
+    ]
 
 
 def _skip(jobs, records, bar, reason: str) -> None:
@@ -226,15 +239,20 @@ def _job(case, impl: str, mode: str, dtype: str, inputs, scratch) -> dict:
     }
 
 
-def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
-    records, metas = {}, {}
+def _run_workers(config, impls, cases, platform, scratch, logs, metrics, bar):
+    """Runs every worker: the implementations' jobs, then the race's side.
+
+    Returns the records by row key, each worker's `meta` by group and the
+    race's two sides (`sides`, empty without a race)."""
+    records, metas, sides = {}, {}, {}
     paths = {}
     for case in cases:
         paths[case.shape] = scratch / f"inputs_{case.shape}.npz"
         _write_inputs(case, config.seed, paths[case.shape])
+    race = _race_spec(config, scratch) if config.race.enabled else None
     # A mode checked against another's reference runs after it.
     modes = [m for m in _cases.MODES if m in config.modes]
-    for group, members in _worker_groups(impls):
+    for group, members, side in _worker_groups(impls, race is not None):
         # The reference implementation's jobs come first: they write the
         # arrays every other job is checked against.
         jobs = [
@@ -280,8 +298,8 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
                 "config.peers_on_gpu_machine=True (then PyTorch uses CUDA if its "
                 "build has it, Keras/TensorFlow the host CPU)",
             )  # fmt: skip
-            continue
-        if not jobs:
+            jobs = []
+        if not jobs and side is None:
             continue
         spec = {
             "kind": "jobs",
@@ -294,12 +312,13 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
             "measure_memory": config.measure_memory,
             "reference_impl": REFERENCE_IMPL,
             "reference_platform": platform,
+            "race": None if side is None else race | {"side": side},
         }
         checked = set()
         for row in _worker_lines(spec, scratch, logs / f"{group}.log"):
             kind = row.pop("kind")
             if kind == "meta":
-                metas[group] = row
+                metas.setdefault(group, row)
             elif kind == "checked":
                 checked.add(_cases.RowKey.of(row))
                 bar.update(1)
@@ -308,8 +327,17 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
                 metrics.write(**row)
             elif kind == "memory":
                 records[_cases.RowKey.of(row)].update(row)
+            elif kind == "race":
+                sides[side] = row
             elif kind == "exit":
                 metas.setdefault(group, {})["worker_seconds"] = row["seconds"]
+                if side is not None:
+                    if row["returncode"] != 0:
+                        sides[side] = {
+                            "error": f"worker exited with code {row['returncode']}; "
+                            f"see logs/{group}.log"
+                        }
+                    bar.update(1)
                 if row["returncode"] == 0:
                     continue
                 for job in jobs:
@@ -323,7 +351,7 @@ def _run_impls(config, impls, cases, platform, scratch, logs, metrics, bar):
                         )
                         if key not in checked:
                             bar.update(1)
-    return records, metas
+    return records, metas, sides
 
 
 def _finish_memory(record: dict, measure_memory: bool) -> None:
@@ -340,7 +368,8 @@ def _finish_memory(record: dict, measure_memory: bool) -> None:
         record["memory_method"] = record.get("rss_method", "n/a")
 
 
-def _run_race(config, scratch, logs, metrics, bar) -> dict:
+def _race_spec(config, scratch) -> dict:
+    """The race's settings for a worker, its data written into `scratch`."""
     from jconv import document
 
     race = config.race
@@ -349,22 +378,14 @@ def _run_race(config, scratch, logs, metrics, bar) -> dict:
     )
     data_path = scratch / "race_data.npz"
     np.savez(data_path, **data)
-    common = dict(race.to_dict(), kind="race", data=str(data_path))
-    sides = {}
-    for side in ("jax", "keras"):
-        for row in _worker_lines(
-            common | {"side": side}, scratch, logs / f"race_{side}.log"
-        ):
-            kind = row.pop("kind")
-            if kind == "race":
-                sides[side] = row
-            elif kind == "exit" and row["returncode"] == 0:
-                sides.setdefault(side, {})["worker_seconds"] = row["seconds"]
-            elif kind == "exit":
-                sides[side] = {"error": f"worker exited with code {row['returncode']}; "
-                               f"see logs/race_{side}.log"}  # fmt: skip
-        bar.update(1)
-    result = _report.summarise_race(sides, race.to_dict(), data)
+    return dict(race.to_dict(), data=str(data_path))
+
+
+def _finish_race(config, sides, scratch, metrics) -> dict:
+    """`kernel_race`: both sides summarised, and its metrics row."""
+    with np.load(scratch / "race_data.npz") as d:
+        data = {k: d[k] for k in d.files}
+    result = _report.summarise_race(sides, config.race.to_dict(), data)
     metrics.write(
         kind="kernel_race", **{k: v for k, v in result.items() if k != "jconv"}
     )
@@ -403,11 +424,11 @@ def run_benchmark(config, workdir, *, overwrite: bool = False, quiet: bool = Fal
         wd.metrics() as metrics,
         runner.progress(total, quiet=quiet, desc="benchmark") as bar,
     ):
-        records, metas = _run_impls(
+        records, metas, sides = _run_workers(
             config, impls, cases, platform, scratch, logs, metrics, bar
         )
         race = (
-            _run_race(config, scratch, logs, metrics, bar)
+            _finish_race(config, sides, scratch, metrics)
             if config.race.enabled
             else None
         )

@@ -7,7 +7,8 @@ only its framework is loaded (no idle thread pool of another one competes for
 the cores), and its resident memory is its own. The worker prints one JSON
 object per line on stdout: `meta` first, `checked` per job once its answer is checked, a
 `record` per job once all are timed, then a `memory` line per job (measured
-after all timing, see `release_freed_memory`), or a single `race` result.
+after all timing, see `release_freed_memory`), then the `race` result of its
+framework's side of the kernel-learning race, if the spec asks for it.
 Framework logs go to stderr.
 """
 
@@ -214,9 +215,12 @@ def _measure_memory(measured, on_host: bool) -> None:
         )
 
 
-def run_race(spec: dict) -> None:
+def run_race(spec: dict, *, meta: bool = True) -> None:
+    """One side of the kernel-learning race; `meta`: print its framework's
+    versions first (a worker that ran jobs has printed them)."""
     side = importlib.import_module(RACE_SIDES[spec["side"]])
-    emit("meta", impl=f"race_{spec['side']}", **side.meta())
+    if meta:
+        emit("meta", impl=f"race_{spec['side']}", **side.meta())
     emit("race", side=spec["side"], **side.race(spec))
 
 
@@ -228,10 +232,12 @@ def main(argv=None) -> None:
         from experiments.bench import _jax_impls
 
         emit("meta", impl="probe", **_jax_impls.meta())
-    elif spec["kind"] == "race":
-        run_race(spec)
-    else:
+        return
+    # A framework's worker: its jobs, then its side of the race (if any).
+    if spec["jobs"]:
         run_jobs(spec)
+    if spec.get("race"):
+        run_race(spec["race"], meta=not spec["jobs"])
 
 
 if __name__ == "__main__":
