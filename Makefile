@@ -9,12 +9,17 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# --no-compile: Python compiles each module the first time it is imported
+# instead of every file of every wheel at install time (TensorFlow alone is
+# thousands): the install takes half the CPU time.
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --no-compile
+
 $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[experiments]'
+	$(PIP_INSTALL) -e '.[experiments]'
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[experiments,test,bench]'
+	$(PIP_INSTALL) -e '.[experiments,test,bench]'
 	touch $@ $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps
