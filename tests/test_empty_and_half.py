@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 import torch
 from _grid import table
+from _specs import conv2d_spec
 from _tol import fft_bound, gamma_bound
 from flax import nnx as flax_nnx
 from jax import lax
@@ -41,7 +42,6 @@ import jconv
 from jconv import linen as jlinen
 from jconv import nnx as jnnx
 from jconv._plan import WINOGRAD, choose_plan
-from jconv._spec import conv_spec
 from jconv._winograd import conv2d_winograd_core
 
 # --- Empty batches -------------------------------------------------------------
@@ -160,16 +160,10 @@ def test_empty_batch_winograd_core(tile):
     for groups, c_out, data_format in cases:
         x = _images(0, data_format)
         kernel = jnp.ones((3, 3, 6 // groups, c_out), jnp.float32)
-        spec = conv_spec(
-            x.shape,
-            kernel.shape,
-            None,
-            strides=1,
-            padding="same",
-            dilation_rate=1,
-            groups=groups,
+        spec = conv2d_spec(
+            x.shape, kernel.shape, padding="same", groups=groups,
             data_format=data_format,
-        )
+        )  # fmt: skip
         f = functools.partial(
             conv2d_winograd_core, spec=spec, precision=None, tile=tile
         )
@@ -318,16 +312,7 @@ def test_an_empty_axis_gives_an_empty_output_where_the_arithmetic_says(impl):
         if impl == "winograd":
             if strides != 1:
                 continue
-            spec = conv_spec(
-                x.shape,
-                kernel.shape,
-                None,
-                strides=1,
-                padding=padding,
-                dilation_rate=1,
-                groups=1,
-                data_format="channels_last",
-            )
+            spec = conv2d_spec(x.shape, kernel.shape, padding=padding)
             f = functools.partial(conv2d_winograd_core, spec=spec, precision=None)
             args, bias_ = (x, kernel), 0.0
         else:
@@ -365,57 +350,37 @@ def test_transposed_empty_axis(impl):
     _assert_zeros_like(grads, (x, kernel[:2, :2]))
 
 
+# Each with the kernel (3, 3, 4, 6).
+NEGATIVE_SIZE_CASES = table(
+    ("fn", "x_shape", "kwargs", "pattern"),
+    (jconv.conv2d, (2, 0, 5, 4), dict(padding="valid"),
+     r"`kernel` spatial size \(3, 3\) with `dilation_rate` \(1, 1\) spans 3 "
+     r"pixels, more than the padded input \(input \(0, 5\), `padding`='valid'"
+     r".*; on an axis with no pixels the output is empty only where "
+     r"`\(size \+ pad_lo \+ pad_hi - span\) // stride \+ 1` is 0 .*, here -2"),
+    (jconv.conv2d, (2, 2, 5, 4), dict(padding="valid"),
+     r"spans 3 pixels, more than the padded input \(input \(2, 5\)"),
+    (jconv.conv2d, (2, 0, 5, 4), dict(padding="same", padding_mode="reflect"),
+     r"`padding_mode` \(='reflect'\) cannot pad an axis of 0 pixels by 1"),
+    (jconv.conv2d, (2, 0, 5, 4), dict(padding="same", padding_mode="replicate"),
+     r"`padding_mode` \(='replicate'\) cannot pad an axis of 0 pixels by 1: "
+     r"an empty axis has no edge pixel to repeat"),
+    (jconv.conv2d_transpose, (2, 0, 4, 6), dict(padding="full"),
+     r"the transposed convolution's output \(-2, 2\) would have a negative "
+     r"size: input \(0, 4\)"),
+)  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "fn, x_shape, k_shape, kwargs, pattern",
-    [
-        (
-            jconv.conv2d,
-            (2, 0, 5, 4),
-            (3, 3, 4, 6),
-            dict(padding="valid"),
-            r"`kernel` spatial size \(3, 3\) with `dilation_rate` \(1, 1\) spans 3 "
-            r"pixels, more than the padded input \(input \(0, 5\), `padding`='valid'"
-            r".*; on an axis with no pixels the output is empty only where "
-            r"`\(size \+ pad_lo \+ pad_hi - span\) // stride \+ 1` is 0 .*, here -2",
-        ),
-        (
-            jconv.conv2d,
-            (2, 2, 5, 4),
-            (3, 3, 4, 6),
-            dict(padding="valid"),
-            r"spans 3 pixels, more than the padded input \(input \(2, 5\)",
-        ),
-        (
-            jconv.conv2d,
-            (2, 0, 5, 4),
-            (3, 3, 4, 6),
-            dict(padding="same", padding_mode="reflect"),
-            r"`padding_mode` \(='reflect'\) cannot pad an axis of 0 pixels by 1",
-        ),
-        (
-            jconv.conv2d,
-            (2, 0, 5, 4),
-            (3, 3, 4, 6),
-            dict(padding="same", padding_mode="replicate"),
-            r"`padding_mode` \(='replicate'\) cannot pad an axis of 0 pixels by 1: "
-            r"an empty axis has no edge pixel to repeat",
-        ),
-        (
-            jconv.conv2d_transpose,
-            (2, 0, 4, 6),
-            (3, 3, 4, 6),
-            dict(padding="full"),
-            r"the transposed convolution's output \(-2, 2\) would have a negative "
-            r"size: input \(0, 4\)",
-        ),
-    ],
+    "case", NEGATIVE_SIZE_CASES, ids=lambda c: f"{c['fn'].__name__}-{c['kwargs']}"
 )
-def test_an_empty_axis_is_refused_where_the_size_would_be_negative(
-    fn, x_shape, k_shape, kwargs, pattern
-):
+def test_an_empty_axis_is_refused_where_the_size_would_be_negative(case):
     for impl in ("lax", "einsum"):
-        with pytest.raises(ValueError, match=pattern):
-            fn(np.zeros(x_shape), np.zeros(k_shape), impl=impl, **kwargs)
+        with pytest.raises(ValueError, match=case["pattern"]):
+            case["fn"](
+                np.zeros(case["x_shape"]), np.zeros((3, 3, 4, 6)), impl=impl,
+                **case["kwargs"],
+            )  # fmt: skip
 
 
 def test_a_mode_with_nothing_to_pad_takes_an_empty_axis():
@@ -572,16 +537,7 @@ def test_half_precision_sums_in_float32(impl, dtype):
     float32 sums plus one rounding. `auto` runs Winograd here."""
     x, kernel, bias, ct = _half_case(dtype)
     if impl == "auto":
-        spec = conv_spec(
-            x.shape,
-            kernel.shape,
-            None,
-            strides=1,
-            padding="same",
-            dilation_rate=1,
-            groups=GROUPS,
-            data_format="channels_last",
-        )
+        spec = conv2d_spec(x.shape, kernel.shape, padding="same", groups=GROUPS)
         assert choose_plan(N, C_IN, kernel.shape, spec, dtype, "cpu") == WINOGRAD
         impl_bound = "winograd"
     else:
