@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jconv._spec import ConvSpec, check_allocatable, output_shape
+from jconv._spec import ConvSpec, check_allocatable, empty_output
 
 # P * C_in and C_out at or below which the pixel axis goes last in the GEMM
 # (1-channel 3x3 and 5x5 kernels: 9, 25, into a few channels).
@@ -223,12 +223,11 @@ def conv2d_einsum_core(
     """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias,
     summed in and returned as `preferred_element_type` (None: `x`'s dtype)."""
     kh, kw, _, c_out = kernel_hwio.shape
-    shape = output_shape(spec, x.shape[0], c_out)
-    if 0 in shape:
-        # No image, or an input axis with no pixels: no window to slice (the
-        # padded input may be shorter than the kernel), nothing to sum.
-        dtype = x.dtype if preferred_element_type is None else preferred_element_type
-        return jnp.zeros(shape, dtype)
+    empty = empty_output(x, kernel_hwio, spec, preferred_element_type)
+    if empty is not None:
+        # No window to slice (the padded input may be shorter than the
+        # kernel), nothing to sum.
+        return empty
     x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
     # Interior padding stretches the input by lhs_dilation - 1 zeros between
     # pixels (a transposed convolution run as a direct one); negative edge pads

@@ -55,7 +55,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from jconv._spec import ConvSpec, check_allocatable, output_shape
+from jconv._spec import ConvSpec, check_allocatable, empty_output
 
 
 def fast_length(n: int) -> int:
@@ -92,10 +92,9 @@ def conv2d_fft_core(
     """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias,
     returned as `preferred_element_type` (None: `x`'s dtype)."""
     dtype = x.dtype if preferred_element_type is None else preferred_element_type
-    shape = output_shape(spec, x.shape[0], kernel_hwio.shape[-1])
-    if 0 in shape:
-        # No image, or an input axis with no pixels: nothing to transform.
-        return jnp.zeros(shape, dtype)
+    empty = empty_output(x, kernel_hwio, spec, preferred_element_type)
+    if empty is not None:
+        return empty  # nothing to transform
     wide = jnp.promote_types(x.dtype, jnp.float32)
     if preferred_element_type is not None:
         wide = jnp.promote_types(wide, preferred_element_type)

@@ -347,10 +347,16 @@ def accumulation_dtype(dtype, preferred_element_type):
     return preferred_element_type
 
 
-def output_shape(spec: ConvSpec, n: int, c_out: int) -> tuple[int, ...]:
-    """The batched output's shape, `n` images of `c_out` channels, in
-    `spec`'s layout."""
-    return _layout(n, spec.out_hw, c_out, spec.channels_first)
+def empty_output(x, kernel_hwio, spec: ConvSpec, preferred_element_type):
+    """The output of a formulation's core for a batched `x`, when it is empty
+    (no image, or an input axis with no pixels): zeros of its shape and dtype,
+    and no gradient to take (the core builds no window, tile or spectrum).
+    None when the output has elements."""
+    shape = _layout(x.shape[0], spec.out_hw, kernel_hwio.shape[-1], spec.channels_first)
+    if 0 not in shape:
+        return None
+    dtype = x.dtype if preferred_element_type is None else preferred_element_type
+    return jnp.zeros(shape, dtype)
 
 
 def _input(x_shape, data_format) -> _Input:

@@ -98,7 +98,7 @@ from fractions import Fraction
 import jax.numpy as jnp
 from jax import lax
 
-from jconv._spec import ConvSpec, check_allocatable, output_shape
+from jconv._spec import ConvSpec, check_allocatable, empty_output
 
 TILES = (2, 4, 6)
 KERNEL_HW = (3, 3)
@@ -322,11 +322,9 @@ def conv2d_winograd_core(
     reason = _unsupported(kernel_hwio.shape, spec)
     if reason is not None:
         raise ValueError(f"Winograd F(m x m, 3 x 3) cannot run this: {reason}")
-    shape = output_shape(spec, x.shape[0], kernel_hwio.shape[-1])
-    if 0 in shape:
-        # No image, or an input axis with no pixels: no tile.
-        dtype = x.dtype if preferred_element_type is None else preferred_element_type
-        return jnp.zeros(shape, dtype)
+    empty = empty_output(x, kernel_hwio, spec, preferred_element_type)
+    if empty is not None:
+        return empty  # no tile
     a_t, g, b_t = matrices(tile)
     x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
     n, c_in = x_nhwc.shape[0], x_nhwc.shape[-1]
