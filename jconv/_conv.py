@@ -16,6 +16,8 @@ import jax.numpy as jnp
 
 from jconv._einsum import conv2d_einsum_core
 from jconv._fft import conv2d_fft_core
+from jconv._onednn import check as check_onednn
+from jconv._onednn import conv2d_onednn_core
 from jconv._padding import pad_spatial
 from jconv._plan import conv2d_auto_core, conv2d_lax_core
 from jconv._spec import (
@@ -34,6 +36,7 @@ IMPLS = dict(
     lax=conv2d_lax_core,
     einsum=conv2d_einsum_core,
     fft=conv2d_fft_core,
+    onednn=conv2d_onednn_core,
 )
 
 _ARGS_DOC = """
@@ -185,6 +188,8 @@ def _convolve(
     precision = canonical_precision(precision)
     x, kernel, bias = _as_arrays(x, kernel, bias)
     preferred = preferred_dtype(preferred_element_type, x.dtype)
+    if impl == "onednn":
+        check_onednn(x.dtype, preferred)
     itemsize = x.dtype.itemsize if preferred is None else preferred.itemsize
     bias_shape = None if bias is None else bias.shape
     spec = make_spec(x.shape, kernel.shape, bias_shape, itemsize=itemsize, **arguments)

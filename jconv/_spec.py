@@ -60,9 +60,10 @@ from jconv._padding import (
 
 DATA_FORMATS = ("channels_last", "channels_first")
 # The implementations: two direct sums of products (what the tests bound by
-# the length of those sums) and the FFT one; and what `impl` accepts.
+# the length of those sums), the FFT one and oneDNN's (`jconv._onednn`, a
+# direct sum too, in float32 only); and what `impl` accepts.
 DIRECT_IMPLS = ("lax", "einsum")
-IMPL_NAMES = (*DIRECT_IMPLS, "fft")
+IMPL_NAMES = (*DIRECT_IMPLS, "fft", "onednn")
 IMPL_CHOICES = ("auto", *IMPL_NAMES)
 
 
