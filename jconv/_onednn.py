@@ -19,7 +19,8 @@ the rules JAX needs:
 - it lowers to one `custom_call` on the CPU only.
 
 Where the extension cannot be built or loaded (not x86-64 Linux, no
-compiler, the library missing, or `JCONV_ONEDNN=0` in the environment),
+compiler, the library missing, or `JCONV_ONEDNN=0` in the environment;
+`JCONV_ONEDNN_LIBRARY` names another build of the extension to load),
 `status()` says why, an explicit `impl="onednn"` raises a `ValueError` with
 that reason, and `impl="auto"` uses the XLA formulations.
 
@@ -83,7 +84,13 @@ def status() -> Status:
     """Loads the extension once and registers its handler with XLA."""
     if os.environ.get("JCONV_ONEDNN", "1") == "0":
         return Status(False, "disabled by JCONV_ONEDNN=0 in the environment")
-    found = sorted(Path(__file__).parent.glob("_onednn_ffi*.so"))
+    override = os.environ.get("JCONV_ONEDNN_LIBRARY")
+    if override:  # another build of the extension, e.g. with a sanitizer
+        found = [Path(override)] if Path(override).is_file() else []
+    else:
+        found = sorted(Path(__file__).parent.glob("_onednn_ffi*.so"))
+    if override and not found:
+        return Status(False, f"JCONV_ONEDNN_LIBRARY={override!r} is not a file")
     if not found:
         return Status(
             False,
