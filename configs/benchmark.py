@@ -34,11 +34,15 @@ def get_config():
     # Which layers (experiments/bench/_cases.py: SHAPES), implementations,
     # modes and dtypes to time; every combination is one row.
     c.shapes = SHAPES
-    # Also known: jconv_fft and jconv_winograd (3x3 stride-1 shapes only), the
-    # fast algorithms auto may pick, timed on their own in
-    # configs/benchmark_kernels.py (or here with --config.impls=...).
+    # jconv_onednn: impl="onednn", oneDNN's CPU convolutions inside XLA; its
+    # rows are recorded as skipped, with jconv's reason, where it cannot run
+    # (no extension, JCONV_ONEDNN=0, JAX on a GPU). Also known: jconv_fft and
+    # jconv_winograd (3x3 stride-1 shapes only), the fast algorithms auto may
+    # pick, timed on their own in configs/benchmark_kernels.py (or here with
+    # --config.impls=...).
     c.impls = (
-        "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "torch", "keras_tf"
+        "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "jconv_onednn",
+        "torch", "keras_tf",
     )  # fmt: skip
     # fwd+bwd: gradients for input and kernel. in_scan: fwd+bwd as a training
     # loop runs it, 10 steps in one jitted lax.scan (JAX only; needs fwd+bwd,
@@ -49,7 +53,7 @@ def get_config():
     # convolutions in a loop body (jax-ml/jax#12868), 8-30x its top-level
     # time, minutes per row here and about three even at batch 1 for all
     # shapes. To see it: --config.in_scan_impls="('jconv_lax', 'lax_raw')".
-    c.in_scan_impls = ("jconv_auto", "jconv_lax", "jconv_einsum")
+    c.in_scan_impls = ("jconv_auto", "jconv_lax", "jconv_einsum", "jconv_onednn")
     c.dtypes = ("float32", "bfloat16")
     # Images per convolution on the CPU, per shape: 16, less where a row
     # would take over a second per fwd+bwd (XLA:CPU's grouped convolutions

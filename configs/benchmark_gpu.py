@@ -13,9 +13,11 @@ absl-py, tqdm; matplotlib only for the plots):
         --workdir=runs/benchmark_gpu --overwrite
 
 The time is mostly compilation: 9 shapes x 2 dtypes x 3 modes for three JAX
-implementations (two in the scan). Without a GPU the same rows run on the CPU
-at the quick config's batch sizes (PyTorch too), in about three minutes on
-2 cores: a check of the path, not a measurement.
+implementations (two in the scan). jconv_onednn (impl="onednn") runs on the
+CPU only: on a GPU its rows are recorded as skipped, with the reason. Without
+a GPU the same rows run on the CPU at the quick config's batch sizes
+(PyTorch and jconv_onednn too), in about three minutes on 2 cores: a check of
+the path, not a measurement.
 """
 
 from configs import benchmark, benchmark_quick
@@ -31,12 +33,12 @@ def get_config():
     )  # fmt: skip
     # Keras is a CPU build (tensorflow-cpu): not a GPU peer. PyTorch uses
     # CUDA (cuDNN) where its build has it.
-    c.impls = ("jconv_auto", "jconv_lax", "lax_raw", "torch")
+    c.impls = ("jconv_auto", "jconv_lax", "lax_raw", "jconv_onednn", "torch")
     c.peers_on_gpu_machine = True
     # jconv in a scan against top level. Not lax_raw (the full config's
     # choice): on the GPU it would cost compiles only, but on a CPU-only
     # machine its scans would take minutes (jax-ml/jax#12868).
-    c.in_scan_impls = ("jconv_auto", "jconv_lax")
+    c.in_scan_impls = ("jconv_auto", "jconv_lax", "jconv_onednn")
     # Without a GPU: the quick config's CPU tables (small, fast). With one,
     # the full config's gpu_batch / gpu_inner_iters apply (batch 128; 10 to
     # 50 convolutions per timed call, so dispatch does not dominate).

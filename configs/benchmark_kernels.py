@@ -1,7 +1,8 @@
-"""The fast algorithms against the direct convolutions and the peers: Winograd
-on the ResNet 3x3 layers, the FFT on large depthwise kernels (13x13, RepLKNet's
-31x31, a SLaK-style 51x5 strip), float32, forward and forward+backward, about
-7 minutes on 2 cores (the direct large-kernel rows take seconds each).
+"""The fast algorithms against the direct convolutions (XLA's and oneDNN's)
+and the peers: Winograd on the ResNet 3x3 layers, the FFT on large depthwise
+kernels (13x13, RepLKNet's 31x31, a SLaK-style 51x5 strip), float32, forward
+and forward+backward, about 7 minutes on 2 cores (the direct large-kernel
+rows take seconds each).
 
     python -m experiments.benchmark --config=configs/benchmark_kernels.py \
         --workdir=runs/benchmark_kernels
@@ -17,8 +18,8 @@ def get_config():
         *benchmark.LARGE_KERNEL_SHAPES,
     )  # fmt: skip
     c.impls = (
-        "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_fft", "jconv_winograd",
-        "torch", "keras_tf",
+        "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_onednn", "jconv_fft",
+        "jconv_winograd", "torch", "keras_tf",
     )  # fmt: skip
     c.modes = ("fwd", "fwd+bwd")  # in a scan the plans are the same programs
     c.in_scan_impls = ()

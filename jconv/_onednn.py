@@ -53,6 +53,8 @@ TARGET = "jconv_onednn_conv"
 FORWARD, INPUT_GRAD, KERNEL_GRAD = 0, 1, 2
 # The dtypes `impl="onednn"` takes (computed in float32).
 DTYPES = ("float32", "bfloat16", "float16")
+# oneDNN's kernels index with 32-bit ints: larger strides fail to plan.
+INT32_MAX = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +183,9 @@ def call(pass_, a, b, **params):
 
 
 def _lowering(ctx, a, b, *, pass_, strides, dilation, pads, groups, any_weights, **_):
+    loaded = status()  # registers the handler with XLA, once
+    if not loaded.available:
+        raise ValueError(f"impl='onednn' cannot run here: {loaded.reason}")
     rule = jax.ffi.ffi_lowering(TARGET)
     return rule(
         ctx,
@@ -191,7 +196,7 @@ def _lowering(ctx, a, b, *, pass_, strides, dilation, pads, groups, any_weights,
         dilation=np.asarray(dilation, np.int64),
         pads=np.asarray([p for pair in pads for p in pair], np.int64),
         groups=np.int64(groups),
-        any_weights=np.int64(any_weights),
+        any_weights=np.int64(any_weights[pass_]),
     )
 
 
@@ -258,6 +263,20 @@ def _batch(args, dims, *, pass_, groups, **params):
 batching.primitive_batchers[onednn_conv_p] = _batch
 
 
+# Input channels up to which the input gradient reads the kernel as it lies
+# (HWIO) instead of in the layout oneDNN would choose: an image-input layer
+# (RGB, grey), whose blocked layout pads the 3 or 1 channels to 8 or 16 (the
+# 7x7 stride-2 ResNet stem: 22 ms against 44 ms, `make bench` machine).
+PLAIN_INPUT_GRAD_CHANNELS = 4
+
+
+def weight_layouts(c_in: int) -> tuple[bool, bool, bool]:
+    """Per pass (forward, input gradient, kernel gradient), whether oneDNN
+    chooses the kernel's layout (reordered on each call) rather than reading
+    HWIO as it is: everywhere but the input gradient of image-input layers."""
+    return (True, c_in > PLAIN_INPUT_GRAD_CHANNELS, True)
+
+
 def conv2d_onednn_core(
     x, kernel_hwio, spec: ConvSpec, precision, preferred_element_type=None
 ):
@@ -270,6 +289,13 @@ def conv2d_onednn_core(
     stretched with zeros and negative pads are cropped by `lax.pad` first;
     oneDNN convolves the rest."""
     del precision
+    values = (*x.shape, *kernel_hwio.shape, *spec.strides, *spec.dilation_rate)
+    if max(values + sum(spec.pads, ())) > INT32_MAX:
+        raise ValueError(
+            f"impl='onednn' takes sizes, strides, dilation and pads up to 2**31 - 1; "
+            f"got x {x.shape}, kernel {kernel_hwio.shape}, strides {spec.strides}, "
+            f"dilation_rate {spec.dilation_rate}, pads {spec.pads}"
+        )
     empty = empty_output(x, kernel_hwio, spec, preferred_element_type)
     if empty is not None:
         return empty
@@ -294,7 +320,7 @@ def conv2d_onednn_core(
         groups=spec.groups,
         image_hw=(),
         kernel_hw=(),
-        any_weights=True,
+        any_weights=weight_layouts(x.shape[-1]),
     )
     if spec.channels_first:
         y = y.transpose(0, 3, 1, 2)

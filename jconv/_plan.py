@@ -95,6 +95,8 @@ from jax.custom_derivatives import SymbolicZero
 from jconv import _lax
 from jconv._einsum import SMALL_CONTRACTION, SMALL_OUTPUT, conv2d_einsum_core
 from jconv._fft import conv2d_fft_core
+from jconv._onednn import conv2d_onednn_core
+from jconv._onednn import status as onednn_status
 from jconv._spec import ConvSpec
 from jconv._winograd import conv2d_winograd_core, supports
 
@@ -110,6 +112,7 @@ class Plan(NamedTuple):
 LAX = Plan()
 EINSUM = Plan("einsum", "einsum", "einsum")
 WINOGRAD = Plan("winograd", "winograd", "winograd")
+ONEDNN = Plan("onednn", "onednn", "onednn")
 # Output pixels (N * H_out * W_out) from which a tiny layer runs on einsum;
 # below, each call is a few microseconds and lax's is the shorter program.
 TINY_EINSUM_PIXELS = 256
@@ -129,6 +132,11 @@ FFT_DENSE_TAPS = 169
 # thin to pay for the transforms.
 WINOGRAD_MIN_TILES = 128
 WINOGRAD_MIN_CHANNELS = 64
+# With oneDNN (`jconv._onednn`): Winograd keeps the output and input gradient
+# of the ungrouped layers it applies to from 128 input channels; the FFT keeps the
+# depthwise kernel gradient from 121 taps (11x11).
+ONEDNN_WINOGRAD_CHANNELS = 128
+ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS = 121
 
 
 # The formulations that are one function for the output and both tangents
@@ -138,6 +146,7 @@ CORES = {
     "einsum": conv2d_einsum_core,
     "fft": conv2d_fft_core,
     "winograd": conv2d_winograd_core,
+    "onednn": conv2d_onednn_core,
 }
 OUTPUT = {"lax": _lax.conv_nhwc, **CORES}
 INPUT_TANGENT = {"lax": _lax.input_tangent, **CORES}
@@ -214,6 +223,44 @@ def fast_algorithms_allowed(precision) -> bool:
     return precision is None or precision == lax.Precision.DEFAULT
 
 
+def onednn_applies(dtype, preferred_element_type, backend: str) -> bool:
+    """Whether `auto` may run oneDNN (`jconv._onednn`): loaded, on the CPU
+    with one device in the process (a custom call is not partitioned: under a
+    multi-device mesh the XLA formulations keep a sharded batch sharded), for
+    float32 summed in float32 (bfloat16 and float16 keep the XLA
+    formulations: this oneDNN path computes them in float32)."""
+    float32 = jnp.dtype(dtype) == jnp.float32 and preferred_element_type in (
+        None,
+        jnp.float32,
+    )
+    return (
+        float32
+        and backend == "cpu"
+        and onednn_status().available
+        and len(jax.devices("cpu")) == 1
+    )
+
+
+def _onednn_plan(c_in: int, kernel_hwio_shape, spec: ConvSpec, xla: Plan, fast) -> Plan:
+    """oneDNN's rows of the table, given the XLA plan `xla` of a layer that
+    is not tiny."""
+    kh, kw, c_group, _ = kernel_hwio_shape
+    strided = spec.strides != (1, 1)
+    if spec.groups > 1 and c_group == 1:  # depthwise
+        kernel_fft = fast and kh * kw >= ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS
+        return Plan(
+            "onednn",
+            "einsum" if strided else "onednn",
+            "fft" if kernel_fft else "onednn",
+        )
+    if spec.groups == 1 and c_in == 1:
+        return Plan(xla.output, xla.input_grad, "onednn")
+    dense_winograd = xla == WINOGRAD and spec.groups == 1
+    if xla.output == "fft" or (dense_winograd and c_in >= ONEDNN_WINOGRAD_CHANNELS):
+        return Plan(xla.output, xla.input_grad, "onednn")
+    return ONEDNN
+
+
 def choose_plan(
     n: int,
     c_in: int,
@@ -222,9 +269,24 @@ def choose_plan(
     dtype,
     backend: str,
     precision=None,
+    onednn: bool = False,
 ) -> Plan:
     """`impl="auto"`'s plan for `n` images of `c_in` channels at `precision`:
-    the table in the module doc."""
+    the table in the module doc; `onednn`: whether oneDNN may run
+    (`onednn_applies`)."""
+    plan = _xla_plan(n, c_in, kernel_hwio_shape, spec, dtype, backend, precision)
+    kh, kw, _, c_out = kernel_hwio_shape
+    tiny = spec.groups == 1 and kh * kw * c_in <= SMALL_CONTRACTION
+    if not onednn or (tiny and c_out <= SMALL_OUTPUT):
+        return plan
+    fast = fast_algorithms_allowed(precision)
+    return _onednn_plan(c_in, kernel_hwio_shape, spec, plan, fast)
+
+
+def _xla_plan(
+    n: int, c_in: int, kernel_hwio_shape, spec: ConvSpec, dtype, backend: str, precision
+) -> Plan:
+    """The plan among the XLA formulations (lax, einsum, fft, winograd)."""
     if backend != "cpu":
         return LAX
     kh, kw, c_group, c_out = kernel_hwio_shape
@@ -259,8 +321,9 @@ def conv2d_auto_core(
     """`impl="auto"`: the plan `choose_plan` picks for this call."""
     c_in = x.shape[1] if spec.channels_first else x.shape[-1]
     backend = jax.default_backend()
+    onednn = onednn_applies(x.dtype, preferred_element_type, backend)
     plan = choose_plan(
-        x.shape[0], c_in, kernel_hwio.shape, spec, x.dtype, backend, precision
+        x.shape[0], c_in, kernel_hwio.shape, spec, x.dtype, backend, precision, onednn
     )
     return run_plan(x, kernel_hwio, spec, precision, plan, preferred_element_type)
 

@@ -26,20 +26,25 @@ from experiments.bench import (
 )
 
 WRONG = "experiments.bench._wrong_impl"  # a backend whose outputs are all zeros
-JCONV = ("jconv_auto", "jconv_lax", "jconv_einsum", "jconv_fft", "jconv_winograd")
-IN_SCAN = ("jconv_auto", "jconv_lax", "jconv_einsum")
+JCONV = (
+    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_onednn", "jconv_fft",
+    "jconv_winograd",
+)  # fmt: skip
+IN_SCAN = ("jconv_auto", "jconv_lax", "jconv_einsum", "jconv_onednn")
 IMPLS = (*JCONV[:3], "lax_raw", *JCONV[3:], "torch", "keras_tf")
 
 SMOKE_SHAPES = ("doc4x4", "depthwise_s2")  # inner loop; uneven pads and groups
 # Every path of the machinery once: auto (its plan), lax (the reference, and
 # its same-program check against lax_raw), raw lax, Winograd's own core (run on
-# doc4x4, left out on the strided depthwise) and both peers. jconv_einsum and
+# doc4x4, left out on the strided depthwise), oneDNN (its custom call; skipped
+# with the reason where it cannot run) and both peers. jconv_einsum and
 # jconv_fft go through jconv_auto's path with another `impl` (their answers
 # are the rest of the suite's business), so they are left out here. One dtype:
 # bfloat16's tolerance and inputs run through the machinery in
 # test_only_a_wrong_jconv_answer_fails_the_run.
 SMOKE_IMPLS = (
-    "jconv_auto", "jconv_lax", "lax_raw", "jconv_winograd", "torch", "keras_tf"
+    "jconv_auto", "jconv_lax", "lax_raw", "jconv_winograd", "jconv_onednn",
+    "torch", "keras_tf",
 )  # fmt: skip
 
 
@@ -77,6 +82,7 @@ def test_quick_benchmark_smoke(tmp_path):
     saved = json.loads((workdir / "results.json").read_text())
     assert set(saved) == {"machine", "records", "kernel_race"}
     records = saved["records"]
+    onednn = saved["machine"]["jconv_onednn"]
     expected = {
         _cases.RowKey(s, i, m, d)
         for s in SMOKE_SHAPES
@@ -97,6 +103,11 @@ def test_quick_benchmark_smoke(tmp_path):
             # Winograd computes 3x3 kernels at stride 1 only: left out.
             assert r["status"] == "skipped" and r["by_config"], r
             assert "3x3 kernels at stride 1" in r["reason"], r
+            continue
+        if r["impl"] == "jconv_onednn" and not onednn["available"]:
+            # Not built or not loaded here: skipped, saying why, no failure.
+            assert r["status"] == "skipped" and r["by_config"], r
+            assert r["reason"] == f"oneDNN unavailable: {onednn['reason']}", r
             continue
         # jconv must pass; a peer may miss the tolerance on this CPU (TensorFlow's
         # bfloat16 without AVX-512) or refuse a case, and says which.
@@ -167,21 +178,28 @@ def test_quick_benchmark_smoke(tmp_path):
     assert onednn["enabled_from"] == "tensorflow IsMklEnabled()"
     machine_line = next(line for line in md.splitlines() if line.startswith("Machine"))
     assert "avx512f" in machine_line and "TF_ENABLE_ONEDNN_OPTS=" in machine_line
+    assert "; jconv oneDNN " in machine_line
 
 
 @pytest.mark.parametrize(
-    "wrong",
-    [("torch",), ("torch", "jconv_einsum")],
-    ids=["peer_wrong_exit_0", "jconv_wrong_exit_1"],
+    "wrong, onednn_off",
+    [(("torch",), False), (("torch", "jconv_einsum"), True)],
+    ids=["peer_wrong_exit_0", "jconv_wrong_onednn_off_exit_1"],
 )
-def test_only_a_wrong_jconv_answer_fails_the_run(wrong, tmp_path, monkeypatch, capsys):
+def test_only_a_wrong_jconv_answer_fails_the_run(
+    wrong, onednn_off, tmp_path, monkeypatch, capsys
+):
     for impl in wrong:
         monkeypatch.setitem(_worker.BACKENDS, impl, WRONG)
+    # The workers inherit the environment: with JCONV_ONEDNN=0 jconv_onednn
+    # cannot run, and its rows are skipped with jconv's reason, no failure.
+    # (With it on, where the extension loads, its bfloat16 rows run here.)
+    monkeypatch.setenv("JCONV_ONEDNN", "0" if onednn_off else "1")
     workdir = tmp_path / "bench"
     argv = [
         f"--config={benchmark_quick.__file__}", f"--workdir={workdir}", "--quiet",
         "--config.shapes=('doc4x4',)", "--config.dtypes=('bfloat16',)",
-        "--config.impls=('jconv_lax', 'jconv_einsum', 'torch')",
+        "--config.impls=('jconv_lax', 'jconv_einsum', 'jconv_onednn', 'torch')",
         "--config.modes=('fwd', 'fwd+bwd')", "--config.warmup=0",
         "--config.repeats=1", "--config.race.enabled=False",
     ]  # fmt: skip
@@ -193,10 +211,25 @@ def test_only_a_wrong_jconv_answer_fails_the_run(wrong, tmp_path, monkeypatch, c
     else:
         runner.main(benchmark.run, argv)  # returns: exit code 0
     err = capsys.readouterr().err.strip()
-    records = json.loads((workdir / "results.json").read_text())["records"]
+    saved = json.loads((workdir / "results.json").read_text())
+    records = saved["records"]
     md = (workdir / "results.md").read_text()
-    assert {r["impl"] for r in records} == {"jconv_lax", "jconv_einsum", "torch"}
+    assert {r["impl"] for r in records} == {
+        "jconv_lax", "jconv_einsum", "jconv_onednn", "torch"
+    }  # fmt: skip
+    onednn = saved["machine"]["jconv_onednn"]
+    if onednn_off:
+        assert onednn == {
+            "available": False, "version": onednn["version"],
+            "reason": "impl='onednn' cannot run here: disabled by JCONV_ONEDNN=0 "
+            "in the environment",
+        }  # fmt: skip
+        assert f"jconv oneDNN unavailable ({onednn['reason']})" in md
     for r in records:
+        if r["impl"] == "jconv_onednn" and not onednn["available"]:
+            assert r["status"] == "skipped" and r["by_config"], r
+            assert r["reason"] == f"oneDNN unavailable: {onednn['reason']}", r
+            continue
         if r["impl"] not in wrong:
             assert r["status"] == "ok", r
             continue
@@ -213,11 +246,16 @@ def test_only_a_wrong_jconv_answer_fails_the_run(wrong, tmp_path, monkeypatch, c
         ) in md
     assert "| doc4x4 | " in md and "mismatch (1 > 0.02)¹" in md
     if jconv_wrong:
-        # One line naming the jconv rows; the peer's wrong answer is no failure.
+        # One line naming the jconv rows; the peer's wrong answer and the
+        # oneDNN rows skipped for want of it are no failures.
         assert len(err.splitlines()) == 1 and err.startswith("error: 2 failures: ")
         assert "doc4x4/jconv_einsum/fwd/bfloat16 mismatch" in err
         assert "doc4x4/jconv_einsum/fwd+bwd/bfloat16 mismatch" in err
-        assert "torch" not in err
+        assert "torch" not in err and "onednn" not in err
+        assert (
+            "- jconv_onednn (2 rows: fwd, fwd+bwd; doc4x4; bfloat16): skipped: "
+            f"oneDNN unavailable: {onednn['reason']}"
+        ) in md
     else:
         assert err == ""
 
@@ -346,7 +384,8 @@ def test_quick_config_covers_every_shape_and_impl():
 def test_gpu_config_runs_on_a_cpu_only_machine(tmp_path):
     c = benchmark_gpu.get_config()
     check_config(c)
-    assert c.impls == ("jconv_auto", "jconv_lax", "lax_raw", "torch")
+    assert c.impls == ("jconv_auto", "jconv_lax", "lax_raw", "jconv_onednn", "torch")
+    assert c.in_scan_impls == ("jconv_auto", "jconv_lax", "jconv_onednn")
     assert c.peers_on_gpu_machine and not c.race.enabled
     assert set(c.shapes) <= set(c.gpu_batch) and "in_scan" in c.modes
     # Without a GPU it runs at the quick config's CPU batch sizes, PyTorch
@@ -357,9 +396,16 @@ def test_gpu_config_runs_on_a_cpu_only_machine(tmp_path):
     results = benchmark.run(c, tmp_path / "gpu", quiet=True)
     records = {(r["impl"], r["mode"]): r for r in results["records"]}
     assert set(records) == {(i, m) for i in c.impls for m in _cases.MODES}
+    onednn = results["machine"]["jconv_onednn"]
     for (impl, mode), r in records.items():
         if mode == "in_scan" and impl in ("torch", "lax_raw"):
             assert r["status"] == "skipped" and r["by_config"], r
+            continue
+        if impl == "jconv_onednn" and not onednn["available"]:
+            # On the CPU it runs where its extension loads (on a GPU the
+            # orchestrator skips it: test_onednn_state_refuses_a_gpu_backend).
+            assert r["status"] == "skipped" and r["by_config"], r
+            assert r["reason"] == f"oneDNN unavailable: {onednn['reason']}"
             continue
         assert r["status"] == "ok" and r["device"] == "cpu", r
         assert "tflops" not in r  # a GPU row's TFLOP/s and percent of peak
@@ -381,10 +427,12 @@ def test_auto_summary_against_the_fastest_peer_and_jconv_lax():
         _row("a", "torch", "fwd", 2.0),
         _row("a", "keras_tf", "fwd", 4.0),
         _row("a", "lax_raw", "fwd", 1.0),
+        _row("a", "jconv_onednn", "fwd", 2.08),  # within 5% of torch
         # b: the peer wins; auto faster than lax; keras_tf did not run.
         _row("b", "jconv_auto", "fwd", 2.0, program_digest="q"),
         _row("b", "jconv_lax", "fwd", 3.0, program_digest="r"),
         _row("b", "torch", "fwd", 1.0),
+        _row("b", "jconv_onednn", "fwd", 1.0),  # as fast as torch
         dict(_cases.RowKey("b", "keras_tf", "fwd", "float32")._asdict(),
              status="unsupported", reason="no kernel"),
         # c: in a scan only jconv ran; the peers' fwd+bwd stand in for theirs.
@@ -398,6 +446,7 @@ def test_auto_summary_against_the_fastest_peer_and_jconv_lax():
     ]  # fmt: skip
     fwd, fwd_bwd, in_scan = _report.auto_summary(records)
     assert (fwd["mode"], fwd["shapes_vs_peer"], fwd["wins_vs_peer"]) == ("fwd", 2, 1)
+    assert fwd["near_peer"] == 1  # b: 2x torch's time
     assert fwd["geomean_vs_peer"] == pytest.approx((0.5 * 2.0) ** 0.5)
     assert fwd["fastest_peer"] == {"a": "torch", "b": "torch"}
     assert (fwd["shapes_vs_lax_raw"], fwd["wins_vs_lax_raw"]) == (1, 1)
@@ -412,18 +461,64 @@ def test_auto_summary_against_the_fastest_peer_and_jconv_lax():
     lines = _report.summary_lines(records)
     assert lines[0] == (
         "- **fwd, float32**: jconv_auto at least as fast as the fastest peer on "
-        "1 of 2 shapes, geometric mean jconv_auto / fastest peer 1.00x; against "
-        "lax_raw: 1 of 1, 1.00x; never slower than jconv_lax (and by timing "
-        "noise, same program, on a 1.11x)."
+        "1 of 2 shapes (within 5% of it on 1), geometric mean jconv_auto / "
+        "fastest peer 1.00x; against lax_raw: 1 of 1, 1.00x; never slower than "
+        "jconv_lax (and by timing noise, same program, on a 1.11x)."
     )
     assert lines[2].startswith(
         "- **in_scan, float32** (peers have no scan: against their fwd+bwd): "
     )
     assert lines[2].endswith("never slower than jconv_lax.")
+    # Every jconv implementation against the fastest peer, per mode.
+    by_impl = {(p["mode"], p["impl"]): p for p in _report.peer_summary(records)}
+    assert set(by_impl) == {
+        ("fwd", "jconv_auto"), ("fwd", "jconv_lax"), ("fwd", "jconv_onednn"),
+        ("fwd+bwd", "jconv_auto"), ("fwd+bwd", "jconv_lax"),
+        ("in_scan", "jconv_auto"), ("in_scan", "jconv_lax"),
+    }  # fmt: skip
+    onednn = by_impl[("fwd", "jconv_onednn")]
+    assert (onednn["shapes"], onednn["wins"], onednn["near"]) == (2, 1, 2)
+    assert onednn["geomean"] == pytest.approx((2.08 / 2.0) ** 0.5)
+    lax = by_impl[("fwd", "jconv_lax")]  # a: 0.9 / 2, b: 3 / 1
+    assert (lax["wins"], lax["near"], lax["geomean"]) == (
+        1,
+        1,
+        pytest.approx(1.35**0.5),
+    )
+    assert by_impl[("in_scan", "jconv_lax")]["geomean"] == pytest.approx(1.5 / 4)
+    table = _report.peer_table_lines(records)
+    assert table[3] == "| mode | dtype | jconv_auto | jconv_lax | jconv_onednn |"
+    assert (
+        table[5]
+        == "| fwd | float32 | 1.00x (1 of 2) | 1.16x (1 of 2) | 1.02x (2 of 2) |"
+    )
+    assert table[7] == "| in_scan | float32 | 0.25x (1 of 1) | 0.38x (1 of 1) | — |"
     # c's ratio in a scan over top level: 1.0 for auto, 1.5 for lax (over 1.2).
     table = "\n".join(_report.scan_lines(_report._index(records), ["c"]))
     assert "| c | float32 | 1.00x | 1.50x |" in table
     assert "Over 1.2x: jconv_lax c float32 1.50x (1 of 2 jconv rows)." in table
+
+
+def test_onednn_state_refuses_a_gpu_backend(monkeypatch):
+    """What the probe reports where JAX runs on a GPU: unavailable, in jconv's
+    words (where the extension loads; else the reason it does not)."""
+    import jax
+
+    from experiments.bench import _jax_impls
+    from jconv import _onednn
+
+    loaded = _onednn.status()
+    assert _jax_impls.onednn_state()["available"] == (
+        loaded.available and jax.default_backend() == "cpu"
+    )
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    state = _jax_impls.onednn_state()
+    assert not state["available"] and state["version"] == loaded.version
+    if loaded.available:
+        assert "impl='onednn' runs on the CPU" in state["reason"], state
+        assert "'gpu'" in state["reason"], state
+    else:
+        assert loaded.reason in state["reason"], state
 
 
 @pytest.mark.parametrize(

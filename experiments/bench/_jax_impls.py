@@ -1,5 +1,11 @@
 """The JAX implementations: `jconv_auto`, `jconv_lax`, `jconv_einsum`,
-`jconv_fft`, `jconv_winograd` and `lax_raw`.
+`jconv_onednn`, `jconv_fft`, `jconv_winograd` and `lax_raw`.
+
+`jconv_onednn` is `impl="onednn"`: oneDNN's CPU convolutions inside XLA
+(`jconv._onednn`), float32 (bfloat16 computed in float32). Where it cannot
+run (no extension, `JCONV_ONEDNN=0`, a backend other than the CPU), the
+probe says why (`onednn_state`) and the orchestrator records its rows as
+skipped with that reason.
 
 `jconv_winograd` is a formulation `impl="auto"` may pick, not a value of
 `impl`: it runs `jconv._winograd` directly, output and derivatives, on the
@@ -48,15 +54,32 @@ from jconv._spec import conv_spec
 from jconv._winograd import conv2d_winograd_core
 
 IMPLS = (
-    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_fft", "jconv_winograd",
-    "lax_raw",
+    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_onednn", "jconv_fft",
+    "jconv_winograd", "lax_raw",
 )  # fmt: skip
 _JCONV_IMPL = {
     "jconv_auto": "auto",
     "jconv_lax": "lax",
     "jconv_einsum": "einsum",
+    "jconv_onednn": "onednn",
     "jconv_fft": "fft",
 }
+
+
+def onednn_state() -> dict:
+    """Whether `impl="onednn"` runs in this process: `available`, `reason`
+    (jconv's own words) where it does not, and the oneDNN `version` loaded."""
+    try:
+        from jconv import _onednn
+    except ImportError as e:  # a jconv without the implementation
+        return {"available": False, "reason": f"no jconv._onednn: {e}", "version": ""}
+    version = _onednn.status().version
+    try:
+        # No extension, JCONV_ONEDNN=0, or a backend other than the CPU.
+        _onednn.check(jnp.float32, None)
+    except (ValueError, TypeError) as e:
+        return {"available": False, "reason": str(e), "version": version}
+    return {"available": True, "reason": "", "version": version}
 
 
 def meta() -> dict:
@@ -67,6 +90,7 @@ def meta() -> dict:
         "platform": device.platform,
         "device_kind": device.device_kind,
         "device_count": jax.device_count(),
+        "jconv_onednn": onednn_state(),
     }
 
 
@@ -255,6 +279,8 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
         info["scan_steps"] = scan_steps
     if impl == "jconv_auto":
         info["plan"] = auto_plan(case, dtype)
+    if impl == "jconv_onednn":
+        info["onednn_version"] = onednn_state()["version"]
     if impl == "jconv_lax" and not in_scan:
         raw = jax.jit(step_fn(conv_fn("lax_raw", case)[0], mode)).lower(x, k, ct)
         same = "\n".join(program_signature(raw.compile())) == signature

@@ -9,18 +9,24 @@ from experiments import plots
 from experiments.bench._cases import DTYPES, MODES, REFERENCE_MODE, RowKey
 
 IMPL_ORDER = (
-    "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "jconv_fft",
-    "jconv_winograd", "torch", "keras_tf",
+    "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "jconv_onednn",
+    "jconv_fft", "jconv_winograd", "torch", "keras_tf",
 )  # fmt: skip
-# The rows whose answer is jconv's own: any problem there fails the run. Every
+# The rows whose answer is jconv's own: any problem there fails the run (but
+# rows skipped before running: the config's choice, no oneDNN here). Every
 # other implementation is a peer, and its wrong answer is a finding.
 JCONV_IMPLS = (
-    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_fft", "jconv_winograd"
+    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_onednn", "jconv_fft",
+    "jconv_winograd",
 )  # fmt: skip
 JAX_IMPLS = (*JCONV_IMPLS, "lax_raw")
 PEERS = ("torch", "keras_tf")  # the other frameworks; lax_raw is reported apart
 # The issue's target for in_scan / fwd+bwd of every jconv implementation.
 SCAN_RATIO_TARGET = 1.2
+# "Within 5% of the fastest peer": a jconv time at most this times the peer's.
+NEAR_PEER = 1.05
+# The jconv implementations with a column time / lax's in the mode tables.
+OVER_LAX = ("jconv_auto", "jconv_einsum", "jconv_onednn")
 
 
 def _index(records) -> dict[RowKey, dict]:
@@ -176,6 +182,13 @@ def _machine_line(machine: dict) -> str:
             if name in meta and f"{name} {meta[name]}" not in versions:
                 versions.append(f"{name} {meta[name]}")
     text += f"; {_onednn_text(machine.get('tensorflow_onednn'))}"
+    ours = machine.get("jconv_onednn")
+    if ours is not None:
+        text += (
+            f"; jconv oneDNN {ours['version']} (impl='onednn')"
+            if ours["available"]
+            else f"; jconv oneDNN unavailable ({ours['reason']})"
+        )
     return text + (f"; {', '.join(versions)}" if versions else "")
 
 
@@ -243,6 +256,7 @@ def markdown(results: dict) -> str:
         "## Summary",
         "",
         *summary_lines(recs),
+        *peer_table_lines(recs),
     ]
     for dtype in DTYPES:
         for mode in MODES:
@@ -255,10 +269,7 @@ def markdown(results: dict) -> str:
                 i for i in impls
                 if any(r["impl"] == i and r["status"] != "skipped" for r in rows)
             ]  # fmt: skip
-            over_lax = [
-                i for i in ("jconv_auto", "jconv_einsum")
-                if i in cols and "jconv_lax" in cols
-            ]  # fmt: skip
+            over_lax = [i for i in OVER_LAX if i in cols and "jconv_lax" in cols]
             heads = cols + [f"{i.removeprefix('jconv_')} / lax" for i in over_lax]
             table = [
                 [shape]
@@ -369,6 +380,78 @@ def _geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
+def _fastest_peer(index: dict, key: RowKey):
+    """`(seconds, peer)` of the fastest peer in `key`'s case (in_scan: their
+    fwd+bwd, as no peer has a scan), or None where no peer was timed."""
+    mode = REFERENCE_MODE[key.mode]
+    times = [
+        (t, p) for p in PEERS if (t := _seconds(index, key._replace(impl=p, mode=mode)))
+    ]
+    return min(times) if times else None
+
+
+def peer_summary(records) -> list[dict]:
+    """Per (dtype, mode) and jconv implementation: its time over the fastest
+    peer's, geometric mean over the shapes both timed, and on how many it is
+    at least as fast, and within 5% (`NEAR_PEER`)."""
+    index = _index(records)
+    shapes = list(dict.fromkeys(r["shape"] for r in records))
+    out = []
+    for dtype in DTYPES:
+        for mode in MODES:
+            for impl in JCONV_IMPLS:
+                ratios = []
+                for s in shapes:
+                    key = RowKey(s, impl, mode, dtype)
+                    ours, peer = _seconds(index, key), _fastest_peer(index, key)
+                    if ours and peer:
+                        ratios.append(ours / peer[0])
+                if ratios:
+                    out.append(
+                        {
+                            "dtype": dtype, "mode": mode, "impl": impl,
+                            "shapes": len(ratios),
+                            "wins": sum(r <= 1 for r in ratios),
+                            "near": sum(r <= NEAR_PEER for r in ratios),
+                            "geomean": _geomean(ratios),
+                        }
+                    )  # fmt: skip
+    return out
+
+
+def peer_table_lines(records) -> list[str]:
+    """The summary's table: every jconv implementation against the fastest
+    peer, per mode and dtype (`peer_summary`)."""
+    rows = peer_summary(records)
+    if not rows:
+        return []
+    impls = [i for i in JCONV_IMPLS if any(r["impl"] == i for r in rows)]
+    cells = {(r["dtype"], r["mode"], r["impl"]): r for r in rows}
+    table = []
+    for dtype in DTYPES:
+        for mode in MODES:
+            line = [cells.get((dtype, mode, i)) for i in impls]
+            if any(line):
+                table.append(
+                    [mode, dtype]
+                    + [
+                        "—" if c is None
+                        else f"{c['geomean']:.2f}x ({c['near']} of {c['shapes']})"
+                        for c in line
+                    ]
+                )  # fmt: skip
+    return [
+        "",
+        "Each jconv implementation against the fastest peer "
+        f"({', '.join(PEERS)}; in_scan against their fwd+bwd): the geometric "
+        "mean over shapes of its time / the peer's, and (in brackets) on how "
+        f"many of the shapes both timed it is within {NEAR_PEER - 1:.0%} of "
+        "the peer or faster.",
+        "",
+        *_table(["mode", "dtype", *impls], table),
+    ]
+
+
 def auto_summary(records) -> list[dict]:
     """Per (dtype, mode): how jconv_auto compares with the fastest peer, with
     lax_raw, and with jconv_lax, over the shapes both sides timed. In in_scan,
@@ -387,15 +470,11 @@ def auto_summary(records) -> list[dict]:
             if not auto:
                 continue
             peer_mode = REFERENCE_MODE[mode]  # in_scan: the peers' fwd+bwd
-            peer = {}
-            for s in auto:
-                times = [
-                    (t, p)
-                    for p in PEERS
-                    if (t := _seconds(index, RowKey(s, p, peer_mode, dtype)))
-                ]
-                if times:
-                    peer[s] = min(times)
+            peer = {
+                s: best
+                for s in auto
+                if (best := _fastest_peer(index, RowKey(s, "jconv_auto", mode, dtype)))
+            }
             raw = {
                 s: t
                 for s in auto
@@ -423,6 +502,7 @@ def auto_summary(records) -> list[dict]:
                     "peer_mode": peer_mode,
                     "shapes_vs_peer": len(peer),
                     "wins_vs_peer": sum(auto[s] <= peer[s][0] for s in peer),
+                    "near_peer": sum(auto[s] <= NEAR_PEER * peer[s][0] for s in peer),
                     "geomean_vs_peer": _geomean([auto[s] / peer[s][0] for s in peer])
                     if peer
                     else None,
@@ -444,7 +524,9 @@ def _ratios(rows) -> str:
 
 def summary_lines(records) -> list[str]:
     """One line per (dtype, mode): jconv_auto against the fastest peer
-    (torch, keras_tf), against lax_raw, and where it is slower than jconv_lax."""
+    (torch, keras_tf: on how many shapes at least as fast, within 5%, the
+    geometric mean of the time ratios), against lax_raw, and where it is
+    slower than jconv_lax."""
     lines = []
     for a in auto_summary(records):
         head = f"- **{a['mode']}, {a['dtype']}**"
@@ -453,7 +535,8 @@ def summary_lines(records) -> list[str]:
         if a["shapes_vs_peer"]:
             text = (
                 f"{head}: jconv_auto at least as fast as the fastest peer on "
-                f"{a['wins_vs_peer']} of {a['shapes_vs_peer']} shapes, geometric "
+                f"{a['wins_vs_peer']} of {a['shapes_vs_peer']} shapes (within "
+                f"{NEAR_PEER - 1:.0%} of it on {a['near_peer']}), geometric "
                 f"mean jconv_auto / fastest peer {a['geomean_vs_peer']:.2f}x"
             )
         else:
@@ -849,6 +932,7 @@ def summary(results: dict, outputs) -> dict:
         and counts.get("failed", 0) == 0,
         "failures": failures(results),
         "jconv_auto": auto_summary(results["records"]),
+        "jconv_vs_fastest_peer": peer_summary(results["records"]),
         "in_scan_over_fwd_bwd": scan_ratios(
             _index(results["records"]),
             list(dict.fromkeys(r["shape"] for r in results["records"])),

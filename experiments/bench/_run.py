@@ -26,8 +26,8 @@ from experiments.bench import _cases, _machine, _race_data, _report, _worker
 
 REFERENCE_IMPL = "jconv_lax"
 JAX_IMPLS = (
-    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_fft", "jconv_winograd",
-    "lax_raw",
+    "jconv_auto", "jconv_lax", "jconv_einsum", "jconv_onednn", "jconv_fft",
+    "jconv_winograd", "lax_raw",
 )  # fmt: skip
 PEER_IMPLS = ("torch", "keras_tf")
 # The worker group each side of the kernel-learning race runs in.
@@ -215,8 +215,9 @@ def _worker_groups(impls, race: bool) -> list[tuple[str, list[str], str | None]]
 
 
 def _skip(jobs, records, bar, reason: str) -> None:
-    """Records `jobs` as left out by the config for `reason`: not run, and
-    not a failure, even for a jconv row."""
+    """Records `jobs` as left out for `reason`, known before any runs (the
+    config, or the machine: no GPU peers, no oneDNN): not run, and not a
+    failure, even for a jconv row (`by_config`)."""
     for job in jobs:
         key = _cases.RowKey.of(job)
         records[key] = dict(
@@ -239,11 +240,14 @@ def _job(case, impl: str, mode: str, dtype: str, inputs, scratch) -> dict:
     }
 
 
-def _run_workers(config, impls, cases, platform, scratch, logs, metrics, bar):
+def _run_workers(config, impls, cases, probe, scratch, logs, metrics, bar):
     """Runs every worker: the implementations' jobs, then the race's side.
+    `probe`: the JAX probe's `meta` (the platform, whether oneDNN runs).
 
     Returns the records by row key, each worker's `meta` by group and the
     race's two sides (`sides`, empty without a race)."""
+    platform = probe["platform"]
+    onednn = probe.get("jconv_onednn") or {"available": False, "reason": "unknown"}
     records, metas, sides = {}, {}, {}
     paths = {}
     for case in cases:
@@ -286,6 +290,16 @@ def _run_workers(config, impls, cases, platform, scratch, logs, metrics, bar):
             ],
             records, bar, "Winograd F(m x m, 3 x 3): 3x3 kernels at stride 1 only",
         )  # fmt: skip
+        if not onednn["available"]:
+            # No extension, JCONV_ONEDNN=0, or JAX on a GPU: jconv says why.
+            _skip(
+                [
+                    j for j in jobs
+                    if j["impl"] == "jconv_onednn"
+                    and _cases.RowKey.of(j) not in records
+                ],
+                records, bar, f"oneDNN unavailable: {onednn['reason']}",
+            )  # fmt: skip
         jobs = [j for j in jobs if _cases.RowKey.of(j) not in records]
         if (
             group in PEER_IMPLS
@@ -416,6 +430,9 @@ def run_benchmark(config, workdir, *, overwrite: bool = False, quiet: bool = Fal
         raise RuntimeError(f"JAX could not start; see {logs / 'probe.log'}")
     platform = probe["platform"]
     machine["jax_device"] = {k: probe[k] for k in ("platform", "device_kind")}
+    # Whether impl="onednn" runs here (its rows are skipped with the reason
+    # where it does not).
+    machine["jconv_onednn"] = probe.get("jconv_onednn")
     cases = _cases_for(config, platform)
     impls = [REFERENCE_IMPL] + [i for i in config.impls if i != REFERENCE_IMPL]
     n_jobs = len(cases) * len(config.modes) * len(config.dtypes) * len(impls)
@@ -425,7 +442,7 @@ def run_benchmark(config, workdir, *, overwrite: bool = False, quiet: bool = Fal
         runner.progress(total, quiet=quiet, desc="benchmark") as bar,
     ):
         records, metas, sides = _run_workers(
-            config, impls, cases, platform, scratch, logs, metrics, bar
+            config, impls, cases, probe, scratch, logs, metrics, bar
         )
         race = (
             _finish_race(config, sides, scratch, metrics)

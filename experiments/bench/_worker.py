@@ -32,6 +32,7 @@ BACKENDS = {
     "jconv_auto": "experiments.bench._jax_impls",
     "jconv_lax": "experiments.bench._jax_impls",
     "jconv_einsum": "experiments.bench._jax_impls",
+    "jconv_onednn": "experiments.bench._jax_impls",
     "jconv_fft": "experiments.bench._jax_impls",
     "jconv_winograd": "experiments.bench._jax_impls",
     "lax_raw": "experiments.bench._jax_impls",
