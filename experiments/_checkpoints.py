@@ -13,13 +13,16 @@ from experiments._errors import NonFiniteError, WorkdirError, first_line
 
 
 class _UnretrievedFutures(logging.Filter):
-    """Drops asyncio's "Future exception was never retrieved" records: after
+    """Drops asyncio's "Future (or Task) exception was never retrieved" records: after
     a failed restore, orbax's futures for the other reads of the same damaged
     checkpoint fail too and are collected unread; the restore's own error
     already reports what they say."""
 
     def filter(self, record):
-        return not record.getMessage().startswith("Future exception was never")
+        message = record.getMessage()
+        return not message.startswith(
+            ("Future exception was never", "Task exception was never")
+        )
 
 
 def _hide_closed_loop_errors() -> None:

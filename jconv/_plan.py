@@ -3,7 +3,9 @@
 
 A plan names three formulations: one for the output, one for the input
 gradient and one for the kernel gradient, each `"lax"`, `"einsum"`, `"fft"`
-(`jconv._fft`) or `"winograd"` (`jconv._winograd`, 3x3 stride-1 layers). A
+(`jconv._fft`), `"winograd"` (`jconv._winograd`, 3x3 stride-1 layers) or
+`"onednn"` (`jconv._onednn`: Intel oneDNN's CPU kernels called from XLA,
+differentiated by its own primitive's rules). A
 convolution is bilinear, so its tangent is `conv(x_dot, k) + conv(x, k_dot)`
 by any formulation; the plan's rule is a `jax.custom_jvp` that computes the
 output with the first formulation and each tangent term with its own, and JAX
@@ -39,7 +41,36 @@ tangent (an argument nobody differentiates) costs nothing.
   | GPU/TPU | all three   | lax                                                     |
 
   The first row that matches decides (the rows below a winograd or fft row
-  apply to what it leaves). T = KH * KW taps, S = strides[0] * strides[1]
+  apply to what it leaves).
+
+  Where oneDNN runs (`onednn_applies`: the extension loaded, the CPU, one
+  device in the process, float32 inputs summed in float32), the plan above
+  is rewritten for every layer but the tiny ones, by these rows, first match:
+
+  | layer                   | output / input grad / kernel grad                |
+  |-------------------------|--------------------------------------------------|
+  | depthwise               | onednn / onednn (einsum if strided) / onednn     |
+  |                         | (fft from 121 taps, 11x11, at the default        |
+  |                         | precision)                                       |
+  | groups == 1, C_in == 1  | as above / as above / onednn                     |
+  | dense fft row, or       | as above / as above / onednn                     |
+  | dense winograd row with |                                                  |
+  | C_in >= 128             |                                                  |
+  | everything else         | onednn / onednn / onednn                         |
+
+  Calibrated on the 2-core Intel Xeon (AVX-512) of `make bench`, each term
+  of each formulation timed side by side on the benchmark's shapes
+  (`experiments/bench`): oneDNN's direct kernels win every depthwise and
+  grouped term, the 1x1 and the stem (2-8x over the XLA formulations there),
+  and dense 3x3 layers up to 64 channels; Winograd still ties or wins the
+  output and input gradient of dense 3x3 layers from 128 channels; the
+  einsum's strided windows win a strided depthwise input gradient, lax the
+  one-channel image layer's output and input gradient, the FFT the large
+  depthwise kernel gradient (13x13: 19 ms against oneDNN's 34). The rule
+  keys on shapes only, not on the CPU: oneDNN dispatches to its AVX2 or
+  AVX-512 kernels itself, and XLA's formulations it is set against are the
+  same programs on both. oneDNN's sums are float32 direct sums, as lax's:
+  it runs at every precision. T = KH * KW taps, S = strides[0] * strides[1]
   (input pixels per output pixel: the FFT computes every stride-1 output,
   the direct sums only the strided ones), and "input-dilated" is a strided transposed
   convolution. The fft and winograd rows apply only at the default

@@ -18,7 +18,15 @@ from jax.test_util import check_grads
 from reference import reference_conv2d
 
 import jconv
-from jconv._plan import EINSUM, LAX, WINOGRAD, Plan, choose_plan, run_plan
+from jconv._plan import (
+    EINSUM,
+    LAX,
+    WINOGRAD,
+    Plan,
+    choose_plan,
+    onednn_applies,
+    run_plan,
+)
 from jconv._spec import canonical_precision, transpose_spec
 
 # Padding "same" unless a layer says otherwise.
@@ -135,10 +143,16 @@ def _convolutions(fn, *args):
     return len(re.findall(r"\bconvolution\(", jax.jit(fn).lower(*args).as_text("hlo")))
 
 
+def _onednn_calls(fn, *args):
+    text = jax.jit(fn).lower(*args).as_text("hlo")
+    return len(re.findall(r'custom_call_target="jconv_onednn_conv"', text))
+
+
 def test_auto_runs_the_plan_it_picks():
-    """Depthwise on the CPU compiles to no convolution at all (the einsum tap
-    sum, output and both gradients), elsewhere to lax's three; a 16-channel
-    3x3 on 8 tiles (below Winograd's thresholds) to XLA's three everywhere."""
+    """On the CPU, depthwise compiles to no XLA convolution at all (oneDNN's
+    three calls, or without it the einsum tap sum), a 16-channel 3x3 on 8
+    tiles (below Winograd's thresholds) to oneDNN's three or XLA's three;
+    elsewhere both to XLA's three."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((2, 8, 8, 16)), jnp.float32)
     k_dw = jnp.asarray(rng.standard_normal((3, 3, 16, 1)), jnp.float32)
@@ -148,17 +162,16 @@ def test_auto_runs_the_plan_it_picks():
         return jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2), argnums=(0, 1))(x, k)
 
     def depthwise(x, k):
-        return jconv.depthwise_conv2d(x, k, padding="same")
+        return step(lambda x, k: jconv.depthwise_conv2d(x, k, padding="same"), x, k)
 
     def dense(x, k):
-        return jconv.conv2d(x, k, padding="same")
+        return step(lambda x, k: jconv.conv2d(x, k, padding="same"), x, k)
 
-    depthwise_convolutions = 0 if jax.default_backend() == "cpu" else 3
-    assert (
-        _convolutions(lambda x, k: step(depthwise, x, k), x, k_dw)
-        == depthwise_convolutions
-    )
-    assert _convolutions(lambda x, k: step(dense, x, k), x, k) == 3
+    cpu = jax.default_backend() == "cpu"
+    onednn = onednn_applies(x.dtype, None, jax.default_backend())
+    assert _onednn_calls(depthwise, x, k_dw) == _onednn_calls(dense, x, k) == 3 * onednn
+    assert _convolutions(depthwise, x, k_dw) == (0 if cpu else 3)
+    assert _convolutions(dense, x, k) == (0 if onednn else 3)
 
 
 # Each formulation once in every slot (a Latin square), so every tangent of

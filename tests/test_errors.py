@@ -172,7 +172,8 @@ CASES = [
         (X, K),
         {"impl": "winograd"},
         ValueError,
-        r"`impl` \(='winograd'\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
+        r"`impl` \(='winograd'\) must be one of "
+        r"\('auto', 'lax', 'einsum', 'fft', 'onednn'\)",
     ),
     (
         "bias shape",
@@ -694,11 +695,12 @@ NAMED_CASES = [
     ),
     (
         {"impl": ["lax"]},
-        r"`impl` \(=\['lax'\]\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
+        r"`impl` \(=\['lax'\]\) must be one of "
+        r"\('auto', 'lax', 'einsum', 'fft', 'onednn'\)",
     ),
     (
         {"impl": None},
-        r"`impl` \(=None\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
+        r"`impl` \(=None\) must be one of \('auto', 'lax', 'einsum', 'fft', 'onednn'\)",
     ),
     ({"data_format": ["channels_last"]}, r"`data_format` \(=\['channels_last'\]\)"),
 ]

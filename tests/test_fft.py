@@ -32,6 +32,7 @@ from test_keras import keras_conv2d
 
 import jconv
 from jconv import linen
+from jconv._plan import onednn_applies
 
 FFT = dict(impl="fft")
 
@@ -276,17 +277,23 @@ def test_from_keras_runs_fft():
 
 
 def test_auto_runs_fft_on_large_depthwise_kernels():
-    """`auto`'s table sends a 13x13 depthwise layer to the FFT (CPU), and a
+    """`auto`'s table sends a 13x13 depthwise layer's kernel gradient to the
+    FFT on the CPU (and its output too where oneDNN does not run), and a
     caller's explicit precision back to the direct sum."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((2, 20, 20, 3)).astype(np.float32)
     kernel = rng.standard_normal((13, 13, 3, 1)).astype(np.float32)
     f = functools.partial(jconv.depthwise_conv2d, padding="same")
-    text = jax.jit(f).lower(x, kernel).as_text()
-    highest = jax.jit(functools.partial(f, precision="highest")).lower(x, kernel)
+
+    def kernel_grad(precision):
+        loss = lambda k: jnp.sum(f(x, k, precision=precision) ** 2)
+        return jax.jit(jax.grad(loss)).lower(kernel).as_text()
+
     on_cpu = jax.default_backend() == "cpu"
-    assert ("fft" in text) == on_cpu
-    assert "fft" not in highest.as_text()
+    onednn = onednn_applies(x.dtype, None, jax.default_backend())
+    assert ("fft" in jax.jit(f).lower(x, kernel).as_text()) == (on_cpu and not onednn)
+    assert ("fft" in kernel_grad(None)) == on_cpu
+    assert "fft" not in kernel_grad("highest")
     case = dict(hw=(20, 20), kernel=(13, 13))
     expected = reference_depthwise_conv2d(x, kernel, padding="same")
     assert_fft_close(f(x, kernel), expected, x, kernel, plane=plane(case), channels=1)

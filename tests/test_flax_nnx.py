@@ -358,7 +358,8 @@ BAD_ARGUMENTS = {
         (dict(data_format="NHWC"), r"`data_format` \(='NHWC'\) must be one of"),
         (
             dict(impl="cuda"),
-            r"`impl` \(='cuda'\) must be one of \('auto', 'lax', 'einsum', 'fft'\)",
+            r"`impl` \(='cuda'\) must be one of "
+            r"\('auto', 'lax', 'einsum', 'fft', 'onednn'\)",
         ),
     ],
     (jnnx.Conv2D, TypeError): [
