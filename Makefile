@@ -1,5 +1,8 @@
-# Two commands on a fresh machine with python3 and make: `make run`, `make test`.
-# Each creates .venv when missing and (re)installs only when pyproject.toml changed.
+# Two commands on a fresh machine with python3, make and a C++ compiler: `make
+# run`, `make test`. Each creates .venv when missing and (re)installs only when
+# pyproject.toml or the native extension's sources (setup.py, native/) changed:
+# the install builds the oneDNN extension (optional: without a compiler jconv
+# installs without it).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,11 +17,13 @@ $(BIN)/python:
 # thousands): the install takes half the CPU time.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --no-compile
 
-$(VENV)/.run-deps: pyproject.toml | $(BIN)/python
+NATIVE := pyproject.toml setup.py $(wildcard native/*)
+
+$(VENV)/.run-deps: $(NATIVE) | $(BIN)/python
 	$(PIP_INSTALL) -e '.[experiments]'
 	touch $@
 
-$(VENV)/.test-deps: pyproject.toml | $(BIN)/python
+$(VENV)/.test-deps: $(NATIVE) | $(BIN)/python
 	$(PIP_INSTALL) -e '.[experiments,test,bench]'
 	touch $@ $(VENV)/.run-deps
 
@@ -62,4 +67,4 @@ format: $(VENV)/.test-deps
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build jconv/_onednn_ffi*.so

@@ -1,5 +1,6 @@
 """jconv: differentiable 2D convolution in JAX, twice (lax and einsum), plus
-the FFT and Winograd fast algorithms.
+the FFT and Winograd fast algorithms and, on the CPU, oneDNN's kernels called
+from inside XLA (`impl="onednn"`, `onednn_status()`).
 
 The public surface is what this file names. The private modules are one
 concept each; four of them are shared, and only from these does another
@@ -28,6 +29,7 @@ from jconv._conv import conv2d_einsum as conv2d_einsum
 from jconv._conv import conv2d_lax as conv2d_lax
 from jconv._depthwise import depthwise_conv2d as depthwise_conv2d
 from jconv._keras_io import to_keras as to_keras
+from jconv._onednn import onednn_status as onednn_status
 from jconv._separable import separable_conv2d as separable_conv2d
 from jconv._torch_io import to_torch as to_torch
 from jconv._transpose import conv2d_transpose as conv2d_transpose

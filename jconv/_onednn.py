@@ -83,7 +83,16 @@ def _preload_onednn() -> None:
 
 @functools.cache
 def status() -> Status:
-    """Loads the extension once and registers its handler with XLA."""
+    """Whether `impl="onednn"` can run in this process, and if not why
+    (`jconv.onednn_status()`): loads jconv's oneDNN extension once and
+    registers its handler with XLA.
+
+    Example:
+      >>> import jconv
+      >>> s = jconv.onednn_status()
+      >>> s.available or bool(s.reason)
+      True
+    """
     if os.environ.get("JCONV_ONEDNN", "1") == "0":
         return Status(False, "disabled by JCONV_ONEDNN=0 in the environment")
     override = os.environ.get("JCONV_ONEDNN_LIBRARY")
@@ -110,6 +119,10 @@ def status() -> Status:
     except (OSError, AttributeError) as error:
         return Status(False, f"jconv's oneDNN extension did not load: {error}")
     return Status(True, version=version)
+
+
+# The public name (`jconv.onednn_status`).
+onednn_status = status
 
 
 def check(x_dtype, preferred_element_type) -> None:

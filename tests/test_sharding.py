@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from _devices import cpu_env, run_script
 
+from jconv._onednn import status
+
 
 @pytest.fixture(scope="module")
 def sharded_results():
@@ -15,15 +17,43 @@ def sharded_results():
     return run_script(script, env=cpu_env(8))
 
 
+def _convolutions(results):
+    return [r for r in results if "impl" in r]
+
+
 def test_every_combination_ran(sharded_results):
-    combos = {(r["impl"], r["mesh"]) for r in sharded_results}
-    assert len(combos) == 6 and len(sharded_results) == 18
-    assert all(r["input_devices"] == 8 for r in sharded_results)
+    rows = _convolutions(sharded_results)
+    impls = 3 if status().available else 2
+    combos = {(r["impl"], r["mesh"]) for r in rows}
+    assert len(combos) == 3 * impls and len(rows) == 9 * impls
+    assert all(r["input_devices"] == 8 for r in rows)
+
+
+def test_onednn_sharded_equals_single_device(sharded_results):
+    """Explicit `impl="onednn"` on every mesh: the answer of one device."""
+    rows = [r for r in _convolutions(sharded_results) if r["impl"] == "onednn"]
+    assert len(rows) == (9 if status().available else 0)
+    for r in rows:
+        assert r["max_abs_diff"] <= 1e-5, r
+
+
+def test_auto_keeps_a_sharded_batch_sharded(sharded_results):
+    """With 8 devices `auto` keeps the XLA formulations (a custom call is not
+    partitioned): the compiled learning step on a batch-sharded input
+    all-reduces the kernel and bias gradients and gathers no activation."""
+    (step,) = [r for r in sharded_results if r.get("step") == "auto"]
+    assert step["onednn_calls"] == 0, step
+    assert step["all_gathers"] == 0, step
+    assert step["all_reduces"] >= 1, step
 
 
 @pytest.mark.parametrize("mesh", ["batch", "height", "batch_x_height"])
 def test_sharded_equals_single_device(sharded_results, impl, mesh):
-    rows = [r for r in sharded_results if r["impl"] == impl and r["mesh"] == mesh]
+    rows = [
+        r
+        for r in _convolutions(sharded_results)
+        if r["impl"] == impl and r["mesh"] == mesh
+    ]
     assert rows
     for r in rows:
         # Same arithmetic, possibly split differently: float32 roundoff only.

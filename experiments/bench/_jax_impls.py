@@ -49,7 +49,7 @@ from jax import lax
 import jconv
 from experiments.bench._cases import ConvCase, winograd_applies
 from experiments.bench._impl import Prepared, Unsupported
-from jconv._plan import choose_plan
+from jconv._plan import choose_plan, onednn_applies
 from jconv._spec import conv_spec
 from jconv._winograd import conv2d_winograd_core
 
@@ -147,9 +147,11 @@ def _winograd_fn(case: ConvCase):
 
 def auto_plan(case: ConvCase, dtype: str) -> str:
     """The plan `impl="auto"` picks for `case` on this backend."""
+    backend = jax.default_backend()
+    onednn = onednn_applies(jnp.dtype(dtype), None, backend)
     plan = choose_plan(
         case.batch, case.geometry.c_in, case.kernel_shape, _spec(case, dtype),
-        jnp.dtype(dtype), jax.default_backend(),
+        jnp.dtype(dtype), backend, onednn=onednn,
     )  # fmt: skip
     return "/".join(plan)
 
