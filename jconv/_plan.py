@@ -53,17 +53,18 @@ tangent (an argument nobody differentiates) costs nothing.
   |                         | (fft from 121 taps, 11x11, at the default        |
   |                         | precision)                                       |
   | groups == 1, C_in == 1  | as above / as above / onednn                     |
-  | dense fft row, or       | as above / as above / onednn                     |
-  | dense winograd row with |                                                  |
-  | C_in >= 128             |                                                  |
+  | dense fft row           | fft / fft / onednn                               |
+  | winograd row, groups == | winograd / onednn / onednn                       |
+  | 1, C_in >= 128          |                                                  |
   | everything else         | onednn / onednn / onednn                         |
 
   Calibrated on the 2-core Intel Xeon (AVX-512) of `make bench`, each term
   of each formulation timed side by side on the benchmark's shapes
   (`experiments/bench`): oneDNN's direct kernels win every depthwise and
   grouped term, the 1x1 and the stem (2-8x over the XLA formulations there),
-  and dense 3x3 layers up to 64 channels; Winograd still ties or wins the
-  output and input gradient of dense 3x3 layers from 128 channels; the
+  and dense 3x3 layers up to 64 channels; Winograd still wins the output
+  of dense 3x3 layers from 128 channels (resnet28: 16 ms against 23 ms), not
+  their input gradient; the
   einsum's strided windows win a strided depthwise input gradient, lax the
   one-channel image layer's output and input gradient, the FFT the large
   depthwise kernel gradient (13x13: 19 ms against oneDNN's 34). The rule
@@ -163,8 +164,8 @@ FFT_DENSE_TAPS = 169
 # thin to pay for the transforms.
 WINOGRAD_MIN_TILES = 128
 WINOGRAD_MIN_CHANNELS = 64
-# With oneDNN (`jconv._onednn`): Winograd keeps the output and input gradient
-# of the ungrouped layers it applies to from 128 input channels; the FFT keeps the
+# With oneDNN (`jconv._onednn`): Winograd keeps the output of the ungrouped
+# layers it applies to from 128 input channels; the FFT keeps the
 # depthwise kernel gradient from 121 taps (11x11).
 ONEDNN_WINOGRAD_CHANNELS = 128
 ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS = 121
@@ -286,9 +287,10 @@ def _onednn_plan(c_in: int, kernel_hwio_shape, spec: ConvSpec, xla: Plan, fast) 
         )
     if spec.groups == 1 and c_in == 1:
         return Plan(xla.output, xla.input_grad, "onednn")
-    dense_winograd = xla == WINOGRAD and spec.groups == 1
-    if xla.output == "fft" or (dense_winograd and c_in >= ONEDNN_WINOGRAD_CHANNELS):
-        return Plan(xla.output, xla.input_grad, "onednn")
+    if xla.output == "fft":
+        return Plan("fft", "fft", "onednn")
+    if xla == WINOGRAD and spec.groups == 1 and c_in >= ONEDNN_WINOGRAD_CHANNELS:
+        return Plan("winograd", "onednn", "onednn")
     return ONEDNN
 
 
