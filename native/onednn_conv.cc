@@ -16,11 +16,13 @@
 //
 // Primitives (and the weight reorders they need) are created once per
 // shape, pass and attributes and cached: creating one costs 0.1-5 ms.
-// Scratch memory is user-managed, one growing buffer per calling thread:
-// oneDNN's library-managed scratchpad is, in this build, one global buffer
-// shared by every primitive (DNNL_ENABLE_CONCURRENT_EXEC is off in the PyPI
-// wheels), so two XLA threads running two convolutions at once (an input and
-// a kernel gradient are independent) would write into the same memory.
+// Scratch memory is user-managed, one growing buffer per calling thread.
+// oneDNN documents its library-managed scratchpad, with its default build
+// (DNNL_ENABLE_CONCURRENT_EXEC=OFF), as one buffer common to all primitives,
+// each of which must run on the thread that created it; XLA runs this
+// handler on any of its worker threads, two convolutions at once where they
+// are independent (an input and a kernel gradient). The user-managed mode is
+// thread-safe as long as no two executions share a scratchpad buffer.
 
 #include <cstdint>
 #include <cstdio>
