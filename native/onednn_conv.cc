@@ -96,6 +96,34 @@ struct Entry {
   dnnl::reorder kernel_reorder;
 };
 
+// The kernel as a backward primitive reads it (input gradient) or writes it
+// (kernel gradient).
+dnnl::memory::desc PrimitiveKernel(
+    const dnnl::convolution_backward_data::primitive_desc& pd) {
+  return pd.weights_desc();
+}
+dnnl::memory::desc PrimitiveKernel(
+    const dnnl::convolution_backward_weights::primitive_desc& pd) {
+  return pd.diff_weights_desc();
+}
+
+// Fills `entry` with the backward primitive `Primitive` (input or kernel
+// gradient) of the convolution `forward` describes.
+template <typename Primitive>
+void Backward(Entry& entry, const dnnl::memory::desc& image,
+              const dnnl::memory::desc& kernel, const dnnl::memory::desc& output,
+              const dims& strides, const dims& dilation, const dims& low,
+              const dims& high,
+              const dnnl::convolution_forward::primitive_desc& forward,
+              const dnnl::primitive_attr& attr) {
+  typename Primitive::primitive_desc pd(
+      Engine(), dnnl::algorithm::convolution_direct, image, kernel, output,
+      strides, dilation, low, high, forward, attr);
+  entry.primitive = Primitive(pd);
+  entry.kernel = PrimitiveKernel(pd);
+  entry.scratchpad = pd.scratchpad_desc();
+}
+
 std::shared_ptr<Entry> Create(const Geometry& g) {
   dnnl::memory::desc image({g.n, g.c, g.h, g.w}, dt::f32, tag::nhwc);
   dnnl::memory::desc output({g.n, g.c_out, g.oh, g.ow}, dt::f32, tag::nhwc);
@@ -122,19 +150,13 @@ std::shared_ptr<Entry> Create(const Geometry& g) {
     entry->kernel = forward.weights_desc();
     entry->scratchpad = forward.scratchpad_desc();
   } else if (g.pass == kInputGrad) {
-    dnnl::convolution_backward_data::primitive_desc pd(
-        Engine(), direct, image, kernel, output, strides, dilation, low, high,
-        forward, attr);
-    entry->primitive = dnnl::convolution_backward_data(pd);
-    entry->kernel = pd.weights_desc();
-    entry->scratchpad = pd.scratchpad_desc();
+    Backward<dnnl::convolution_backward_data>(*entry, image, kernel, output,
+                                              strides, dilation, low, high,
+                                              forward, attr);
   } else {
-    dnnl::convolution_backward_weights::primitive_desc pd(
-        Engine(), direct, image, kernel, output, strides, dilation, low, high,
-        forward, attr);
-    entry->primitive = dnnl::convolution_backward_weights(pd);
-    entry->kernel = pd.diff_weights_desc();
-    entry->scratchpad = pd.scratchpad_desc();
+    Backward<dnnl::convolution_backward_weights>(*entry, image, kernel, output,
+                                                 strides, dilation, low, high,
+                                                 forward, attr);
   }
   entry->reorder_kernel = entry->kernel != user_kernel;
   if (entry->reorder_kernel) {
