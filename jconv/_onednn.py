@@ -60,11 +60,14 @@ INT32_MAX = 2**31 - 1
 @dataclasses.dataclass(frozen=True)
 class Status:
     """Whether oneDNN runs here: `available`, and `reason` when it is not;
-    `version` of the oneDNN library loaded."""
+    `version` of the oneDNN library loaded; `avx512`: whether it runs its
+    AVX-512 kernels (the CPU has them and `ONEDNN_MAX_CPU_ISA` allows them)."""
 
     available: bool
     reason: str = ""
     version: str = ""
+    # Whether oneDNN runs its AVX-512 kernels (else AVX2 or older).
+    avx512: bool = False
 
 
 def _preload_onednn() -> None:
@@ -115,10 +118,11 @@ def status() -> Status:
         handler = library.JconvOnednnConv
         library.JconvOnednnVersion.restype = ctypes.c_char_p
         version = library.JconvOnednnVersion().decode()
+        avx512 = bool(library.JconvOnednnAvx512())
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(handler), platform="cpu")
     except (OSError, AttributeError) as error:
         return Status(False, f"jconv's oneDNN extension did not load: {error}")
-    return Status(True, version=version)
+    return Status(True, version=version, avx512=avx512)
 
 
 # The public name (`jconv.onednn_status`).

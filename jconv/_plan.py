@@ -53,25 +53,34 @@ tangent (an argument nobody differentiates) costs nothing.
   |                         | (fft from 121 taps, 11x11, at the default        |
   |                         | precision)                                       |
   | groups == 1, C_in == 1  | as above / as above / onednn                     |
+  | groups == 1, C_in > 4,  | as above (the XLA plan) / as above / as above    |
+  | KH*KW > 1, oneDNN       |                                                  |
+  | without AVX-512         |                                                  |
   | dense fft row           | fft / fft / onednn                               |
   | winograd row, groups == | winograd / onednn / onednn                       |
   | 1, C_in >= 128          |                                                  |
   | everything else         | onednn / onednn / onednn                         |
 
-  Calibrated on the 2-core Intel Xeon (AVX-512) of `make bench`, each term
-  of each formulation timed side by side on the benchmark's shapes
+  Calibrated on the 2-core Intel Xeon (AVX-512) of `make bench`, each term of
+  each formulation timed side by side on the benchmark's shapes
   (`experiments/bench`): oneDNN's direct kernels win every depthwise and
   grouped term, the 1x1 and the stem (2-8x over the XLA formulations there),
-  and dense 3x3 layers up to 64 channels; Winograd still wins the output
-  of dense 3x3 layers from 128 channels (resnet28: 16 ms against 23 ms), not
-  their input gradient; the
-  einsum's strided windows win a strided depthwise input gradient, lax the
-  one-channel image layer's output and input gradient, the FFT the large
-  depthwise kernel gradient (13x13: 19 ms against oneDNN's 34). The rule
-  keys on shapes only, not on the CPU: oneDNN dispatches to its AVX2 or
-  AVX-512 kernels itself, and XLA's formulations it is set against are the
-  same programs on both. oneDNN's sums are float32 direct sums, as lax's:
-  it runs at every precision. T = KH * KW taps, S = strides[0] * strides[1]
+  and dense 3x3 layers up to 64 channels; Winograd still wins the output of
+  dense 3x3 layers from 128 channels (resnet28: 16 ms against 23 ms), not
+  their input gradient; the einsum's strided windows win a strided depthwise
+  input gradient, lax the one-channel image layer's output and input gradient,
+  the FFT the large depthwise kernel gradient (13x13: 19 ms against oneDNN's
+  34). The rule keys on the CPU where the two classes differ: with oneDNN and
+  XLA both held to AVX2 (`ONEDNN_MAX_CPU_ISA=AVX2`, `--xla_cpu_max_isa=AVX2`,
+  the project's AVX2 EPYC class) oneDNN still wins the depthwise, strided
+  depthwise and stem layers (fwd+bwd 18, 9 and 85 ms against XLA's 64, 34 and
+  153) but loses the dense ones (resnet56, resnet28: 116 and 94 ms against
+  Winograd's 84 and 51; the 1x1 layer 96-113 against 110-117), so there
+  ungrouped layers with a spatial kernel and from 5 input channels keep the
+  XLA plan (`Status.avx512`, asked of oneDNN itself). oneDNN's sums are
+  float32 direct sums, as lax's: it runs at every precision.
+
+  In the first table, T = KH * KW taps, S = strides[0] * strides[1]
   (input pixels per output pixel: the FFT computes every stride-1 output,
   the direct sums only the strided ones), and "input-dilated" is a strided transposed
   convolution. The fft and winograd rows apply only at the default
@@ -168,6 +177,10 @@ WINOGRAD_MIN_CHANNELS = 64
 # layers it applies to from 128 input channels; the FFT keeps the
 # depthwise kernel gradient from 121 taps (11x11).
 ONEDNN_WINOGRAD_CHANNELS = 128
+# Where oneDNN has only its AVX2 kernels, ungrouped layers with a spatial
+# kernel keep the XLA plan above this many input channels (the ResNet layers;
+# the image layers up to it, the stem, and 1x1 layers still gain).
+ONEDNN_AVX2_IMAGE_CHANNELS = 4
 ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS = 121
 
 
@@ -273,9 +286,11 @@ def onednn_applies(dtype, preferred_element_type, backend: str) -> bool:
     )
 
 
-def _onednn_plan(c_in: int, kernel_hwio_shape, spec: ConvSpec, xla: Plan, fast) -> Plan:
+def _onednn_plan(
+    c_in: int, kernel_hwio_shape, spec: ConvSpec, xla: Plan, fast, avx512: bool
+) -> Plan:
     """oneDNN's rows of the table, given the XLA plan `xla` of a layer that
-    is not tiny."""
+    is not tiny; `avx512`: whether oneDNN runs its AVX-512 kernels."""
     kh, kw, c_group, _ = kernel_hwio_shape
     strided = spec.strides != (1, 1)
     if spec.groups > 1 and c_group == 1:  # depthwise
@@ -287,6 +302,14 @@ def _onednn_plan(c_in: int, kernel_hwio_shape, spec: ConvSpec, xla: Plan, fast) 
         )
     if spec.groups == 1 and c_in == 1:
         return Plan(xla.output, xla.input_grad, "onednn")
+    spatial = kh * kw > 1
+    if (
+        spec.groups == 1
+        and spatial
+        and c_in > ONEDNN_AVX2_IMAGE_CHANNELS
+        and not avx512
+    ):
+        return xla
     if xla.output == "fft":
         return Plan("fft", "fft", "onednn")
     if xla == WINOGRAD and spec.groups == 1 and c_in >= ONEDNN_WINOGRAD_CHANNELS:
@@ -313,7 +336,8 @@ def choose_plan(
     if not onednn or (tiny and c_out <= SMALL_OUTPUT):
         return plan
     fast = fast_algorithms_allowed(precision)
-    return _onednn_plan(c_in, kernel_hwio_shape, spec, plan, fast)
+    avx512 = onednn_status().avx512
+    return _onednn_plan(c_in, kernel_hwio_shape, spec, plan, fast, avx512)
 
 
 def _xla_plan(

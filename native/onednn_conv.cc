@@ -321,3 +321,11 @@ extern "C" __attribute__((visibility("default"))) const char* JconvOnednnVersion
   std::snprintf(text, sizeof text, "%d.%d.%d", v->major, v->minor, v->patch);
   return text;
 }
+
+// 1 where oneDNN runs its AVX-512 kernels here (the CPU has them and
+// ONEDNN_MAX_CPU_ISA allows them), else 0: `impl="auto"`'s rule differs.
+extern "C" __attribute__((visibility("default"))) int JconvOnednnAvx512() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return (isa & avx512) == avx512 ? 1 : 0;
+}
