@@ -11,14 +11,19 @@ checkpoints, the least-squares reference, summary, plots and text.
 - `"noise_sweep"`: one true kernel learned at every (noise level, number of
   pairs) of a grid, next to the least-squares estimate at each point.
 
+The kernels are 1-D, 2-D or 3-D, as the inputs are (`data.source`:
+"random_signal" gives signals, "random_volume" volumes, the others images);
+everything below works at every rank, the plots drawing each its own way.
+
 Each learning problem's least-squares solution (`jconv.learn.lstsq` on the
 patch matrix, float64) is the independent reference the learned kernel is
 compared with; its rank and null space say what the pairs can determine.
 
 Learning runs on the device mesh of `config.mesh` (`data` devices splitting
-the pairs, `height` devices splitting the image rows; 1 x 1 by default), with
-the same jitted step whatever its size; `config.distributed` (see
-`experiments.runner.initialize_distributed`) spreads it over several hosts.
+the pairs, `height` devices splitting the first spatial axis, an image's rows;
+1 x 1 by default), with the same jitted step whatever its size;
+`config.distributed` (see `experiments.runner.initialize_distributed`) spreads
+it over several hosts.
 """
 
 from __future__ import annotations
@@ -33,7 +38,11 @@ import numpy as np
 from experiments import kernel_data, plots, runner
 
 EXPERIMENTS = ("document_example", "learn", "noise_sweep")
-PADDINGS = ("valid", "same")
+PADDINGS = ("valid", "same", "causal")
+# The inputs of each spatial rank, and what `mesh.height` splits (their
+# first spatial axis), in messages.
+INPUTS = {1: "signals", 2: "images", 3: "volumes"}
+FIRST_AXIS = {1: "signal length", 2: "image height", 3: "volume depth"}
 PRECISIONS = (None, "default", "high", "highest")
 IMPLS = ("lax", "einsum")
 # Step counts are int32 inside optax (its schedules and counters).
@@ -127,6 +136,7 @@ def check_config(config) -> str:
     )
     data, target, model = config.data, config.target, config.model
     _one_of(data.source, kernel_data.SOURCES, "data.source")
+    rank = kernel_data.SOURCE_RANKS[data.source]
     _positive_int(data.image_size, "data.image_size")
     _positive_int(data.channels, "data.channels")
     if experiment == "learn":
@@ -173,7 +183,7 @@ def check_config(config) -> str:
     kernels = tuple(target.kernels)
     runner.require(kernels, "target.kernels", kernels, "name at least one kernel")
     for name in kernels:
-        _one_of(name, kernel_data.KERNEL_NAMES, "target.kernels")
+        _one_of(name, kernel_data.kernel_names(rank), "target.kernels")
     runner.require(
         len(set(kernels)) == len(kernels),
         "target.kernels",
@@ -196,20 +206,20 @@ def check_config(config) -> str:
             ("data.channels", data.channels),
             ("target.channels_out", target.channels_out),
         ):
-            want = 3 if field == "target.kernel_size" else 1
+            want = kernel_data.NAMED_KERNEL_SIZE if field == "target.kernel_size" else 1
             runner.require(
                 value == want,
                 field,
                 value,
                 f"be {want} for the named kernels {tuple(named)} "
-                "(3x3, one channel in and out)",
+                f"({kernel_data.kernel_extent(rank)}, one channel in and out)",
             )
     runner.require(
         target.kernel_size <= data.image_size,
         "target.kernel_size",
         target.kernel_size,
         f"not exceed data.image_size (={data.image_size}): the kernel would be "
-        "larger than the images",
+        f"larger than the {INPUTS[rank]}",
     )
 
     runner.require(
@@ -284,11 +294,13 @@ def check_config(config) -> str:
 
 
 def _output_height(config) -> int:
+    """The output's size along the first spatial axis (every axis has it)."""
     from jconv import resolve_padding
 
     size, k, s = config.data.image_size, config.target.kernel_size, config.model.strides
-    (top, bottom), _ = resolve_padding(
-        (size, size), (k, k), (s, s), (1, 1), config.model.padding
+    rank = kernel_data.SOURCE_RANKS[config.data.source]
+    (top, bottom), *_ = resolve_padding(
+        (size,) * rank, (k,) * rank, (s,) * rank, (1,) * rank, config.model.padding
     )
     return (size + top + bottom - k) // s + 1
 
@@ -299,10 +311,12 @@ def check_mesh(config, *, num_pairs: int) -> dict[str, int]:
     Refuses, naming the field: a size that is not an int >= 1 or -1, more
     devices than JAX sees (with several processes: not all of them), a data
     axis that does not divide the `num_pairs` pairs, a height axis that does
-    not divide the input or output image height. Sizes given as numbers are
-    checked before JAX is asked for its devices.
+    not divide the input's or output's first spatial axis (an image's
+    height). Sizes given as numbers are checked before JAX is asked for its
+    devices.
     """
     height_in, height_out = config.data.image_size, _output_height(config)
+    axis_words = FIRST_AXIS[kernel_data.SOURCE_RANKS[config.data.source]]
     batch = (
         "data.num_pairs"
         if config.experiment == "learn"
@@ -326,7 +340,7 @@ def check_mesh(config, *, num_pairs: int) -> dict[str, int]:
                     height_in % size == 0 and height_out % size == 0,
                     "mesh.height",
                     given,
-                    f"divide the image height{shown}: the input's, data.image_size "
+                    f"divide the {axis_words}{shown}: the input's, data.image_size "
                     f"(={height_in}), and the output's (={height_out}, "
                     f"{config.model.padding!r} padding, stride {config.model.strides})",
                 )
@@ -358,7 +372,8 @@ class Setup:
 
 
 def build_setup(config) -> Setup:
-    """Input images, true kernels and targets for every problem of a config."""
+    """Inputs (signals, images or volumes), true kernels and targets for every
+    problem of a config."""
     import jax
     import jax.numpy as jnp
 
@@ -382,13 +397,9 @@ def build_setup(config) -> Setup:
         seed=config.seed,
     )
     channels_out = 1 if kernel_names[0] != "random" else target.channels_out
+    rank = kernel_data.SOURCE_RANKS[data.source]
     model = learn.ConvModel(
-        kernel_shape=(
-            target.kernel_size,
-            target.kernel_size,
-            data.channels,
-            channels_out,
-        ),
+        kernel_shape=(*(target.kernel_size,) * rank, data.channels, channels_out),
         use_bias=m.use_bias,
         strides=m.strides,
         padding=m.padding,
@@ -405,6 +416,7 @@ def build_setup(config) -> Setup:
                 channels_in=data.channels,
                 channels_out=channels_out,
                 seed=config.seed,
+                rank=rank,
             )
         }
         if m.use_bias:
@@ -430,10 +442,10 @@ def least_squares(setup: Setup, g: int) -> dict:
 
     model, p = setup.model, setup.problems
     n = setup.num_pairs[g]
-    kh, kw, c_in, c_out = model.kernel_shape
+    *kernel_size, c_in, c_out = model.kernel_shape
     a = learn.patch_matrix(
         p.x[g, :n],
-        (kh, kw),
+        tuple(kernel_size),
         strides=model.strides,
         padding=model.padding,
         bias=model.use_bias,
@@ -445,7 +457,9 @@ def least_squares(setup: Setup, g: int) -> dict:
         "patch_matrix_rank": result.rank,
         "unknowns": a.shape[1],
         "null_space_dimension": a.shape[1] - result.rank,
-        "lstsq_kernel": sol[: kh * kw * c_in].reshape(kh, kw, c_in, c_out),
+        "lstsq_kernel": sol[: math.prod(kernel_size) * c_in].reshape(
+            model.kernel_shape
+        ),
         "null_space": result.null_space,
         "patch_matrix": a,
         "singular_values": result.singular_values,
@@ -523,7 +537,8 @@ def train(
     start = runner.fetch(learn.evaluate(model, init.params, problems))
     loss0 = np.asarray(start.loss)
     grad0 = np.asarray(start.grad_norm)
-    scale = np.max(np.abs(setup.problems.true_params["kernel"]), axis=(1, 2, 3, 4))
+    true_kernels = setup.problems.true_params["kernel"]
+    scale = np.max(np.abs(true_kernels), axis=tuple(range(1, true_kernels.ndim)))
 
     def done(m) -> bool:
         ok = np.zeros(num, bool)
@@ -599,8 +614,9 @@ def train(
 
 
 def _squeeze(kernel: np.ndarray) -> np.ndarray:
-    """`(KH, KW, 1, 1)` -> `(KH, KW)` for reading; other shapes unchanged."""
-    return kernel[:, :, 0, 0] if kernel.shape[2:] == (1, 1) else kernel
+    """`(*K, 1, 1)` -> `(*K)` for reading (`(KH, KW)` for a 2-D kernel);
+    other shapes unchanged."""
+    return kernel[..., 0, 0] if kernel.shape[-2:] == (1, 1) else kernel
 
 
 def _ulps(error: float, scale: float) -> float:
@@ -663,7 +679,7 @@ def problem_record(setup: Setup, result: TrainResult, g: int) -> dict:
     }
     if ls["null_space_dimension"]:
         record["null_space_basis"] = ls["null_space"].T
-        n_k = int(np.prod(true_k.shape[:3]))
+        n_k = int(np.prod(true_k.shape[:-1]))
         record["unlearnable_part"] = _squeeze(unlearnable[:n_k].reshape(true_k.shape))
     if model.use_bias:
         true_b = p.true_params["bias"][g]
@@ -692,6 +708,7 @@ def summarize(setup: Setup, result: TrainResult, config) -> dict:
 
     return {
         "experiment": config.experiment,
+        "spatial_rank": setup.model.rank,
         "true_kernel": per("true_kernel"),
         "learned_kernel": per("learned_kernel"),
         "kernel_max_abs_error": max(r["kernel_max_abs_error"] for r in records),
@@ -716,8 +733,9 @@ def summarize(setup: Setup, result: TrainResult, config) -> dict:
 
 
 def _kernel_matrix(kernel: np.ndarray, bias=None) -> np.ndarray:
-    """A kernel as a 2D array for a heatmap: `(KH, KW)` as is; otherwise rows
-    are output channels, columns `(kh, kw, c_in)` then the bias."""
+    """A kernel as a 2D array for a heatmap: `(KH, KW)` as is; otherwise
+    (`(*K, C_in, C_out)` of any rank) rows are output channels, columns
+    `(*k, c_in)` then the bias."""
     kernel = np.asarray(kernel, np.float64)
     if kernel.ndim == 2:
         return kernel
@@ -776,40 +794,91 @@ def make_plots(setup: Setup, result: TrainResult, summary: dict, out) -> list[st
         if many:
             break
         tag = record["name"]
-        bias = record.get("learned_bias")
-        panels = {
-            "true": _kernel_matrix(record["true_kernel"], record.get("true_bias")),
-            "learned": _kernel_matrix(record["learned_kernel"], bias),
-            "least squares": _kernel_matrix(
-                record["lstsq_kernel"], record.get("lstsq_bias")
-            ),
-        }
-        panels["learned - true"] = panels["learned"] - panels["true"]
-        plots.plot_heatmaps(
-            out / f"kernel_{tag}.png",
-            panels,
-            share_scale=False,
-            title=f"kernel {tag!r}: error {record['kernel_max_abs_error']:.2g}",
-        )
-        names.append(f"kernel_{tag}.png")
+        names.append(_plot_kernel(out / f"kernel_{tag}.png", record, model.rank))
         params = {k: jnp.asarray(v[g]) for k, v in result.params.items()}
         x = p.x[g, :1]
         pred = np.asarray(model.apply(params, jnp.asarray(x)))[0, ..., 0]
         target = p.y[g, 0, ..., 0]
-        plots.plot_images(
-            out / f"images_{tag}.png",
-            {
-                "input": x[0],
-                "target (channel 0)": target,
-                "prediction (channel 0)": pred,
-                f"target - prediction (max |.| {np.max(np.abs(target - pred)):.2g})": (
-                    target - pred
-                ),
-            },
-            title=f"kernel {tag!r}, first pair",
-        )
-        names.append(f"images_{tag}.png")
+        residual = target - pred
+        worst = f"max |.| {np.max(np.abs(residual)):.2g}"
+        title = f"kernel {tag!r}, first pair"
+        if model.rank == 1:
+            file = f"signals_{tag}.png"
+            plots.plot_panels(
+                out / file,
+                {
+                    "input (channel 0)": {"input": x[0, :, 0]},
+                    "output (channel 0)": {"target": target, "prediction": pred},
+                    f"target - prediction ({worst})": {"residual": residual},
+                },
+                styles={"prediction": "--"},
+                xlabel="sample",
+                title=title,
+            )
+        elif model.rank == 3:
+            # The middle depth slice of each volume.
+            mid = lambda v: v[v.shape[0] // 2]
+            file = f"volumes_{tag}.png"
+            plots.plot_images(
+                out / file,
+                {
+                    "input, middle slice": mid(x[0]),
+                    "target (channel 0)": mid(target),
+                    "prediction (channel 0)": mid(pred),
+                    f"target - prediction ({worst})": mid(residual),
+                },
+                title=title + ", middle depth slices",
+            )
+        else:
+            file = f"images_{tag}.png"
+            plots.plot_images(
+                out / file,
+                {
+                    "input": x[0],
+                    "target (channel 0)": target,
+                    "prediction (channel 0)": pred,
+                    f"target - prediction ({worst})": residual,
+                },
+                title=title,
+            )
+        names.append(file)
     return names
+
+
+def _plot_kernel(path, record: dict, rank: int) -> str:
+    """The true, learned and least-squares kernels of a problem and the
+    learned one's error, drawn as suits the rank: a single-channel 1-D kernel
+    as its taps, a single-channel 3-D kernel slice by slice, every other one
+    as a heatmap. Returns the file's name."""
+    kernels = {
+        "true": np.asarray(record["true_kernel"], np.float64),
+        "learned": np.asarray(record["learned_kernel"], np.float64),
+        "least squares": np.asarray(record["lstsq_kernel"], np.float64),
+    }
+    title = f"kernel {record['name']!r}: error {record['kernel_max_abs_error']:.2g}"
+    one_channel = kernels["true"].ndim == rank  # `_squeeze`d
+    if one_channel and rank == 1:
+        error = kernels["learned"] - kernels["true"]
+        plots.plot_panels(
+            path,
+            {"taps": kernels, "learned - true": {"learned - true": error}},
+            styles={"true": "o-", "learned": "x--", "least squares": "+:"},
+            xlabel="tap",
+            title=title,
+        )
+    elif one_channel and rank == 3:
+        kernels["learned - true"] = kernels["learned"] - kernels["true"]
+        plots.plot_volume_slices(path, kernels, title=title)
+    else:
+        bias = {
+            "true": record.get("true_bias"),
+            "learned": record.get("learned_bias"),
+            "least squares": record.get("lstsq_bias"),
+        }
+        panels = {k: _kernel_matrix(v, bias[k]) for k, v in kernels.items()}
+        panels["learned - true"] = panels["learned"] - panels["true"]
+        plots.plot_heatmaps(path, panels, share_scale=False, title=title)
+    return path.name
 
 
 # ----------------------------------------------------------------------- text
@@ -833,7 +902,7 @@ def report(summary: dict, workdir, files: list[str]) -> str:
             "learned kernel:",
             _array(r["learned_kernel"]),
         ]
-        if np.ndim(r["true_kernel"]) == 2:
+        if np.ndim(r["true_kernel"]) == summary["spatial_rank"]:  # one channel
             lines += ["true kernel:", _array(r["true_kernel"])]
         err, ulps = r["kernel_max_abs_error"], r["kernel_error_float32_ulps"]
         if r["recovered_to_float32"]:
@@ -917,7 +986,7 @@ def run_document_example(config, wd: runner.Workdir) -> dict:
             p: float(
                 max(np.max(np.abs(results[i, p] - results[impls[0], p])) for i in impls)
             )
-            for p in PADDINGS
+            for p in ("valid", "same")  # the document's two
         },
         "errata": document.ERRATA,
     }

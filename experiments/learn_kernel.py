@@ -3,7 +3,10 @@
     python -m experiments.learn_kernel --config=configs/learn_document_kernel.py \
         --workdir=runs/learn_document_kernel
 
-Any config field can be overridden (`--config.optimizer.learning_rate=0.05`);
+The configs in `configs/` that name this script learn 2-D kernels (images),
+1-D ones (`learn_signal_kernel.py`, signal filters) and 3-D ones
+(`learn_volume_kernel.py`). Any config field can be overridden
+(`--config.optimizer.learning_rate=0.05`);
 `--overwrite` replaces a finished workdir (deleting only the files a run wrote),
 `--allow_optimizer_change` resumes an unfinished one with other optimizer
 settings (recorded in its `config_changes.jsonl`), `--quiet` hides the progress

@@ -149,3 +149,85 @@ def plot_images(path, images: Mapping[str, Any], *, title: str = "") -> pathlib.
         ax.set_title(name, fontsize=9)
         ax.axis("off")
     return _save(fig, path, suptitle=title)
+
+
+def plot_panels(
+    path,
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    styles: Mapping[str, str] | None = None,
+    xlabel: str = "",
+    title: str = "",
+) -> pathlib.Path:
+    """1-D arrays as lines on linear axes, one panel above another: panel
+    `name` draws each `panels[name][label]` against its index (a signal over
+    its samples, a filter over its taps).
+
+    `styles` maps a series label to a matplotlib format string (`"o-"`);
+    a panel with several series has a legend.
+    """
+    if not runner.is_main_process():
+        return pathlib.Path(path)
+    plt = pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(n, 1, figsize=(7, 2.2 * n + 0.6), dpi=100, squeeze=False)
+    styles = styles or {}
+    for ax, (name, series) in zip(axes[:, 0], panels.items()):
+        longest = 0
+        for label, ys in series.items():
+            ys = np.asarray(ys, np.float64)
+            fmt = styles.get(label, ".-" if len(ys) < 40 else "-")
+            ax.plot(np.arange(len(ys)), ys, fmt, label=label)
+            longest = max(longest, len(ys))
+        if longest <= 16:  # a filter's taps: whole numbers only
+            ax.set_xticks(range(longest))
+        ax.set_title(name, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize=8)
+    axes[-1, 0].set_xlabel(xlabel)
+    return _save(fig, path, suptitle=title)
+
+
+def plot_volume_slices(
+    path,
+    volumes: Mapping[str, Any],
+    *,
+    annotate: bool = True,
+    fmt: str = "{:.3g}",
+    title: str = "",
+) -> pathlib.Path:
+    """3D arrays `(D, H, W)` as heatmaps of their depth slices: one row per
+    volume (each on its own colour scale), one column per slice `d`, each
+    cell annotated with its value while a slice has at most 25 cells."""
+    if not runner.is_main_process():
+        return pathlib.Path(path)
+    plt = pyplot()
+    vols = {k: np.asarray(v, np.float64) for k, v in volumes.items()}
+    depth = max(v.shape[0] for v in vols.values())
+    rows, cols = np.max([v.shape[1:] for v in vols.values()], axis=0)
+    w, h = max(2.4, 0.45 * cols + 0.9), max(2.2, 0.45 * rows + 0.7)
+    fig, axes = plt.subplots(
+        len(vols), depth, figsize=(w * depth, h * len(vols)), dpi=100, squeeze=False
+    )
+    for row, (name, v) in zip(axes, vols.items()):
+        vmin, vmax = v.min(), v.max()
+        if vmin == vmax:  # a constant (a box kernel): mid-scale, not noise
+            vmin, vmax = vmin - 1, vmax + 1
+        mid = (vmin + vmax) / 2
+        for d, ax in enumerate(row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if d >= v.shape[0]:
+                ax.axis("off")
+                continue
+            im = ax.imshow(v[d], cmap="viridis", vmin=vmin, vmax=vmax)
+            ax.set_title(f"{name}, d={d}", fontsize=9)
+            if annotate and v[d].size <= 25:
+                for (i, j), value in np.ndenumerate(v[d]):
+                    color = "black" if value > mid else "white"
+                    ax.text(j, i, fmt.format(value), ha="center", va="center",
+                            fontsize=7, color=color)  # fmt: skip
+        # No shared exponent above the bar: it would cover the next title.
+        fig.colorbar(im, ax=row[-1], fraction=0.046, pad=0.04, format="%.2g")
+    return _save(fig, path, suptitle=title)

@@ -21,9 +21,12 @@ from jconv._spec import (
 
 
 def resolve_padding(input_hw, kernel_hw, strides, dilation_rate, padding) -> Pads:
-    """Explicit `((top, bottom), (left, right))` pads for a 2D convolution.
+    """Explicit `(low, high)` pads per spatial axis: `((top, bottom), (left,
+    right))` for a 2D convolution, one pair for 1D, three for 3D.
 
-    Per spatial axis, with `span = (kernel - 1) * dilation + 1`:
+    The rank is the length of the first of `input_hw`, `kernel_hw`,
+    `strides`, `dilation_rate` given as a sequence (where all four are
+    ints: 2). Per spatial axis, with `span = (kernel - 1) * dilation + 1`:
 
     - `"valid"`: no pads.
     - `"same"` (TensorFlow/Keras): `out = ceil(size / stride)` and a total pad of
@@ -33,18 +36,22 @@ def resolve_padding(input_hw, kernel_hw, strides, dilation_rate, padding) -> Pad
       `SAME_LOWER`).
     - `"full"`: `span - 1` on both sides (every partial overlap of kernel and
       input, the "full padding" of Dumoulin and Visin's guide).
-    - explicit: an int, `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+    - `"causal"` (Keras `Conv1D`): `span - 1` before, none after, so output
+      `i` reads no input after `i * stride`.
+    - explicit: an int, one int per axis (`(pad_h, pad_w)`) or one `(low,
+      high)` pair per axis (`((top, bottom), (left, right))`).
 
     Args:
-      input_hw: spatial size `(H, W)` of the input (an int for both), sizes
-        not negative.
-      kernel_hw: spatial size `(KH, KW)` of the (undilated) kernel, positive.
-      strides: int or `(stride_h, stride_w)`, positive.
-      dilation_rate: int or `(dilation_h, dilation_w)`, positive.
+      input_hw: spatial sizes of the input (`(H, W)`; `(W,)` or `(D, H, W)`;
+        an int for every axis), not negative. With `input_dilation`, the
+        stretched sizes `(size - 1) * input_dilation + 1`.
+      kernel_hw: spatial size of the (undilated) kernel, positive.
+      strides: int or one per axis, positive.
+      dilation_rate: int or one per axis, positive.
       padding: a rule above (string, any case) or explicit pads.
 
     Returns:
-      `((top, bottom), (left, right))` as Python ints.
+      One `(low, high)` pair per spatial axis, as Python ints.
 
     Raises:
       ValueError: unknown padding string, malformed or negative explicit
@@ -58,6 +65,10 @@ def resolve_padding(input_hw, kernel_hw, strides, dilation_rate, padding) -> Pad
       ((2, 1), (2, 1))
       >>> resolve_padding((5, 5), (3, 2), (1, 1), (2, 1), "full")
       ((4, 4), (1, 1))
+      >>> resolve_padding((16,), 3, 1, 4, "causal")  # 1D: one pair
+      ((8, 0),)
+      >>> resolve_padding((4, 8, 8), 3, (1, 2, 2), 1, "same")  # 3D
+      ((1, 1), (0, 1), (0, 1))
     """
     geometry = padding_geometry(input_hw, kernel_hw, strides, dilation_rate)
     return _padding.resolve_padding(*geometry, padding)
@@ -76,10 +87,12 @@ def resolve_transpose_padding(
     Args:
       input_hw, kernel_hw, strides, dilation_rate, padding: as for
         `resolve_padding`.
-      output_padding: None, int or `(ah, aw)`, each in `[0, stride)`.
+      output_padding: None, int or one per axis (`(ah, aw)`), each in `[0,
+        stride)`.
 
     Returns:
-      `((H_out, W_out), ((top, bottom), (left, right)))`.
+      The output's spatial sizes and one `(low, high)` pair per axis:
+      `((H_out, W_out), ((top, bottom), (left, right)))` in 2D.
 
     Raises:
       ValueError, TypeError: as `resolve_padding`, and for an `output_padding`
@@ -114,20 +127,26 @@ def conv_output_shape(
     strides=1,
     padding="valid",
     dilation_rate=1,
+    input_dilation=1,
     groups=1,
     data_format="channels_last",
 ) -> tuple[int, ...]:
-    """Shape of `conv2d(x, kernel, ...)` for `x.shape == input_shape`.
+    """Shape of `conv(x, kernel, ...)` for `x.shape == input_shape`, in 1, 2
+    or 3 spatial dimensions (read from `kernel_shape`).
 
     Per spatial axis (Dumoulin and Visin's relationship 15, with the pads of
     `jconv.resolve_padding`):
-    `out = (size + pad_lo + pad_hi - (k - 1) * dilation - 1) // stride + 1`.
+    `out = (size + pad_lo + pad_hi - (k - 1) * dilation - 1) // stride + 1`,
+    `size` the input's, stretched to `(size - 1) * input_dilation + 1` by an
+    input dilation.
 
     Args:
-      input_shape: `(N, H, W, C_in)` (or `(N, C_in, H, W)` with
-        channels_first), or unbatched without `N`.
-      kernel_shape: `(KH, KW, C_in // groups, C_out)`.
-      strides, padding, dilation_rate, groups, data_format: as for `conv2d`.
+      input_shape: `(N, *S, C_in)` (or `(N, C_in, *S)` with channels_first,
+        `S` the spatial sizes: `(H, W)` in 2D), or unbatched without `N`.
+      kernel_shape: `(*K, C_in // groups, C_out)`, `K` the kernel's spatial
+        sizes (`(KH, KW)` in 2D).
+      strides, padding, dilation_rate, input_dilation, groups, data_format:
+        as for `conv`.
 
     Returns:
       The output shape, batched if the input shape is.
@@ -148,15 +167,21 @@ def conv_output_shape(
       >>> # No images, or no rows: "same" keeps ceil(0 / stride) = 0 rows.
       >>> conv_output_shape((0, 0, 5, 3), (3, 3, 3, 4), strides=2, padding="same")
       (0, 0, 3, 4)
+      >>> conv_output_shape((8, 100, 2), (3, 2, 16), dilation_rate=4,
+      ...                   padding="causal")  # 1D
+      (8, 100, 16)
+      >>> conv_output_shape((2, 5, 5, 5, 1), (3, 3, 3, 1, 4), input_dilation=2)
+      (2, 7, 7, 7, 4)
     """
     return _output_shape(
         conv_spec,
         input_shape,
         kernel_shape,
-        c_out=lambda spec, kernel_shape: kernel_shape[3],
+        c_out=lambda spec, kernel_shape: kernel_shape[-1],
         strides=strides,
         padding=padding,
         dilation_rate=dilation_rate,
+        input_dilation=input_dilation,
         groups=groups,
         data_format=data_format,
     )
@@ -173,15 +198,16 @@ def conv_transpose_output_shape(
     groups=1,
     data_format="channels_last",
 ) -> tuple[int, ...]:
-    """Shape of `conv2d_transpose(x, kernel, ...)` for `x.shape == input_shape`.
+    """Shape of `conv_transpose(x, kernel, ...)` for `x.shape == input_shape`,
+    in 1, 2 or 3 spatial dimensions (read from `kernel_shape`).
 
     With explicit pads `p` and `output_padding` `a` this is the guide's
     relationship 14, `out = stride * (size - 1) + a + span - 2p`; the string
     rules follow Keras (see `jconv.conv2d_transpose`).
 
     Args:
-      input_shape: `(N, H, W, C_in)` (or `(N, C_in, H, W)`), or unbatched.
-      kernel_shape: `(KH, KW, C_out // groups, C_in)`.
+      input_shape: `(N, *S, C_in)` (or `(N, C_in, *S)`), or unbatched.
+      kernel_shape: `(*K, C_out // groups, C_in)`.
       strides, padding, output_padding, dilation_rate, groups, data_format:
         as for `conv2d_transpose` (the output does not depend on its
         `padding_mode`).

@@ -1,5 +1,5 @@
-"""Public 2D convolution: argument checks, then one of the implementations
-(auto, lax, einsum, fft).
+"""Public convolution in 1, 2 or 3 spatial dimensions: argument checks, then
+one of the implementations (auto, lax, einsum, fft, onednn).
 
 The keyword arguments of every public convolution function are described
 once, in `KEYWORDS`; `public` gives each function those it takes, with
@@ -51,7 +51,8 @@ _ARGS_DOC = """
       bias: `(C_out,)` or None.
       output: `(N, H_out, W_out, C_out)` with, per spatial axis,
         `H_out = (H + pad_top + pad_bottom - ((KH - 1) * dilation + 1)) // stride + 1`;
-        "valid" has no pads, "same" gives `H_out = ceil(H / stride)`.
+        "valid" has no pads, "same" gives `H_out = ceil(H / stride)`; with
+        an input dilation `i`, `H` is the stretched `(H - 1) * i + 1`.
 
     Args:
       x: input images, floating or complex dtype.
@@ -64,13 +65,20 @@ _ARGS_DOC = """
       padding: `"valid"`, `"same"` (TensorFlow/Keras rule: an odd total pad
         puts the extra row/column at the bottom/right), `"same_lower"` (the
         extra one at the top/left), `"full"` (`(KH - 1) * dilation` on each
-        side), an int, a pair `(pad_h, pad_w)` or `((top, bottom), (left,
-        right))`; see `jconv.resolve_padding`.
+        side), `"causal"` (`(KH - 1) * dilation` before, none after, as
+        Keras' `Conv1D`), an int, a pair `(pad_h, pad_w)` or `((top,
+        bottom), (left, right))`; see `jconv.resolve_padding`.
       padding_mode: how the pads are filled: `"zeros"`, `"reflect"` (mirror,
         edge not repeated; pads at most `size - 1`), `"replicate"` (repeat the
-        edge) or `"circular"` (wrap around; pads at most `size`).
+        edge) or `"circular"` (wrap around, as many times as the pad needs,
+        as `numpy.pad(mode="wrap")`).
       dilation_rate: int or `(dh, dw)`, positive. Unlike Keras, strides and
         dilation may both exceed 1.
+      input_dilation: int or `(ih, iw)`, positive: the input stretched by
+        `input_dilation - 1` zeros between pixels before it is padded (lax's
+        `lhs_dilation`, Flax's `input_dilation`: a fractional-stride
+        convolution); string paddings are resolved on the stretched size.
+        Only with `padding_mode="zeros"`.
       groups: number of channel groups; divides `C_in` and `C_out`.
       data_format: `"channels_last"` (NHWC) or `"channels_first"` (NCHW).
       precision: passed to the contraction (`jax.lax.Precision`, a string such
@@ -122,12 +130,14 @@ def _run(
     if spec.padding_mode != "zeros":
         h_axis = 2 if spec.channels_first else 1
         x = pad_spatial(x, spec.pads, spec.padding_mode, h_axis)
-        spec = dataclasses.replace(spec, pads=((0, 0), (0, 0)), padding_mode="zeros")
+        zero = ((0, 0),) * spec.rank
+        spec = dataclasses.replace(spec, pads=zero, padding_mode="zeros")
     result = x.dtype if preferred_element_type is None else preferred_element_type
     accumulate = accumulation_dtype(x.dtype, preferred_element_type)
     y = IMPLS[impl](x, kernel_hwio, spec, precision, accumulate)
     if bias is not None:
-        shape = (1, -1, 1, 1) if spec.channels_first else (1, 1, 1, -1)
+        shape = [1] * y.ndim
+        shape[1 if spec.channels_first else -1] = -1
         y = y + bias.astype(y.dtype).reshape(shape)
     y = y.astype(result)
     return y if spec.batched else y[0]
@@ -178,12 +188,14 @@ def _convolve(
     precision,
     preferred_element_type=None,
     impl,
+    rank=None,
     **arguments,
 ):
     """What every public convolution does, in this order: reads `impl` and
     `precision`, makes floating arrays of one dtype, checks the shapes and
     the other `arguments` with `make_spec` (`conv_spec`, `transpose_spec`),
-    then runs the jitted `apply` on the spec."""
+    then runs the jitted `apply` on the spec. `rank`: the spatial rank the
+    function requires (`conv2d`: 2), None to read it from the kernel."""
     impl = _check_impl(impl)
     precision = canonical_precision(precision)
     x, kernel, bias = _as_arrays(x, kernel, bias)
@@ -192,7 +204,9 @@ def _convolve(
         check_onednn(x.dtype, preferred)
     itemsize = x.dtype.itemsize if preferred is None else preferred.itemsize
     bias_shape = None if bias is None else bias.shape
-    spec = make_spec(x.shape, kernel.shape, bias_shape, itemsize=itemsize, **arguments)
+    spec = make_spec(
+        x.shape, kernel.shape, bias_shape, itemsize=itemsize, rank=rank, **arguments
+    )
     return apply(
         x,
         kernel,
@@ -214,6 +228,7 @@ KEYWORDS = dict(
     output_padding=None,  # transposed convolutions only
     padding_mode="zeros",
     dilation_rate=1,
+    input_dilation=1,  # forward convolutions only
     groups=1,
     data_format="channels_last",
     precision=None,
@@ -300,10 +315,94 @@ def conv2d(x, kernel, bias=None, **keywords):
       Array([[0. +56.j, 0. +76.j],
              [0.+175.j, 0.+302.j]], dtype=complex64)
     """
-    return _convolve(_apply, conv_spec, x, kernel, bias, **keywords)
+    return _convolve(_apply, conv_spec, x, kernel, bias, rank=2, **keywords)
 
 
 conv2d.__doc__ = conv2d.__doc__.format(args=_ARGS_DOC, raises=_RAISES_DOC)
+
+
+_RANK_DOC = """
+    The spatial rank (1, 2 or 3) is the kernel's number of axes less two, and
+    every argument of `conv2d` generalizes per axis: `strides`,
+    `dilation_rate`, `input_dilation` an int or one value per spatial axis,
+    `padding` a rule, an int, one int per axis or one `(low, high)` pair per
+    axis.
+
+    Shapes (channels_last; channels_first puts C at axis 1), `S` the input's
+    spatial sizes (`(W,)`, `(H, W)`, `(D, H, W)`), `K` the kernel's:
+      x: `(N, *S, C_in)`, or unbatched `(*S, C_in)` giving unbatched output.
+      kernel: `(*K, C_in // groups, C_out)` (Keras' `Conv1D`/`Conv2D`/
+        `Conv3D` layout).
+      bias: `(C_out,)` or None.
+      output: `(N, *S_out, C_out)`, each axis as `conv2d`'s `H_out`.
+
+    Args:
+      x, kernel, bias, strides, padding, padding_mode, dilation_rate,
+        input_dilation, groups, data_format, precision,
+        preferred_element_type, impl: as for `conv2d`, per spatial axis.
+        `impl="auto"` picks among lax, einsum, FFT and oneDNN for every rank
+        (Winograd F(4x4, 3x3) is a 2D algorithm).
+
+    Returns:
+      The convolved arrays, dtype promoted from `x`, `kernel` and `bias`, or
+      `preferred_element_type`.
+{raises}"""
+
+
+@public(omit=("output_padding",))
+def conv(x, kernel, bias=None, **keywords):
+    """Convolution in 1, 2 or 3 spatial dimensions, read from the kernel.
+    {rank_doc}
+    Example (a causal moving sum over a sequence, then a 3D volume):
+      >>> import jax.numpy as jnp
+      >>> x = jnp.arange(1.0, 6.0)[:, None]  # 5 steps, 1 channel
+      >>> conv(x, jnp.ones((3, 1, 1)), padding="causal")[:, 0]
+      Array([ 1.,  3.,  6.,  9., 12.], dtype=float32)
+      >>> volume = jnp.ones((2, 8, 8, 8, 4))
+      >>> conv(volume, jnp.ones((3, 3, 3, 4, 16)), strides=2, padding="same").shape
+      (2, 4, 4, 4, 16)
+    """
+    return _convolve(_apply, conv_spec, x, kernel, bias, **keywords)
+
+
+conv.__doc__ = conv.__doc__.format(rank_doc=_RANK_DOC.format(raises=_RAISES_DOC))
+
+
+def _ranked(rank: int, example: str):
+    """`conv` for kernels of one spatial rank, as `conv{rank}d`."""
+
+    def convolution(x, kernel, bias=None, **keywords):
+        return _convolve(_apply, conv_spec, x, kernel, bias, rank=rank, **keywords)
+
+    convolution.__name__ = convolution.__qualname__ = f"conv{rank}d"
+    axes = {1: "(KW, C_in // groups, C_out)", 3: "(KD, KH, KW, C_in // groups, C_out)"}
+    convolution.__doc__ = f"""{rank}D convolution: `conv` for a kernel of shape
+    `{axes[rank]}` (Keras `Conv{rank}D`), refusing any other rank.
+    {_RANK_DOC.format(raises=_RAISES_DOC)}
+    Example:
+{example}"""
+    return public(omit=("output_padding",))(convolution)
+
+
+conv1d = _ranked(
+    1,
+    """\
+      >>> import jax.numpy as jnp
+      >>> x = jnp.ones((4, 100, 2))  # 4 sequences, 100 steps, 2 channels
+      >>> conv1d(x, jnp.ones((3, 2, 8)), dilation_rate=4, padding="causal").shape
+      (4, 100, 8)
+    """,
+)
+conv3d = _ranked(
+    3,
+    """\
+      >>> import jax.numpy as jnp
+      >>> x = jnp.ones((1, 3, 16, 32, 32))  # channels_first: (N, C, D, H, W)
+      >>> k = jnp.ones((3, 3, 3, 3, 8))
+      >>> conv3d(x, k, padding="same", data_format="channels_first").shape
+      (1, 8, 16, 32, 32)
+    """,
+)
 
 
 def _with_impl(impl: str, summary: str, example: str):

@@ -1,5 +1,8 @@
-"""`conv2d` as an explicit contraction: strided windows of the padded input
+"""`conv` as an explicit contraction: strided windows of the padded input
 contracted with the kernel by `jnp.einsum`.
+
+Written here for 2D (NHWC, KH * KW taps); 1D and 3D are the same with one
+spatial axis or three, a tap per element of the kernel's spatial product.
 
 No convolution primitive (nor `conv_general_dilated_patches`) appears here, so
 comparing this implementation with the lax one is a real cross-check. The only
@@ -48,11 +51,13 @@ An empty output (a batch of no images, or an input axis with no pixels, see
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jconv._spec import ConvSpec, check_allocatable, empty_output
+from jconv._spec import ConvSpec, check_allocatable, empty_output, spatial_layout
 
 # P * C_in and C_out at or below which the pixel axis goes last in the GEMM
 # (1-channel 3x3 and 5x5 kernels: 9, 25, into a few channels).
@@ -67,7 +72,7 @@ def choose_formulation(c_in: int, c_out: int, groups: int, kernel_hw) -> str:
     c_group = c_in // groups
     if groups > 1 and c_group == 1:
         return "tap_sum"
-    small_k = kernel_hw[0] * kernel_hw[1] * c_in <= SMALL_CONTRACTION
+    small_k = math.prod(kernel_hw) * c_in <= SMALL_CONTRACTION
     if groups == 1 and small_k and c_out <= SMALL_OUTPUT:
         return "transposed"
     return "im2col"
@@ -83,27 +88,31 @@ def batch_chunks(n: int, window_bytes: int) -> int:
 
 
 def _tap_windows(x_padded_nhwc, spec: ConvSpec, kernel_hw):
-    """One strided slice `(N, H_out, W_out, C)` of the padded input per tap.
+    """One strided slice `(N, H_out, W_out, C)` of the padded input per tap,
+    taps in the kernel's row-major order (the spatial axes are 1 .. rank).
 
     Tap (i, j) sees input pixel (i * dh + oh * sh, j * dw + ow * sw) at output
     pixel (oh, ow): exactly the cross-correlation of the document, no flip.
     """
-    (sh, sw), (dh, dw), (ho, wo) = spec.strides, spec.dilation_rate, spec.out_hw
-    windows = []
-    for i in range(kernel_hw[0]):
-        rows = lax.slice_in_dim(
-            x_padded_nhwc, i * dh, i * dh + (ho - 1) * sh + 1, sh, axis=1
-        )
-        for j in range(kernel_hw[1]):
-            windows.append(
-                lax.slice_in_dim(rows, j * dw, j * dw + (wo - 1) * sw + 1, sw, axis=2)
-            )
-    return windows
+    axes = tuple(zip(kernel_hw, spec.strides, spec.dilation_rate, spec.out_hw))
+
+    def cut(a, axis: int):
+        if axis > len(axes):
+            return [a]
+        k, s, d, out = axes[axis - 1]
+        windows = []
+        for i in range(k):
+            part = lax.slice_in_dim(a, i * d, i * d + (out - 1) * s + 1, s, axis=axis)
+            windows.extend(cut(part, axis + 1))
+        return windows
+
+    return cut(x_padded_nhwc, 1)
 
 
 def _tap_sum(x_padded_nhwc, k_hwio, spec, precision, preferred):
     """Depthwise: sum over taps of window * k[tap], channel multiplier last."""
-    kh, kw, _, c_out = k_hwio.shape
+    *kernel_hw, _, c_out = k_hwio.shape
+    taps, rank = math.prod(kernel_hw), len(kernel_hw)
     c_in = x_padded_nhwc.shape[-1]
     # Accumulate in at least float32: a dot accumulates wide internally, but
     # these are plain adds, and the kernel gradient (a sum over every pixel of
@@ -115,46 +124,50 @@ def _tap_sum(x_padded_nhwc, k_hwio, spec, precision, preferred):
     if preferred is not None:
         acc = jnp.promote_types(acc, preferred)
     x_wide = x_padded_nhwc.astype(acc)
-    k_p11cm = k_hwio.astype(acc).reshape(kh * kw, 1, 1, 1, c_in, c_out // c_in)
+    ones = (1,) * (rank + 1)
+    k_p11cm = k_hwio.astype(acc).reshape(taps, *ones, c_in, c_out // c_in)
     y_nhwcm = None
-    for p, win_nhwc in enumerate(_tap_windows(x_wide, spec, (kh, kw))):
+    for p, win_nhwc in enumerate(_tap_windows(x_wide, spec, kernel_hw)):
         term = win_nhwc[..., None] * k_p11cm[p]
         y_nhwcm = term if y_nhwcm is None else y_nhwcm + term
-    y_nhwc = y_nhwcm.reshape(*y_nhwcm.shape[:3], c_out)
+    y_nhwc = y_nhwcm.reshape(*y_nhwcm.shape[: rank + 1], c_out)
     return y_nhwc.astype(x_padded_nhwc.dtype if preferred is None else preferred)
 
 
 def _transposed(x_padded_nhwc, k_hwio, spec, precision, preferred):
     """Small P*C: `(O, P*C) @ (P*C, M)`, the pixel axis last in the GEMM."""
-    kh, kw, c_in, c_out = k_hwio.shape
+    *kernel_hw, c_in, c_out = k_hwio.shape
+    taps, rank = math.prod(kernel_hw), len(kernel_hw)
     n = x_padded_nhwc.shape[0]
-    ho, wo = spec.out_hw
+    out_hw = spec.out_hw
     # (C, H, W, N) keeps H, W on the axes the slicer expects.
-    x_padded_chwn = jnp.transpose(x_padded_nhwc, (3, 1, 2, 0))
-    wins = _tap_windows(x_padded_chwn, spec, (kh, kw))
+    swap = (rank + 1, *range(1, rank + 1), 0)
+    x_padded_chwn = jnp.transpose(x_padded_nhwc, swap)
+    wins = _tap_windows(x_padded_chwn, spec, kernel_hw)
     cols_km = jnp.stack(wins, axis=0)  # (P, C, H_out, W_out, N)
-    cols_km = cols_km.reshape(kh * kw * c_in, ho * wo * n)
+    cols_km = cols_km.reshape(taps * c_in, math.prod(out_hw) * n)
     y_om = jnp.einsum(
         "ko,km->om",
-        k_hwio.reshape(kh * kw * c_in, c_out),
+        k_hwio.reshape(taps * c_in, c_out),
         cols_km,
         precision=precision,
         preferred_element_type=preferred,
     )
-    return jnp.transpose(y_om.reshape(c_out, ho, wo, n), (3, 1, 2, 0))
+    return jnp.transpose(y_om.reshape(c_out, *out_hw, n), swap)
 
 
 def _im2col(x_padded_nhwc, k_hwio, spec, precision, preferred):
     """Tap-major windows `(M, P*C)` times the kernel `(P*C, O)`, one GEMM."""
-    kh, kw, c_group, c_out = k_hwio.shape
+    *kernel_hw, c_group, c_out = k_hwio.shape
+    taps = math.prod(kernel_hw)
     g = spec.groups
     n = x_padded_nhwc.shape[0]
-    ho, wo = spec.out_hw
-    cols = jnp.concatenate(_tap_windows(x_padded_nhwc, spec, (kh, kw)), axis=-1)
-    m = n * ho * wo
+    out_hw = spec.out_hw
+    cols = jnp.concatenate(_tap_windows(x_padded_nhwc, spec, kernel_hw), axis=-1)
+    m = n * math.prod(out_hw)
     if g == 1:
-        cols_mk = cols.reshape(m, kh * kw * c_group)
-        k_ko = k_hwio.reshape(kh * kw * c_group, c_out)
+        cols_mk = cols.reshape(m, taps * c_group)
+        k_ko = k_hwio.reshape(taps * c_group, c_out)
         y_mo = jnp.einsum(
             "mk,ko->mo",
             cols_mk,
@@ -162,11 +175,11 @@ def _im2col(x_padded_nhwc, k_hwio, spec, precision, preferred):
             precision=precision,
             preferred_element_type=preferred,
         )
-        return y_mo.reshape(n, ho, wo, c_out)
+        return y_mo.reshape(n, *out_hw, c_out)
     # Keras/lax grouping: group k owns input channels [k*Cg, (k+1)*Cg) and
     # output channels [k*Og, (k+1)*Og), so both channel axes split group-major.
-    cols_mpgc = cols.reshape(m, kh * kw, g, c_group)
-    k_pcgo = k_hwio.reshape(kh * kw, c_group, g, c_out // g)
+    cols_mpgc = cols.reshape(m, taps, g, c_group)
+    k_pcgo = k_hwio.reshape(taps, c_group, g, c_out // g)
     y_mgo = jnp.einsum(
         "mpgc,pcgo->mgo",
         cols_mpgc,
@@ -174,16 +187,20 @@ def _im2col(x_padded_nhwc, k_hwio, spec, precision, preferred):
         precision=precision,
         preferred_element_type=preferred,
     )
-    return y_mgo.reshape(n, ho, wo, c_out)
+    return y_mgo.reshape(n, *out_hw, c_out)
 
 
 def _im2col_chunked(x_padded_nhwc, k_hwio, spec, precision, preferred):
     """`_im2col` over batch chunks sized by `WINDOW_BUDGET_BYTES`."""
-    kh, kw, c_group, _ = k_hwio.shape
+    *kernel_hw, c_group, _ = k_hwio.shape
     n = x_padded_nhwc.shape[0]
-    ho, wo = spec.out_hw
     window_bytes = (
-        n * ho * wo * kh * kw * c_group * spec.groups * x_padded_nhwc.dtype.itemsize
+        n
+        * math.prod(spec.out_hw)
+        * math.prod(kernel_hw)
+        * c_group
+        * spec.groups
+        * x_padded_nhwc.dtype.itemsize
     )
     chunks = batch_chunks(n, window_bytes)
     if chunks == 1:
@@ -199,15 +216,16 @@ def _im2col_chunked(x_padded_nhwc, k_hwio, spec, precision, preferred):
 def _buffer(formulation: str, x_padded_shape, k_hwio_shape, spec, itemsize):
     """`(shape, itemsize)` of the largest buffer `formulation` builds at once."""
     n, c_in = x_padded_shape[0], x_padded_shape[-1]
-    kh, kw, c_group, c_out = k_hwio_shape
-    ho, wo = spec.out_hw
+    *kernel_hw, c_group, c_out = k_hwio_shape
+    taps, pixels = math.prod(kernel_hw), math.prod(spec.out_hw)
     if formulation == "tap_sum":
-        return (n, ho, wo, c_out), max(itemsize, 4)  # the float32+ accumulator
+        # the float32+ accumulator
+        return (n, *spec.out_hw, c_out), max(itemsize, 4)
     if formulation == "transposed":
-        return (kh * kw * c_in, ho * wo * n), itemsize
-    window_bytes = n * ho * wo * kh * kw * c_group * spec.groups * itemsize
+        return (taps * c_in, pixels * n), itemsize
+    window_bytes = n * pixels * taps * c_group * spec.groups * itemsize
     chunk = n // batch_chunks(n, window_bytes) if window_bytes else n
-    return (chunk, ho, wo, kh * kw * c_in), itemsize
+    return (chunk, *spec.out_hw, taps * c_in), itemsize
 
 
 FORMULATIONS = {
@@ -222,20 +240,19 @@ def conv2d_einsum_core(
 ):
     """Batched convolution of `x` (NHWC or NCHW as `spec` says), no bias,
     summed in and returned as `preferred_element_type` (None: `x`'s dtype)."""
-    kh, kw, _, c_out = kernel_hwio.shape
+    *kernel_hw, _, c_out = kernel_hwio.shape
     empty = empty_output(x, kernel_hwio, spec, preferred_element_type)
     if empty is not None:
         # No window to slice (the padded input may be shorter than the
         # kernel), nothing to sum.
         return empty
-    x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
+    x_nhwc = jnp.moveaxis(x, 1, -1) if spec.channels_first else x
     # Interior padding stretches the input by lhs_dilation - 1 zeros between
     # pixels (a transposed convolution run as a direct one); negative edge pads
     # crop.
     pad_config = [
         (0, 0, 0),
-        (*spec.pads[0], spec.lhs_dilation[0] - 1),
-        (*spec.pads[1], spec.lhs_dilation[1] - 1),
+        *((*pad, s - 1) for pad, s in zip(spec.pads, spec.lhs_dilation)),
         (0, 0, 0),
     ]
     x_padded = lax.pad(x_nhwc, jnp.zeros((), x.dtype), pad_config)
@@ -246,7 +263,7 @@ def conv2d_einsum_core(
         # (the sum of every window's share) accumulates wide too, as lax's
         # does: the windows' cotangents would be rounded to `x`'s dtype.
         x_padded = x_padded.astype(preferred_element_type)
-    formulation = choose_formulation(x_nhwc.shape[-1], c_out, spec.groups, (kh, kw))
+    formulation = choose_formulation(x_nhwc.shape[-1], c_out, spec.groups, kernel_hw)
     shape, itemsize = _buffer(
         formulation, x_padded.shape, kernel_hwio.shape, spec, x_padded.dtype.itemsize
     )
@@ -256,11 +273,12 @@ def conv2d_einsum_core(
         itemsize,
         lambda: (
             f"`impl`='einsum' on an input of shape {x.shape} with a kernel "
-            f"of shape (KH, KW, C_in // groups, C_out) = {kernel_hwio.shape}"
+            f"of shape ({spatial_layout(kernel_hwio.ndim - 2, 'K')}, C_in // groups, "
+            f"C_out) = {kernel_hwio.shape}"
         ),
         hint="; impl='lax' builds no such buffer",
     )
     y_nhwc = FORMULATIONS[formulation](
         x_padded, kernel_hwio, spec, precision, preferred_element_type
     )
-    return jnp.moveaxis(y_nhwc, 3, 1) if spec.channels_first else y_nhwc
+    return jnp.moveaxis(y_nhwc, -1, 1) if spec.channels_first else y_nhwc

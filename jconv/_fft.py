@@ -1,5 +1,8 @@
-"""`conv2d` by the convolution theorem: the channel contraction of an explicit
+"""`conv` by the convolution theorem: the channel contraction of an explicit
 einsum, taken in the frequency domain.
+
+Written here for 2D (`rfft2`); 1D and 3D take the same steps over one
+spatial axis or three (`rfftn` over the spatial axes).
 
 For each spatial axis the (stretched, padded) input of length `Lp` and the
 (dilated) kernel of length `Ke` give `Lp - Ke + 1` stride-1 outputs, and a
@@ -55,7 +58,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from jconv._spec import ConvSpec, check_allocatable, empty_output
+from jconv._spec import ConvSpec, check_allocatable, empty_output, spatial_layout
 
 
 def fast_length(n: int) -> int:
@@ -73,16 +76,17 @@ def fast_length(n: int) -> int:
 
 def _dilated_kernel(k_hwio, dilation):
     """The kernel stretched by `dilation - 1` zeros between taps."""
-    dh, dw = dilation
-    if (dh, dw) == (1, 1):
+    if all(d == 1 for d in dilation):
         return k_hwio
     zero = jnp.zeros((), k_hwio.dtype)
-    return lax.pad(k_hwio, zero, [(0, 0, dh - 1), (0, 0, dw - 1), (0, 0, 0), (0, 0, 0)])
+    config = [(0, 0, d - 1) for d in dilation] + [(0, 0, 0), (0, 0, 0)]
+    return lax.pad(k_hwio, zero, config)
 
 
-def transform_shape(x_padded_hw, k_hw_dilated) -> tuple[int, int]:
-    """`(Lh, Lw)`: the transform lengths for a padded input and a dilated
-    kernel (both at least the kernel, so an empty output still has a plane)."""
+def transform_shape(x_padded_hw, k_hw_dilated) -> tuple[int, ...]:
+    """`(Lh, Lw)` (one per spatial axis): the transform lengths for a padded
+    input and a dilated kernel (both at least the kernel, so an empty output
+    still has a plane)."""
     return tuple(fast_length(max(p, k)) for p, k in zip(x_padded_hw, k_hw_dilated))
 
 
@@ -99,53 +103,58 @@ def conv2d_fft_core(
     if preferred_element_type is not None:
         wide = jnp.promote_types(wide, preferred_element_type)
     full = jnp.issubdtype(wide, jnp.complexfloating)  # complex: fft2, no rfft2
-    c_group, c_out = kernel_hwio.shape[2:]
-    g = spec.groups
-    x_nhwc = jnp.moveaxis(x, 1, 3) if spec.channels_first else x
+    *_, c_group, c_out = kernel_hwio.shape
+    g, r = spec.groups, spec.rank
+    x_nhwc = jnp.moveaxis(x, 1, -1) if spec.channels_first else x
     n, c_in = x_nhwc.shape[0], x_nhwc.shape[-1]
     pad_config = [
         (0, 0, 0),
-        (*spec.pads[0], spec.lhs_dilation[0] - 1),
-        (*spec.pads[1], spec.lhs_dilation[1] - 1),
+        *((*pad, s - 1) for pad, s in zip(spec.pads, spec.lhs_dilation)),
         (0, 0, 0),
     ]
     x_padded = lax.pad(x_nhwc.astype(wide), jnp.zeros((), wide), pad_config)
     k = _dilated_kernel(kernel_hwio.astype(wide), spec.dilation_rate)
-    ke = k.shape[:2]
-    lh, lw = transform_shape(x_padded.shape[1:3], ke)
+    lengths = transform_shape(x_padded.shape[1:-1], k.shape[:r])
     complex_bytes = jnp.dtype(wide).itemsize * (1 if full else 2)
-    fw = lw if full else lw // 2 + 1
+    # The spectrum's sizes: the last axis halved by a real transform.
+    freq = (*lengths[:-1], lengths[-1] if full else lengths[-1] // 2 + 1)
     cause = lambda: (
         f"`impl`='fft' on an input of shape {x.shape} with a kernel of shape "
-        f"(KH, KW, C_in // groups, C_out) = {kernel_hwio.shape}"
+        f"({spatial_layout(kernel_hwio.ndim - 2, 'K')}, C_in // groups, C_out) = "
+        f"{kernel_hwio.shape}"
     )
     hint = "; impl='lax' builds no such buffer"
     spectra = {
-        "its input spectrum": (n, lh, fw, c_in),
-        "its kernel spectrum": (lh, fw, c_group, c_out),
-        "its output spectrum": (n, lh, fw, c_out),
+        "its input spectrum": (n, *freq, c_in),
+        "its kernel spectrum": (*freq, c_group, c_out),
+        "its output spectrum": (n, *freq, c_out),
     }
     for what, shape in spectra.items():
         check_allocatable(what, shape, complex_bytes, cause, hint=hint)
+    x_axes, k_axes = tuple(range(1, r + 1)), tuple(range(r))
     if full:
-        x_f = jnp.fft.fft2(x_padded, s=(lh, lw), axes=(1, 2))
-        k_f = jnp.conj(jnp.fft.fft2(jnp.conj(k), s=(lh, lw), axes=(0, 1)))
+        x_f = jnp.fft.fftn(x_padded, s=lengths, axes=x_axes)
+        k_f = jnp.conj(jnp.fft.fftn(jnp.conj(k), s=lengths, axes=k_axes))
     else:
-        x_f = jnp.fft.rfft2(x_padded, s=(lh, lw), axes=(1, 2))
-        k_f = jnp.conj(jnp.fft.rfft2(k, s=(lh, lw), axes=(0, 1)))
-    fh = x_f.shape[1]
+        x_f = jnp.fft.rfftn(x_padded, s=lengths, axes=x_axes)
+        k_f = jnp.conj(jnp.fft.rfftn(k, s=lengths, axes=k_axes))
     if g > 1 and c_group == 1:
         # Depthwise: channel c feeds outputs c*M .. c*M + M - 1.
         m = c_out // c_in
-        y_f = x_f[..., None] * k_f.reshape(1, fh, fw, c_in, m)
+        y_f = x_f[..., None] * k_f.reshape(1, *freq, c_in, m)
     else:
-        x_f = x_f.reshape(n, fh, fw, g, c_group)
-        k_f = k_f.reshape(fh, fw, c_group, g, c_out // g)
-        y_f = jnp.einsum("nhwgc,hwcgo->nhwgo", x_f, k_f, precision=precision)
-    y_f = y_f.reshape(n, fh, fw, c_out)
-    inverse = jnp.fft.ifft2 if full else jnp.fft.irfft2
-    y_full = inverse(y_f, s=(lh, lw), axes=(1, 2))
-    (sh, sw), (ho, wo) = spec.strides, spec.out_hw
-    y = y_full[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]
+        x_f = x_f.reshape(n, *freq, g, c_group)
+        k_f = k_f.reshape(*freq, c_group, g, c_out // g)
+        sp = "dhw"[-r:]
+        y_f = jnp.einsum(f"n{sp}gc,{sp}cgo->n{sp}go", x_f, k_f, precision=precision)
+    y_f = y_f.reshape(n, *freq, c_out)
+    inverse = jnp.fft.ifftn if full else jnp.fft.irfftn
+    y_full = inverse(y_f, s=lengths, axes=x_axes)
+    y = y_full[
+        (
+            slice(None),
+            *(slice(0, (o - 1) * s + 1, s) for o, s in zip(spec.out_hw, spec.strides)),
+        )
+    ]
     y = y.astype(dtype)
-    return jnp.moveaxis(y, 3, 1) if spec.channels_first else y
+    return jnp.moveaxis(y, -1, 1) if spec.channels_first else y

@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from jconv._layers import (
-    Conv2DLayer,
-    Conv2DTransposeLayer,
-    DepthwiseConv2DLayer,
-    Frontend,
-    Layer,
-    SeparableConv2DLayer,
-)
+from jconv._layers import LAYERS, Frontend, Layer
+from jconv._spec import _positive_pair
 
-_LAYERS = (
-    Conv2DTransposeLayer,
-    DepthwiseConv2DLayer,
-    SeparableConv2DLayer,
-    Conv2DLayer,
+# The descriptions of Keras' layers, transposed ones first (a Keras 2
+# `Conv2DTranspose` is a `Conv2D`).
+_LAYERS = tuple(
+    sorted(
+        (cls for cls in LAYERS if cls.keras_name is not None),
+        key=lambda cls: "Transpose" not in cls.name,
+    )
 )
+_KERAS_NAMES = ", ".join(cls.keras_name for cls in LAYERS if cls.keras_name)
 
 
 def _layer_class(layer) -> type[Layer]:
@@ -38,8 +35,7 @@ def _layer_class(layer) -> type[Layer]:
         if isinstance(layer, getattr(keras.layers, cls.keras_name)):
             return cls
     raise TypeError(
-        f"`layer` (={layer!r}) must be a keras.layers.Conv2D, Conv2DTranspose, "
-        f"DepthwiseConv2D or SeparableConv2D"
+        f"`layer` (={layer!r}) must be a keras.layers convolution: {_KERAS_NAMES}"
     )
 
 
@@ -106,15 +102,20 @@ def to_keras(module, variables=None):
         params; None for an NNX module.
 
     Returns:
-      A built `keras.layers.Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D` or
-      `SeparableConv2D` with no activation: `layer(x)` equals the module's output.
+      A built Keras layer of the module's class name (`keras.layers.Conv1D`,
+      `Conv2D`, `Conv3D`, `Conv1DTranspose`, ..., `SeparableConv2D`) with no
+      activation: `layer(x)` equals the module's output.
 
     Raises:
       ValueError: a setting Keras layers do not have: `padding` other than
-        "valid"/"same", a `padding_mode` other than "zeros", a computation
-        `dtype` other than the parameters'. Keras itself refuses strides and
-        dilation both above 1.
-      TypeError: not a jconv module, or `variables` missing or given wrongly.
+        "valid"/"same" (and "causal" for a `Conv1D`), a `padding_mode` other
+        than "zeros", `input_dilation` above 1, `groups` on a transposed
+        layer, a computation `dtype` other than the parameters'; a kernel
+        whose shape is not the module's (a Linen module given another's
+        variables). Keras itself refuses strides and dilation both above 1.
+      TypeError: not a jconv module, a module Keras has no layer for
+        (`DepthwiseConv3D`, `SeparableConv3D`), or `variables` missing or
+        given wrongly.
 
     Example:
       >>> from flax import nnx
@@ -127,7 +128,7 @@ def to_keras(module, variables=None):
     if not isinstance(module, Frontend):
         raise TypeError(
             f"`module` (={type(module).__name__}) must be a jconv.nnx or jconv.linen "
-            f"Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D"
+            f"convolution module with a Keras counterpart: {_KERAS_NAMES}"
         )
     return _keras_layer(*module._export(variables))
 
@@ -137,11 +138,23 @@ def _keras_layer(layer: Layer, kernel, bias, dtype):
     `Frontend._export` gives it)."""
     import keras
 
-    padding = layer.padding
-    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+    if layer.keras_name is None:
+        raise TypeError(
+            f"`module` (={layer.name}) has no Keras counterpart: Keras' "
+            f"convolution layers are {_KERAS_NAMES}"
+        )
+    padding, allowed = layer.padding, layer.keras_paddings
+    if not isinstance(padding, str) or padding.lower() not in allowed:
+        takes = " or ".join(", ".join(map(repr, allowed)).rsplit(", ", 1))
         raise ValueError(
-            f"`padding` (={padding!r}) has no Keras equivalent: Keras layers "
-            f"take 'valid' or 'same'"
+            f"`padding` (={padding!r}) has no Keras equivalent: Keras' "
+            f"{layer.keras_name} takes {takes}"
+        )
+    input_dilation = getattr(layer, "input_dilation", 1)
+    if max(_positive_pair(input_dilation, "input_dilation", layer.rank)) > 1:
+        raise ValueError(
+            f"`input_dilation` (={input_dilation!r}) has no Keras equivalent: "
+            f"Keras layers do not stretch their input"
         )
     if layer.padding_mode != "zeros":
         raise ValueError(
@@ -172,9 +185,10 @@ def _keras_layer(layer: Layer, kernel, bias, dtype):
         **{theirs: getattr(layer, ours) for ours, theirs in layer.keras_names.items()},
     )
     c_in = layer.in_features_of(kernel.shape)
+    spatial = (None,) * layer.rank
     if layer.data_format == "channels_first":
-        out.build((None, c_in, None, None))
+        out.build((None, c_in, *spatial))
     else:
-        out.build((None, None, None, c_in))
+        out.build((None, *spatial, c_in))
     out.set_weights(kernels + ([] if bias is None else [np.asarray(bias)]))
     return out

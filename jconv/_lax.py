@@ -1,4 +1,7 @@
-"""`conv2d` on XLA's convolution primitive, derivatives in the canonical layout.
+"""`conv` on XLA's convolution primitive, derivatives in the canonical layout.
+
+Written here for 2D (NHWC); 1D and 3D are the same with one spatial axis
+("NWC", "WIO") or three ("NDHWC", "DHWIO") in the dimension numbers.
 
 XLA's CPU backend runs a convolution on its fast path (YNNPACK, Eigen) only
 when its operands are laid out NHWC input, HWIO kernel, NHWC output. Its
@@ -42,6 +45,9 @@ from jax import lax
 
 from jconv._spec import ConvSpec
 
+# The spatial axes' letters in lax's dimension numbers, by rank.
+_SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
+
 
 def _operands(x, kernel, preferred):
     """`x` and `kernel`, cast to a wider complex `preferred`: on the CPU and
@@ -72,8 +78,10 @@ def _conv(x, kernel, spec: ConvSpec, precision, dimension_numbers, preferred):
 def conv_nhwc(
     x, kernel_hwio, spec: ConvSpec, precision, *, preferred_element_type=None
 ):
-    """The canonical convolution: NHWC input, HWIO kernel, NHWC output."""
-    dimension_numbers = ("NHWC", "HWIO", "NHWC")
+    """The canonical convolution: NHWC input, HWIO kernel, NHWC output (NWC,
+    WIO; NDHWC, DHWIO)."""
+    sp = _SPATIAL[spec.rank]
+    dimension_numbers = (f"N{sp}C", f"{sp}IO", f"N{sp}C")
     return _conv(
         x, kernel_hwio, spec, precision, dimension_numbers, preferred_element_type
     )
@@ -84,8 +92,9 @@ def input_tangent(
 ):
     """`conv(x_dot, kernel)` with the kernel handed over as HWOI: its transpose
     (the input gradient) is a canonical convolution."""
-    k_hwoi = kernel_hwio.transpose(0, 1, 3, 2)
-    dimension_numbers = ("NHWC", "HWOI", "NHWC")
+    k_hwoi = jnp.swapaxes(kernel_hwio, -1, -2)
+    sp = _SPATIAL[spec.rank]
+    dimension_numbers = (f"N{sp}C", f"{sp}OI", f"N{sp}C")
     return _conv(
         x_dot, k_hwoi, spec, precision, dimension_numbers, preferred_element_type
     )
@@ -100,19 +109,21 @@ def kernel_tangent(
     The tangent itself groups the batch (`batch_group_count=G`), which JAX's
     transposition turns into feature groups."""
     x, kernel_dot = _operands(x, kernel_dot, preferred_element_type)
-    n, h, w, c = x.shape
-    g = spec.groups
-    x_cg = x.reshape(n, h, w, g, c // g).transpose(4, 1, 2, 3, 0)
+    n, *hw, c = x.shape
+    r, g = spec.rank, spec.groups
+    spatial = tuple(range(1, r + 1))
+    x_cg = x.reshape(n, *hw, g, c // g).transpose(r + 2, *spatial, r + 1, 0)
+    sp = _SPATIAL[r]
     y_hwnc = lax.conv_general_dilated(
-        x_cg.reshape(c // g, h, w, g * n),
-        kernel_dot.transpose(2, 0, 1, 3),
+        x_cg.reshape(c // g, *hw, g * n),
+        kernel_dot.transpose(r, *range(r), r + 1),
         window_strides=spec.strides,
         padding=spec.pads,
         lhs_dilation=spec.lhs_dilation,
         rhs_dilation=spec.dilation_rate,
-        dimension_numbers=("CHWN", "IHWO", "HWNC"),
+        dimension_numbers=(f"C{sp}N", f"I{sp}O", f"{sp}NC"),
         batch_group_count=g,
         precision=precision,
         preferred_element_type=preferred_element_type,
     )
-    return y_hwnc.transpose(2, 0, 1, 3)
+    return y_hwnc.transpose(r, *range(r), r + 1)

@@ -1,10 +1,12 @@
 """Layer descriptions: what a convolution layer is, whatever holds its weights.
 
-A description is a frozen dataclass, one class per layer kind, checked when it
-is made (the core's own checks, run on a probe shape). It knows its
-parameters (their names, shapes and initialisers: one `kernel` for most
-kinds, `depthwise_kernel` and `pointwise_kernel` for a separable one; then
-the `bias`), the function it calls and its Keras counterpart. Layers flow
+A description is a frozen dataclass, one class per layer kind and spatial rank
+(`Conv1DLayer`, `Conv2DLayer`, `Conv3DLayer`, ...: a kind's class with its
+`rank` and function, nothing else), checked when it is made (the core's own
+checks, run on a probe shape). It knows its parameters (their names, shapes
+and initialisers: one `kernel` for most kinds, `depthwise_kernel` and
+`pointwise_kernel` for a separable one; then the `bias`), the function it
+calls and its Keras counterpart (if Keras has one). Layers flow
 one way: `jconv.nnx` and `jconv.linen` hold parameters and call a description;
 `jconv._keras_io` reads and writes Keras layers as descriptions and arrays.
 Every argument is read by `jconv._spec`/`jconv._padding`, as for the functions.
@@ -26,10 +28,10 @@ import jax.numpy as jnp
 from flax.nnx.nn import initializers
 from flax.nnx.nn.dtypes import promote_dtype
 
-from jconv._conv import _check_impl, conv2d
-from jconv._depthwise import depthwise_conv2d
+from jconv._conv import _check_impl, conv1d, conv2d, conv3d
+from jconv._depthwise import depthwise_conv1d, depthwise_conv2d, depthwise_conv3d
 from jconv._padding import PADDING_MODES, resolve_padding
-from jconv._separable import separable_conv2d
+from jconv._separable import separable_conv1d, separable_conv2d, separable_conv3d
 from jconv._spec import (
     DATA_FORMATS,
     _input,
@@ -39,15 +41,16 @@ from jconv._spec import (
     choice,
     conv_spec,
     depthwise_groups,
+    spatial_layout,
     transpose_spec,
 )
-from jconv._transpose import conv2d_transpose
+from jconv._transpose import conv1d_transpose, conv2d_transpose, conv3d_transpose
 
 # Flax's defaults (`nnx.Conv`, `linen.Conv`): LeCun normal over the fan-in,
 # zero bias.
 default_kernel_init = initializers.lecun_normal()
 default_bias_init = initializers.zeros_init()
-# A transposed kernel `(KH, KW, C_out, C_in)` reads its fan-in on the last axis.
+# A transposed kernel `(*K, C_out, C_in)` reads its fan-in on the last axis.
 default_transpose_kernel_init = initializers.lecun_normal(in_axis=-1, out_axis=-2)
 
 # How messages name the channel counts: NNX takes `in_features` and
@@ -66,13 +69,15 @@ FRONTEND_DEFAULTS = dict(
 )
 
 # The order modules take their arguments in, each kind those it has: Flax's
-# `Conv` order, Keras' arguments beside their neighbours in Keras. (One
-# string: a list literal would take a line a name.)
+# `Conv` order, Keras' arguments beside their neighbours in Keras;
+# `input_dilation` last, where a Linen module's positional fields keep the
+# places they had before it came. (One string: a list literal would take a
+# line a name.)
 MODULE_ORDER = (  # noqa: SIM905
     "in_features out_features kernel_size strides depth_multiplier padding "
     "output_padding padding_mode dilation_rate groups use_bias data_format dtype "
     "param_dtype precision preferred_element_type kernel_init depthwise_init "
-    "pointwise_init bias_init impl"
+    "pointwise_init bias_init impl input_dilation"
 ).split()
 
 # The fields that shape the parameters; the others are the function's keywords.
@@ -93,10 +98,19 @@ class Layer:
 
     `in_features` is None for a Linen module before its first call. `names`
     says how the module's arguments are named in messages.
+
+    A kind (`ConvLayer`, ...) is abstract; its classes by rank
+    (`class Conv1DLayer(ConvLayer, rank=1)`) say their function and take
+    their name, `Conv1D`, from their own (the modules' name, and the Keras
+    class's where Keras has one).
     """
 
+    rank: ClassVar[int]  # spatial axes: 1, 2 or 3
+    name: ClassVar[str]  # the modules' class name, "Conv1D", ...
     fn: ClassVar[Callable]  # the function `__call__` runs
-    keras_name: ClassVar[str]  # the Keras class; jconv's modules share it
+    keras_name: ClassVar[str | None]  # the Keras class; None where there is none
+    # The `padding` strings the Keras class takes (Keras' Conv1D also "causal").
+    keras_paddings: ClassVar[tuple[str, ...]] = ("valid", "same")
     # Fields that Keras names otherwise or that only this kind has.
     keras_names: ClassVar[dict[str, str]]
     # The parameters before the bias, in Keras' weight order (the order `fn`
@@ -118,6 +132,15 @@ class Layer:
         default=NNX_NAMES, repr=False, compare=False
     )
 
+    def __init_subclass__(cls, *, rank=None, keras=True, **kwargs):
+        """`rank`: the spatial rank of a kind's class (its name, without
+        "Layer", names its modules); `keras`: whether Keras has the layer."""
+        super().__init_subclass__(**kwargs)
+        if rank is not None:
+            cls.rank = rank
+            cls.name = cls.__name__.removesuffix("Layer")
+            cls.keras_name = cls.name if keras else None
+
     def __post_init__(self):
         if self.in_features is not None:
             self._set(in_features=_positive_int(self.in_features, "in_features"))
@@ -126,10 +149,10 @@ class Layer:
         _refuse_flax_padding_modes(self.padding)
         if not isinstance(self.use_bias, bool):
             raise TypeError(f"`use_bias` (={self.use_bias!r}) must be a bool")
-        kernel_size = _positive_pair(self.kernel_size, "kernel_size")
-        strides = _positive_pair(self.strides, "strides")
-        dilation_rate = _positive_pair(self.dilation_rate, "dilation_rate")
-        hw = _probe_hw(kernel_size, strides, dilation_rate, self.padding)
+        kernel_size = self._per_axis(self.kernel_size, "kernel_size")
+        strides = self._per_axis(self.strides, "strides")
+        dilation_rate = self._per_axis(self.dilation_rate, "dilation_rate")
+        sizes = _probe_sizes(kernel_size, strides, dilation_rate, self.padding)
         self._set(
             kernel_size=kernel_size,
             impl=impl,
@@ -140,9 +163,9 @@ class Layer:
         # A probe input with the fewest channels the kernel allows.
         c_in = self.in_features or getattr(self, "groups", 1)
         spec_kwargs = {k: v for k, v in self.kwargs().items() if k != "impl"}
-        shape = (1, *hw, c_in)
+        shape = (1, *sizes, c_in)
         if self.data_format == "channels_first":
-            shape = (1, c_in, *hw)
+            shape = (1, c_in, *sizes)
         self._check_spec(shape, self._kernel_shape(c_in), spec_kwargs)
         # Flax keeps module attributes in hashed graph definitions.
         self._set(**{k: hashable(v) for k, v in self.arguments().items()})
@@ -150,6 +173,10 @@ class Layer:
     def _set(self, **values) -> None:
         for name, value in values.items():
             object.__setattr__(self, name, value)
+
+    def _per_axis(self, value, name: str) -> tuple[int, ...]:
+        """A positive int or one per spatial axis, as a tuple of `rank`."""
+        return _positive_pair(value, name, self.rank)
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -192,19 +219,49 @@ class Layer:
 
     def with_kernel(self, kernel_shape) -> Layer:
         """This layer with the input channels a kernel of `kernel_shape` (the
-        first of `kernels`) has."""
+        first of `kernels`) has; a kernel of another rank is refused, named."""
+        kernel_shape = tuple(kernel_shape)
+        name = next(iter(self.kernels))
+        if len(kernel_shape) != self.rank + 2:
+            raise ValueError(
+                f"`{name}` shape {kernel_shape} has rank {len(kernel_shape)}; "
+                f"a {self.name}'s has rank {self.rank + 2} "
+                f"{self.kernel_layouts[name]}"
+            )
         return dataclasses.replace(self, in_features=self.in_features_of(kernel_shape))
 
+    def check_kernels(self, kernels) -> None:
+        """Each of `kernels` (in `kernels`' order) has the shape this layer
+        gives it: a module's weights replaced, or a Linen module's variables
+        from another module, are refused by name before they reach Keras or
+        torch."""
+        for (name, expected), kernel in zip(
+            self.kernel_shapes.items(), kernels, strict=True
+        ):
+            shape = tuple(jnp.shape(kernel))
+            if shape != expected:
+                raise ValueError(
+                    f"`{name}` shape {shape} is not the {expected} of this "
+                    f"{self.name} {self.kernel_layouts[name]}"
+                )
+
     @property
-    def kernel_shape(self) -> tuple[int, int, int, int]:
+    def kernel_shape(self) -> tuple[int, ...]:
         """The first kernel's shape (the one `in_features_of` reads)."""
         return self._kernel_shape(self.in_features)
 
     @property
-    def kernel_shapes(self) -> dict[str, tuple[int, int, int, int]]:
+    def kernel_shapes(self) -> dict[str, tuple[int, ...]]:
         """Each kernel's shape, by name, in `kernels`' order."""
         (name,) = self.kernels  # a kind with more kernels says their shapes
         return {name: self.kernel_shape}
+
+    @property
+    def kernel_layouts(self) -> dict[str, str]:
+        """Each kernel's axes, by name, as messages write them:
+        `"(KW, C_in // groups, C_out)"`, ..."""
+        (name,) = self.kernels
+        return {name: self._kernel_layout(spatial_layout(self.rank, "K"))}
 
     @property
     def bias_shape(self) -> tuple[int]:
@@ -229,9 +286,10 @@ class Layer:
         """Promotes to `dtype` (Flax's rule), flattens extra leading batch
         axes, runs `fn`; `kernels` is a tuple in `kernels`' order."""
         x, *kernels, bias = promote_dtype((x, *kernels, bias), dtype=dtype)
-        batch_shape = x.shape[:-3]
+        image = self.rank + 1  # an unbatched input's axes
+        batch_shape = x.shape[:-image]
         if len(batch_shape) > 1:
-            x = x.reshape(-1, *x.shape[-3:])
+            x = x.reshape(-1, *x.shape[-image:])
         y = self.fn(
             x,
             *kernels,
@@ -245,12 +303,15 @@ class Layer:
         return y
 
     # Each kind: its channel counts' checks, its (first) kernel's shape (and
-    # the input channels a kernel of that shape has), and the core's check of
-    # its shapes.
+    # the input channels a kernel of that shape has) and axes, and the core's
+    # check of its shapes.
     def _check_channels(self) -> None:
         raise NotImplementedError
 
-    def _kernel_shape(self, in_features: int) -> tuple[int, int, int, int]:
+    def _kernel_shape(self, in_features: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _kernel_layout(self, spatial: str) -> str:
         raise NotImplementedError
 
     def in_features_of(self, kernel_shape) -> int:
@@ -261,14 +322,13 @@ class Layer:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Conv2DLayer(Layer):
-    """`jconv.conv2d`: kernel `(KH, KW, C_in // groups, out_features)`."""
+class ConvLayer(Layer):
+    """`jconv.conv`: kernel `(*K, C_in // groups, out_features)`."""
 
     out_features: int
     groups: int = 1
+    input_dilation: Any = 1  # Keras' layers have none
 
-    fn = staticmethod(conv2d)
-    keras_name = "Conv2D"
     keras_names: ClassVar = dict(out_features="filters", groups="groups")
 
     def _check_channels(self) -> None:
@@ -277,23 +337,37 @@ class Conv2DLayer(Layer):
     def _kernel_shape(self, in_features):
         return (*self.kernel_size, in_features // self.groups, self.out_features)
 
+    def _kernel_layout(self, spatial):
+        return f"({spatial}, C_in // groups, C_out)"
+
     def in_features_of(self, kernel_shape) -> int:
-        return kernel_shape[2] * self.groups
+        return kernel_shape[self.rank] * self.groups
 
     def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
-        conv_spec(x_shape, kernel_shape, None, **spec_kwargs)
+        conv_spec(x_shape, kernel_shape, None, rank=self.rank, **spec_kwargs)
+
+
+class Conv1DLayer(ConvLayer, rank=1):
+    fn = staticmethod(conv1d)
+    keras_paddings = ("valid", "same", "causal")  # Keras' Conv1D alone
+
+
+class Conv2DLayer(ConvLayer, rank=2):
+    fn = staticmethod(conv2d)
+
+
+class Conv3DLayer(ConvLayer, rank=3):
+    fn = staticmethod(conv3d)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Conv2DTransposeLayer(Layer):
-    """`jconv.conv2d_transpose`: kernel `(KH, KW, out_features // groups, C_in)`."""
+class ConvTransposeLayer(Layer):
+    """`jconv.conv_transpose`: kernel `(*K, out_features // groups, C_in)`."""
 
     out_features: int
     output_padding: Any = None
-    groups: int = 1  # Keras' Conv2DTranspose has no groups
+    groups: int = 1  # Keras' ConvNDTranspose have no groups
 
-    fn = staticmethod(conv2d_transpose)
-    keras_name = "Conv2DTranspose"
     keras_names: ClassVar = dict(
         out_features="filters", output_padding="output_padding"
     )
@@ -306,21 +380,35 @@ class Conv2DTransposeLayer(Layer):
     def _kernel_shape(self, in_features):
         return (*self.kernel_size, self.out_features // self.groups, in_features)
 
+    def _kernel_layout(self, spatial):
+        return f"({spatial}, C_out // groups, C_in)"
+
     def in_features_of(self, kernel_shape) -> int:
-        return kernel_shape[3]
+        return kernel_shape[self.rank + 1]
 
     def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
-        transpose_spec(x_shape, kernel_shape, None, **spec_kwargs)
+        transpose_spec(x_shape, kernel_shape, None, rank=self.rank, **spec_kwargs)
+
+
+class Conv1DTransposeLayer(ConvTransposeLayer, rank=1):
+    fn = staticmethod(conv1d_transpose)
+
+
+class Conv2DTransposeLayer(ConvTransposeLayer, rank=2):
+    fn = staticmethod(conv2d_transpose)
+
+
+class Conv3DTransposeLayer(ConvTransposeLayer, rank=3):
+    fn = staticmethod(conv3d_transpose)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DepthwiseConv2DLayer(Layer):
-    """`jconv.depthwise_conv2d`: kernel `(KH, KW, C_in, depth_multiplier)`."""
+class DepthwiseConvLayer(Layer):
+    """`jconv.depthwise_conv`: kernel `(*K, C_in, depth_multiplier)`."""
 
     depth_multiplier: int = 1
+    input_dilation: Any = 1  # Keras' layers have none
 
-    fn = staticmethod(depthwise_conv2d)
-    keras_name = "DepthwiseConv2D"
     keras_names: ClassVar = dict(depth_multiplier="depth_multiplier")
 
     def _check_channels(self) -> None:
@@ -330,8 +418,11 @@ class DepthwiseConv2DLayer(Layer):
     def _kernel_shape(self, in_features):
         return (*self.kernel_size, in_features, self.depth_multiplier)
 
+    def _kernel_layout(self, spatial):
+        return f"({spatial}, C_in, depth_multiplier)"
+
     def in_features_of(self, kernel_shape) -> int:
-        return kernel_shape[2]
+        return kernel_shape[self.rank]
 
     @property
     def bias_shape(self) -> tuple[int]:
@@ -341,25 +432,36 @@ class DepthwiseConv2DLayer(Layer):
         return _init_depthwise(init, key, self.kernel_shape, param_dtype)
 
     def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
-        _check_depthwise_spec(x_shape, kernel_shape, self.data_format, spec_kwargs)
+        _check_depthwise_spec(self, x_shape, kernel_shape, spec_kwargs)
+
+
+class DepthwiseConv1DLayer(DepthwiseConvLayer, rank=1):
+    fn = staticmethod(depthwise_conv1d)
+
+
+class DepthwiseConv2DLayer(DepthwiseConvLayer, rank=2):
+    fn = staticmethod(depthwise_conv2d)
+
+
+class DepthwiseConv3DLayer(DepthwiseConvLayer, rank=3, keras=False):
+    fn = staticmethod(depthwise_conv3d)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SeparableConv2DLayer(Layer):
-    """`jconv.separable_conv2d`: `depthwise_kernel` `(KH, KW, C_in,
-    depth_multiplier)`, then `pointwise_kernel` `(1, 1, C_in *
+class SeparableConvLayer(Layer):
+    """`jconv.separable_conv`: `depthwise_kernel` `(*K, C_in,
+    depth_multiplier)`, then `pointwise_kernel` `(1, ..., 1, C_in *
     depth_multiplier, out_features)`, bias `(out_features,)`.
 
     Initialised as Flax initialises the layers it is made of (not with Keras'
-    `glorot_uniform`): the depthwise kernel as `DepthwiseConv2DLayer`'s
-    (fan-in `KH * KW`), the pointwise one as a 1x1 `Conv2DLayer`'s (fan-in
+    `glorot_uniform`): the depthwise kernel as `DepthwiseConvLayer`'s
+    (fan-in `prod(K)`), the pointwise one as a 1x1 `ConvLayer`'s (fan-in
     `C_in * depth_multiplier`)."""
 
     out_features: int
     depth_multiplier: int = 1
+    input_dilation: Any = 1  # Keras' layers have none
 
-    fn = staticmethod(separable_conv2d)
-    keras_name = "SeparableConv2D"
     keras_names: ClassVar = dict(
         out_features="filters", depth_multiplier="depth_multiplier"
     )
@@ -380,11 +482,20 @@ class SeparableConv2DLayer(Layer):
         channels = self.in_features * self.depth_multiplier
         return dict(
             depthwise_kernel=self.kernel_shape,
-            pointwise_kernel=(1, 1, channels, self.out_features),
+            pointwise_kernel=(*(1,) * self.rank, channels, self.out_features),
+        )
+
+    @property
+    def kernel_layouts(self):
+        ones = ", ".join(["1"] * self.rank)
+        return dict(
+            depthwise_kernel=f"({spatial_layout(self.rank, 'K')}, C_in, "
+            f"depth_multiplier)",
+            pointwise_kernel=f"({ones}, C_in * depth_multiplier, C_out)",
         )
 
     def in_features_of(self, kernel_shape) -> int:
-        return kernel_shape[2]
+        return kernel_shape[self.rank]
 
     def init_kernel(self, name, init, key, param_dtype):
         if name == "depthwise_kernel":
@@ -393,22 +504,56 @@ class SeparableConv2DLayer(Layer):
 
     def _check_spec(self, x_shape, kernel_shape, spec_kwargs) -> None:
         # The pointwise step (1x1, stride 1, valid) fits any depthwise output.
-        _check_depthwise_spec(x_shape, kernel_shape, self.data_format, spec_kwargs)
+        _check_depthwise_spec(self, x_shape, kernel_shape, spec_kwargs)
+
+
+class SeparableConv1DLayer(SeparableConvLayer, rank=1):
+    fn = staticmethod(separable_conv1d)
+
+
+class SeparableConv2DLayer(SeparableConvLayer, rank=2):
+    fn = staticmethod(separable_conv2d)
+
+
+class SeparableConv3DLayer(SeparableConvLayer, rank=3, keras=False):
+    fn = staticmethod(separable_conv3d)
+
+
+# Every layer description, by kind and rank.
+LAYERS = (
+    Conv1DLayer,
+    Conv2DLayer,
+    Conv3DLayer,
+    Conv1DTransposeLayer,
+    Conv2DTransposeLayer,
+    Conv3DTransposeLayer,
+    DepthwiseConv1DLayer,
+    DepthwiseConv2DLayer,
+    DepthwiseConv3DLayer,
+    SeparableConv1DLayer,
+    SeparableConv2DLayer,
+    SeparableConv3DLayer,
+)
 
 
 def _init_depthwise(init, key, kernel_shape, param_dtype):
-    """A depthwise kernel `(KH, KW, C_in, depth_multiplier)` initialised as
-    the grouped kernel `(KH, KW, 1, C_in * depth_multiplier)` it is (fan-in
-    KH * KW, as for a Flax `Conv` with `feature_group_count=C_in`), then
+    """A depthwise kernel `(*K, C_in, depth_multiplier)` initialised as the
+    grouped kernel `(*K, 1, C_in * depth_multiplier)` it is (fan-in
+    `prod(K)`, as for a Flax `Conv` with `feature_group_count=C_in`), then
     reshaped."""
-    kh, kw, c_in, multiplier = kernel_shape
-    grouped = init(key, (kh, kw, 1, c_in * multiplier), param_dtype)
+    *spatial, c_in, multiplier = kernel_shape
+    grouped = init(key, (*spatial, 1, c_in * multiplier), param_dtype)
     return grouped.reshape(kernel_shape)
 
 
-def _check_depthwise_spec(x_shape, kernel_shape, data_format, spec_kwargs) -> None:
-    groups, grouped_shape = depthwise_groups(x_shape, kernel_shape, data_format)
-    conv_spec(x_shape, grouped_shape, None, groups=groups, **spec_kwargs)
+def _check_depthwise_spec(layer: Layer, x_shape, kernel_shape, spec_kwargs) -> None:
+    data_format = layer.data_format
+    groups, grouped_shape = depthwise_groups(
+        x_shape, kernel_shape, data_format, layer.rank
+    )
+    conv_spec(
+        x_shape, grouped_shape, None, groups=groups, rank=layer.rank, **spec_kwargs
+    )
 
 
 def _check_grouped_channels(layer: Layer) -> None:
@@ -473,17 +618,22 @@ def check_preferred_element_type(value):
     return dtype
 
 
-def input_channels(x_shape, data_format) -> int:
-    """`x`'s channel count, its rank checked as the functions check it (a
-    module also takes more leading batch axes, flattened for the call)."""
+def input_channels(x_shape, data_format, rank: int) -> int:
+    """`x`'s channel count for a layer of `rank` spatial axes, its rank
+    checked as the functions check it (a module also takes more leading
+    batch axes, flattened for the call)."""
     x_shape = tuple(x_shape)
-    return _input(x_shape[-3:] if len(x_shape) > 3 else x_shape, data_format).channels
+    batched = rank + 2
+    if len(x_shape) > batched:
+        x_shape = x_shape[-batched:]
+    return _input(x_shape, data_format, rank).channels
 
 
-def _probe_hw(kernel_size, strides, dilation_rate, padding) -> tuple[int, int]:
+def _probe_sizes(kernel_size, strides, dilation_rate, padding) -> tuple[int, ...]:
     """An input size on which every size-independent check can run: the
     kernel fits and every padding mode can pad it."""
-    pads = resolve_padding((1, 1), kernel_size, strides, dilation_rate, padding)
+    ones = (1,) * len(kernel_size)
+    pads = resolve_padding(ones, kernel_size, strides, dilation_rate, padding)
     return tuple(
         ((k - 1) * d + 1) * s + max(lo, hi) + 1
         for k, s, d, (lo, hi) in zip(kernel_size, strides, dilation_rate, pads)

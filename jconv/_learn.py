@@ -7,45 +7,59 @@ are stacked on a leading axis `G` and trained at once under `jax.vmap`: each
 keeps its own parameters and optimiser state (an L-BFGS line search included),
 so stacking changes nothing about any one of them.
 
+The layer is a convolution of any spatial rank, read from the kernel's shape:
+1-D signals `(N, W, C)`, 2-D images `(N, H, W, C)`, 3-D volumes
+`(N, D, H, W, C)`.
+
 The same jitted step runs on one device or many: place the problems on a
 device mesh as `problem_specs` says (pairs split over the mesh axis `"data"`,
-image rows over `"height"`) and XLA splits every step, exchanging halo rows
-and summing gradients across devices itself.
+the first spatial axis over `"height"`) and XLA splits every step, exchanging
+halo rows and summing gradients across devices itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import PartitionSpec
 
-from jconv._conv import _check_impl, conv2d
-from jconv._spec import _positive_pair, canonical_precision
+from jconv._conv import _check_impl, conv
+from jconv._lstsq import check_patch_input
+from jconv._spec import RANKS, canonical_precision
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "lbfgs")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
 # Mesh axis names `problem_specs` splits over: the pairs (data parallelism)
-# and the image rows (large images).
+# and the first spatial axis (image rows; large inputs).
 DATA_AXIS = "data"
 HEIGHT_AXIS = "height"
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvModel:
-    """A `Conv2D` layer to learn: shapes and `conv2d` arguments (hashable).
+    """A `Conv1D`, `Conv2D` or `Conv3D` layer to learn: shapes and `jconv.conv`
+    arguments (hashable). The spatial rank `r` is read from `kernel_shape`.
 
     Attributes:
-      kernel_shape: `(KH, KW, C_in, C_out)`.
+      kernel_shape: `(*K, C_in, C_out)`: `(KW, C_in, C_out)` for 1-D,
+        `(KH, KW, C_in, C_out)` for 2-D, `(KD, KH, KW, C_in, C_out)` for 3-D.
       use_bias: learn a bias `(C_out,)` too.
-      strides, padding, impl, precision: passed to `conv2d`.
+      strides, padding, impl, precision: passed to `jconv.conv` (`padding`
+        "causal" included).
+
+    Raises:
+      ValueError: `kernel_shape` of another length, or an unknown `impl` or
+        `precision`, named.
     """
 
-    kernel_shape: tuple[int, int, int, int]
+    kernel_shape: tuple[int, ...]
     use_bias: bool = False
     strides: Any = 1
     padding: Any = "valid"
@@ -53,21 +67,31 @@ class ConvModel:
     precision: Any = "highest"
 
     def __post_init__(self):
-        # Checked as `conv2d` checks them (names in any case), at construction.
+        if len(self.kernel_shape) - 2 not in RANKS:
+            raise ValueError(
+                f"`kernel_shape` (={self.kernel_shape!r}) must have 3, 4 or 5 "
+                "entries, (*K, C_in, C_out) for a 1-, 2- or 3-D kernel"
+            )
+        # Checked as `conv` checks them (names in any case), at construction.
         _check_impl(self.impl)
         canonical_precision(self.precision)
 
+    @property
+    def rank(self) -> int:
+        """The number of spatial axes, 1 to 3."""
+        return len(self.kernel_shape) - 2
+
     def zeros(self) -> dict:
-        """Parameters all zero: `{"kernel": (KH, KW, C_in, C_out)[, "bias"]}`."""
+        """Parameters all zero: `{"kernel": (*K, C_in, C_out)[, "bias"]}`."""
         params = {"kernel": jnp.zeros(self.kernel_shape, jnp.float32)}
         if self.use_bias:
             params["bias"] = jnp.zeros(self.kernel_shape[-1:], jnp.float32)
         return params
 
-    def apply(self, params: dict, x_nhwc):
-        """`conv2d(x, kernel, bias)`: `(N, H, W, C_in)` -> `(N, Ho, Wo, C_out)`."""
-        return conv2d(
-            x_nhwc,
+    def apply(self, params: dict, x):
+        """`conv(x, kernel, bias)`: `(N, *S, C_in)` -> `(N, *S_out, C_out)`."""
+        return conv(
+            x,
             params["kernel"],
             params.get("bias"),
             strides=self.strides,
@@ -81,7 +105,8 @@ class Problem(NamedTuple):
     """Input/output pairs and the parameters that made them.
 
     Shapes for one problem (a stack of `G` problems adds a leading axis):
-      x: `(N, H, W, C_in)`; y: `(N, H_out, W_out, C_out)`;
+      x: `(N, *S, C_in)`; y: `(N, *S_out, C_out)` (`S`: `W`, `H, W` or
+      `D, H, W`);
       weight: `(N,)`, each pair's weight in the loss (0 leaves a pair out);
       true_params: like `ConvModel.zeros()`.
     """
@@ -95,8 +120,9 @@ class Problem(NamedTuple):
 def problem_specs(axis_names) -> Problem:
     """How stacked problems are split over a device mesh, as `PartitionSpec`s.
 
-    The pairs `N` go over the mesh axis `"data"` and the image rows `H` over
-    `"height"`, each only if `axis_names` has it; the true parameters (and
+    The pairs `N` go over the mesh axis `"data"` and the first spatial axis
+    (a signal's `W`, an image's rows `H`, a volume's `D`) over `"height"`,
+    each only if `axis_names` has it; the true parameters (and
     the training state) are replicated. With `jax.sharding.NamedSharding`,
     these make every step of `make_train_chunk` data-parallel (and split each
     image's rows) without changing its code.
@@ -106,7 +132,7 @@ def problem_specs(axis_names) -> Problem:
 
     Returns:
       A `Problem` whose fields are `PartitionSpec`s, for stacked problems:
-      `x`, `y`: `(G, N, H, W, C)`; `weight`: `(G, N)`; `true_params`: all.
+      `x`, `y`: `(G, N, *S, C)`; `weight`: `(G, N)`; `true_params`: all.
 
     Example:
       >>> specs = problem_specs(("data",))
@@ -141,26 +167,27 @@ class Metrics(NamedTuple):
 def loss_fn(model: ConvModel, params: dict, problem: Problem) -> jax.Array:
     """Weighted mean over pairs of each pair's mean squared error (one problem)."""
     residual = model.apply(params, problem.x) - problem.y
-    per_pair = jnp.mean(residual**2, axis=(1, 2, 3))
+    per_pair = jnp.mean(residual**2, axis=tuple(range(1, residual.ndim)))
     return jnp.sum(problem.weight * per_pair) / jnp.sum(problem.weight)
 
 
-def patch_matrix_jax(x_nhwc, kernel_hw) -> jax.Array:
+def patch_matrix_jax(x, kernel_size) -> jax.Array:
     """`patch_matrix` for "valid" padding and stride 1, in JAX: traceable, so a
     jitted closed-form solve builds its own matrix, in the input's dtype.
 
     Args:
-      x_nhwc: input images `(N, H, W, C_in)`.
-      kernel_hw: `(KH, KW)`, at most `(H, W)`.
+      x: inputs `(N, *S, C_in)`, `S` of rank 1 to 3.
+      kernel_size: `(*K)`, one int per spatial axis, at most `S` (an int: the
+        same on every axis).
 
     Returns:
-      `P`, `(N * H_out * W_out, KH * KW * C_in)` with `H_out = H - KH + 1` and
-      `W_out = W - KW + 1`: rows over `(n, i, j)`, columns over `(kh, kw, c)`,
-      so `conv2d(x, k).reshape(-1, C_out) == P @ k.reshape(-1, C_out)`.
+      `P`, `(N * prod(S_out), prod(K) * C_in)` with `S_out = S - K + 1`: rows
+      over `(n, *i)`, columns over `(*k, c)`, so
+      `conv(x, k).reshape(-1, C_out) == P @ k.reshape(-1, C_out)`.
 
     Raises:
-      ValueError: `x_nhwc` not of rank 4, or `kernel_hw` not positive or
-        larger than the image, named.
+      ValueError: `x` not of rank `2 + len(kernel_size)`, or `kernel_size`
+        not positive or larger than the input, named.
 
     Example (the document's image: four windows, nine weights):
       >>> from jconv import document
@@ -171,17 +198,17 @@ def patch_matrix_jax(x_nhwc, kernel_hw) -> jax.Array:
       >>> (p @ jnp.ravel(jnp.asarray(document.KERNEL, jnp.float32))).tolist()
       [56.0, 76.0, 175.0, 302.0]
     """
-    if jnp.ndim(x_nhwc) != 4:
-        raise ValueError(
-            f"`x_nhwc` must have rank 4 (N, H, W, C_in); got shape {jnp.shape(x_nhwc)}"
-        )
-    kh, kw = _positive_pair(kernel_hw, "kernel_hw")
-    n, h, w, c = jnp.shape(x_nhwc)
-    if kh > h or kw > w:
-        raise ValueError(f"`kernel_hw` {(kh, kw)} is larger than the image {(h, w)}")
-    ho, wo = h - kh + 1, w - kw + 1
-    taps = [x_nhwc[:, a : a + ho, b : b + wo, :] for a in range(kh) for b in range(kw)]
-    return jnp.stack(taps, axis=3).reshape(n * ho * wo, kh * kw * c)
+    ks = check_patch_input(jnp.shape(x), kernel_size)
+    n, *sizes, c = jnp.shape(x)
+    if any(k > size for k, size in zip(ks, sizes)):
+        raise ValueError(f"`kernel_size` {ks} is larger than the input {tuple(sizes)}")
+    out = tuple(size - k + 1 for size, k in zip(sizes, ks))
+    taps = [
+        x[(slice(None), *(slice(o, o + m) for o, m in zip(offsets, out)))]
+        for offsets in np.ndindex(*ks)
+    ]
+    rank = len(ks)
+    return jnp.stack(taps, axis=rank + 1).reshape(n * math.prod(out), math.prod(ks) * c)
 
 
 def make_schedule(

@@ -1,8 +1,9 @@
 """Closed-form least squares for a convolution's kernel: the patch matrix and
 its minimum-norm solution.
 
-A convolution is linear in its kernel: stacking every input window as a row
-gives a patch matrix `P` with `conv2d(x, k) == P @ k` (flattened). Learning a
+A convolution of any spatial rank is linear in its kernel: stacking every
+input window as a row gives a patch matrix `P` with `conv(x, k) == P @ k`
+(flattened). Learning a
 kernel from pairs `(x, y)` by least squares is then `min |P k - y|^2`, solved in
 float64 by SVD: the rank of `P` says how many directions of the kernel the
 data determine, its null space which ones they cannot.
@@ -11,39 +12,84 @@ data determine, its null space which ones they cannot.
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from jconv._padding import resolve_padding
-from jconv._spec import _positive_pair
+from jconv._spec import RANKS, _positive_pair, spatial_layout
+
+
+def _kernel_size(kernel_size, x_ndim: int) -> tuple[int, ...]:
+    """`kernel_size` checked: one positive int per spatial axis, the rank read
+    from its length (an int: one per spatial axis of the input)."""
+    if isinstance(kernel_size, Sequence):
+        rank = len(kernel_size)
+        if rank not in RANKS:
+            raise ValueError(
+                f"`kernel_size` (={kernel_size!r}) must have 1, 2 or 3 entries, "
+                "one per spatial axis"
+            )
+    else:
+        rank = x_ndim - 2
+        if rank not in RANKS:
+            raise ValueError(
+                f"`x` must have rank 3, 4 or 5 (N, *S, C_in) for an int "
+                f"`kernel_size`; got rank {x_ndim}"
+            )
+    return _positive_pair(kernel_size, "kernel_size", rank)
+
+
+def check_patch_input(x_shape, kernel_size) -> tuple[int, ...]:
+    """The checks `patch_matrix` and `patch_matrix_jax` share: `x` of rank
+    `2 + r` for an `r`-D `kernel_size`; returns the kernel size as `r` ints."""
+    ks = _kernel_size(kernel_size, len(x_shape))
+    rank = len(ks)
+    if len(x_shape) != rank + 2:
+        raise ValueError(
+            f"`x` must have rank {rank + 2} (N, {spatial_layout(rank)}, C_in) "
+            f"for a {rank}-D `kernel_size`; got shape {tuple(x_shape)}"
+        )
+    return ks
 
 
 def patch_matrix(
-    x_nhwc,
-    kernel_hw,
+    x,
+    kernel_size,
     *,
     strides=1,
     padding="valid",
     dilation_rate=1,
     bias: bool = False,
 ) -> np.ndarray:
-    """The matrix of input windows, one row per output pixel, in float64.
+    """The matrix of input windows, one row per output position, in float64.
 
-    Rows run over `(n, i, j)` of the output `(N, H_out, W_out)` in row-major
-    order; columns over `(kh, kw, c)` of the kernel `(KH, KW, C_in)`, so that::
+    For a convolution of any spatial rank `r` (read from `kernel_size`): rows
+    run over `(n, *i)` of the output `(N, *S_out)` in row-major order, columns
+    over `(*k, c)` of the kernel `(*K, C_in)`, so that::
 
-        conv2d(x, k, b).reshape(-1, C_out) == P @ concat(k.reshape(-1, C_out), b)
+        conv(x, k, b).reshape(-1, C_out) == P @ concat(k.reshape(-1, C_out), b)
 
     (with `bias=True` the last column of `P` is ones and `b` the last row).
+    Per axis, `S_out = (S + lo + hi - (K - 1) * dilation - 1) // stride + 1`
+    with the pads `(lo, hi)` of `padding`.
 
     Args:
-      x_nhwc: input images `(N, H, W, C_in)` (channels_last).
-      kernel_hw: `(KH, KW)`.
-      strides, padding, dilation_rate: as in `conv2d`.
+      x: inputs `(N, *S, C_in)` (channels_last): `(N, W, C_in)` for 1-D,
+        `(N, H, W, C_in)` for 2-D, `(N, D, H, W, C_in)` for 3-D.
+      kernel_size: `(*K)`, one int per spatial axis (an int: the same on
+        every axis of `x`).
+      strides, padding, dilation_rate: as in `jconv.conv` (`padding` any of
+        its forms, "causal" included).
       bias: append a column of ones for a bias term.
 
     Returns:
-      `P`, shape `(N * H_out * W_out, KH * KW * C_in + bias)`, float64.
+      `P`, shape `(N * prod(S_out), prod(K) * C_in + bias)`, float64.
+
+    Raises:
+      ValueError: `x` not of rank `r + 2`, `kernel_size` or a per-axis
+        argument not positive, or a kernel wider than the padded input; named.
 
     Example (the document's image, "valid": four windows, nine weights):
       >>> from jconv import document
@@ -53,39 +99,37 @@ def patch_matrix(
       (4, 9)
       >>> (p @ np.ravel(document.KERNEL)).tolist()
       [56.0, 76.0, 175.0, 302.0]
+
+    Example (a 1-D signal, "causal": output `t` reads inputs `t - 1` and `t`):
+      >>> signal = np.asarray([1.0, 2.0, 4.0])[None, :, None]
+      >>> patch_matrix(signal, (2,), padding="causal").tolist()
+      [[0.0, 1.0], [1.0, 2.0], [2.0, 4.0]]
     """
-    x_nhwc = np.asarray(x_nhwc, np.float64)
-    if x_nhwc.ndim != 4:
+    x = np.asarray(x, np.float64)
+    ks = check_patch_input(x.shape, kernel_size)
+    rank = len(ks)
+    strides = _positive_pair(strides, "strides", rank)
+    dilation = _positive_pair(dilation_rate, "dilation_rate", rank)
+    n, *sizes, c = x.shape
+    pads = resolve_padding(tuple(sizes), ks, strides, dilation, padding)
+    xp = np.pad(x, ((0, 0), *pads, (0, 0)))
+    spans = tuple((k - 1) * d + 1 for k, d in zip(ks, dilation))
+    if any(p < s for p, s in zip(xp.shape[1:-1], spans)):
         raise ValueError(
-            f"`x_nhwc` must have rank 4 (N, H, W, C_in); got shape {x_nhwc.shape}"
+            f"`kernel_size` {ks} spans more than the padded input "
+            f"{xp.shape[1:-1]} (`padding`={padding!r})"
         )
-    kh, kw = _positive_pair(kernel_hw, "kernel_hw")
-    sh, sw = _positive_pair(strides, "strides")
-    dh, dw = _positive_pair(dilation_rate, "dilation_rate")
-    n, h, w, c = x_nhwc.shape
-    (top, bottom), (left, right) = resolve_padding(
-        (h, w), (kh, kw), (sh, sw), (dh, dw), padding
-    )
-    xp = np.pad(x_nhwc, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
-    if xp.shape[1] < span_h or xp.shape[2] < span_w:
-        raise ValueError(
-            f"`kernel_hw` {(kh, kw)} spans more than the padded input "
-            f"{xp.shape[1:3]} (`padding`={padding!r})"
+    out = tuple((p - sp) // s + 1 for p, sp, s in zip(xp.shape[1:-1], spans, strides))
+    # cols[n, *i, *k, c] = xp[n, *(i * stride + k * dilation), c]
+    cols = np.empty((n, *out, *ks, c))
+    every = (slice(None),) * (1 + rank)
+    for offsets in np.ndindex(*ks):
+        window = tuple(
+            slice(o * d, o * d + (m - 1) * s + 1, s)
+            for o, d, m, s in zip(offsets, dilation, out, strides)
         )
-    h_out = (xp.shape[1] - span_h) // sh + 1
-    w_out = (xp.shape[2] - span_w) // sw + 1
-    # cols[n, i, j, a, b, c] = xp[n, i * sh + a * dh, j * sw + b * dw, c]
-    cols = np.empty((n, h_out, w_out, kh, kw, c))
-    for a in range(kh):
-        for b in range(kw):
-            r0, c0 = a * dh, b * dw
-            cols[:, :, :, a, b, :] = xp[
-                :,
-                r0 : r0 + (h_out - 1) * sh + 1 : sh,
-                c0 : c0 + (w_out - 1) * sw + 1 : sw,
-            ]
-    p = cols.reshape(n * h_out * w_out, kh * kw * c)
+        cols[(*every, *offsets)] = xp[(slice(None), *window)]
+    p = cols.reshape(n * math.prod(out), math.prod(ks) * c)
     if bias:
         p = np.concatenate([p, np.ones((p.shape[0], 1))], axis=1)
     return p

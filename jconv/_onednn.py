@@ -50,6 +50,8 @@ from jax.interpreters import ad, batching, mlir
 from jconv._spec import ConvSpec, empty_output
 
 TARGET = "jconv_onednn_conv"
+# The handler of 3D convolutions (5-D buffers).
+TARGET_3D = "jconv_onednn_conv3d"
 FORWARD, INPUT_GRAD, KERNEL_GRAD = 0, 1, 2
 # The dtypes `impl="onednn"` takes (computed in float32).
 DTYPES = ("float32", "bfloat16", "float16")
@@ -116,10 +118,13 @@ def status() -> Status:
         _preload_onednn()
         library = ctypes.CDLL(str(found[0]))
         handler = library.JconvOnednnConv
+        handler_3d = library.JconvOnednnConv3d
         library.JconvOnednnVersion.restype = ctypes.c_char_p
         version = library.JconvOnednnVersion().decode()
         avx512 = bool(library.JconvOnednnAvx512())
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(handler), platform="cpu")
+        capsule_3d = jax.ffi.pycapsule(handler_3d)
+        jax.ffi.register_ffi_target(TARGET_3D, capsule_3d, platform="cpu")
     except (OSError, AttributeError) as error:
         return Status(False, f"jconv's oneDNN extension did not load: {error}")
     return Status(True, version=version, avx512=avx512)
@@ -161,17 +166,13 @@ def _size(size, k, stride, low, high, dilation) -> int:
 def _shape(pass_, a, b, *, strides, dilation, pads, groups, image_hw, kernel_hw, **_):
     """The output shape of `pass_` on operand shapes `a` and `b`."""
     if pass_ == FORWARD:
-        n, h, w, _ = a
-        kh, kw, _, c_out = b
-        size = [
-            _size(*args)
-            for args in zip((h, w), (kh, kw), strides, *zip(*pads), dilation)
-        ]
+        n, *hw, _ = a
+        *k_hw, _, c_out = b
+        size = [_size(*args) for args in zip(hw, k_hw, strides, *zip(*pads), dilation)]
         return (n, *size, c_out)
     if pass_ == INPUT_GRAD:
-        kh, kw, c_group, _ = b
-        return (a[0], *image_hw, c_group * groups)
-    return (*kernel_hw, a[3] // groups, b[3])
+        return (a[0], *image_hw, b[-2] * groups)
+    return (*kernel_hw, a[-1] // groups, b[-1])
 
 
 onednn_conv_p = Primitive("jconv_onednn_conv")
@@ -203,7 +204,7 @@ def _lowering(ctx, a, b, *, pass_, strides, dilation, pads, groups, any_weights,
     loaded = status()  # registers the handler with XLA, once
     if not loaded.available:
         raise ValueError(f"impl='onednn' cannot run here: {loaded.reason}")
-    rule = jax.ffi.ffi_lowering(TARGET)
+    rule = jax.ffi.ffi_lowering(TARGET_3D if len(strides) == 3 else TARGET)
     return rule(
         ctx,
         a,
@@ -225,19 +226,19 @@ mlir.register_lowering(onednn_conv_p, _lowering, platform="cpu")
 # <k', kernel_grad(x, dy)> = <C_k' x, dy> for every k'.
 def _transpose_lhs(ct, a, b, *, pass_, **params):
     if pass_ == FORWARD:  # a = x
-        return call(INPUT_GRAD, ct, b, **dict(params, image_hw=a.aval.shape[1:3]))
+        return call(INPUT_GRAD, ct, b, **dict(params, image_hw=a.aval.shape[1:-1]))
     if pass_ == INPUT_GRAD:  # a = dy: C_k ct
         return call(FORWARD, ct, b, **params)
     # KERNEL_GRAD, a = x: the x-gradient of <ct, kernel_grad(x, dy)> is C_ct^T dy
-    return call(INPUT_GRAD, b, ct, **dict(params, image_hw=a.aval.shape[1:3]))
+    return call(INPUT_GRAD, b, ct, **dict(params, image_hw=a.aval.shape[1:-1]))
 
 
 def _transpose_rhs(ct, a, b, *, pass_, **params):
     if pass_ == FORWARD:  # b = kernel
-        params = dict(params, kernel_hw=b.aval.shape[:2])
+        params = dict(params, kernel_hw=b.aval.shape[:-2])
         return call(KERNEL_GRAD, a, ct, **params)
     if pass_ == INPUT_GRAD:  # b = kernel: <ct, C_k^T dy> = <C_k ct, dy>
-        params = dict(params, kernel_hw=b.aval.shape[:2])
+        params = dict(params, kernel_hw=b.aval.shape[:-2])
         return call(KERNEL_GRAD, ct, a, **params)
     # KERNEL_GRAD, b = dy: <ct, kg(x, dy)> = <C_ct x, dy>
     return call(FORWARD, a, ct, **params)
@@ -294,17 +295,47 @@ def weight_layouts(c_in: int) -> tuple[bool, bool, bool]:
     return (True, c_in > PLAIN_INPUT_GRAD_CHANNELS, True)
 
 
+# The spatial ranks `impl="onednn"` runs: 2D and 3D by their handlers, 1D
+# as a 2D convolution over a single row (as PyTorch runs its 1D convolutions
+# on oneDNN).
+RANKS = (1, 2, 3)
+
+
+def _as_2d(x, kernel_hwio, spec: ConvSpec):
+    """A 1D convolution as the 2D one over one row: `(N, W, C)` as `(N, 1, W,
+    C)`, the kernel `(1, KW, I, O)`, unit stride, dilation, no pads along the
+    row axis. Reshapes only: the answers and gradients are the same sums."""
+    one = dict(
+        strides=(1, *spec.strides),
+        dilation_rate=(1, *spec.dilation_rate),
+        pads=((0, 0), *spec.pads),
+        out_hw=(1, *spec.out_hw),
+        lhs_dilation=(1, *spec.lhs_dilation),
+    )
+    axis = 2 if spec.channels_first else 1
+    return (
+        jnp.expand_dims(x, axis),
+        kernel_hwio[None],
+        dataclasses.replace(spec, **one),
+        axis,
+    )
+
+
 def conv2d_onednn_core(
     x, kernel_hwio, spec: ConvSpec, precision, preferred_element_type=None
 ):
     """`impl="onednn"`: the batched convolution of `x` (NHWC or NCHW as `spec`
-    says) by oneDNN, summed in float32 and returned as
+    says; 1D as one row of 2D) by oneDNN, summed in float32 and returned as
     `preferred_element_type` (None: `x`'s dtype). `precision` changes
     nothing: oneDNN's float32 sums are float32's, as lax's on the CPU.
 
     A stretched input (`lhs_dilation`, the transposed convolution) is
     stretched with zeros and negative pads are cropped by `lax.pad` first;
     oneDNN convolves the rest."""
+    if spec.rank == 1:
+        x, kernel_hwio, spec, axis = _as_2d(x, kernel_hwio, spec)
+        y = conv2d_onednn_core(x, kernel_hwio, spec, precision, preferred_element_type)
+        return jnp.squeeze(y, axis)
     del precision
     values = (*x.shape, *kernel_hwio.shape, *spec.strides, *spec.dilation_rate)
     if max(values + sum(spec.pads, ())) > INT32_MAX:
@@ -318,7 +349,7 @@ def conv2d_onednn_core(
         return empty
     result = x.dtype if preferred_element_type is None else preferred_element_type
     if spec.channels_first:
-        x = x.transpose(0, 2, 3, 1)
+        x = jnp.moveaxis(x, 1, -1)
     x = x.astype(jnp.float32)
     kernel_hwio = kernel_hwio.astype(jnp.float32)
     crop = [(min(lo, 0), min(hi, 0)) for lo, hi in spec.pads]
@@ -340,5 +371,5 @@ def conv2d_onednn_core(
         any_weights=weight_layouts(x.shape[-1]),
     )
     if spec.channels_first:
-        y = y.transpose(0, 3, 1, 2)
+        y = jnp.moveaxis(y, -1, 1)
     return y.astype(result)

@@ -15,9 +15,12 @@ import jax
 import jax.numpy as jnp
 
 Pair = tuple[int, int]
-Pads = tuple[Pair, Pair]
+# One `(low, high)` pair per spatial axis (1, 2 or 3 of them).
+Pads = tuple[Pair, ...]
 
-PADDING_STRINGS = ("valid", "same", "same_lower", "full")
+PADDING_STRINGS = ("valid", "same", "same_lower", "full", "causal")
+# Rules a transposed convolution takes: "causal" is a forward convolution's.
+TRANSPOSE_PADDING_STRINGS = ("valid", "same", "same_lower", "full")
 
 # How each `padding_mode` fills the border, as `jnp.pad`/`numpy.pad` modes.
 PADDING_MODES = {
@@ -28,9 +31,22 @@ PADDING_MODES = {
 }
 
 _PADDING_HELP = (
-    "must be 'valid', 'same', 'same_lower', 'full', an int, a pair of ints "
-    "(pad_h, pad_w) or ((top, bottom), (left, right))"
+    "must be 'valid', 'same', 'same_lower', 'full', 'causal', an int, a pair "
+    "of ints (pad_h, pad_w) or ((top, bottom), (left, right))"
 )
+# The same for the other ranks: what "one per axis" means there.
+_PADDING_HELP_RANK = {
+    1: "must be 'valid', 'same', 'same_lower', 'full', 'causal', an int, one "
+    "int per spatial axis (pad_w,) or one (low, high) pair per axis ((left, "
+    "right),)",
+    3: "must be 'valid', 'same', 'same_lower', 'full', 'causal', an int, one "
+    "int per spatial axis (pad_d, pad_h, pad_w) or one (low, high) pair per "
+    "axis ((front, back), (top, bottom), (left, right))",
+}
+
+
+def padding_help(rank: int) -> str:
+    return _PADDING_HELP_RANK.get(rank, _PADDING_HELP)
 
 
 # XLA's shapes, strides, pads and byte counts are int64.
@@ -50,23 +66,24 @@ def show(value) -> str:
         return f"<{type(value).__name__} too long to print>"
 
 
-def _explicit_pads(padding) -> Pads:
-    """Turns `int | (ph, pw) | ((t, b), (l, r))` into `((t, b), (l, r))`."""
+def _explicit_pads(padding, rank: int = 2) -> Pads:
+    """Turns `int | (p_1, ..., p_r) | ((lo_1, hi_1), ..., (lo_r, hi_r))`, one
+    entry per spatial axis, into `((lo_1, hi_1), ..., (lo_r, hi_r))`."""
+    help_text = padding_help(rank)
     if _is_int(padding):
-        pads = ((padding, padding), (padding, padding))
-    elif isinstance(padding, Sequence) and len(padding) == 2:
+        pads = ((padding, padding),) * rank
+    elif isinstance(padding, Sequence) and len(padding) == rank:
         if all(_is_int(p) for p in padding):
-            ph, pw = padding
-            pads = ((ph, ph), (pw, pw))
+            pads = tuple((p, p) for p in padding)
         elif all(
             isinstance(p, Sequence) and len(p) == 2 and all(_is_int(q) for q in p)
             for p in padding
         ):
             pads = tuple(tuple(p) for p in padding)
         else:
-            raise ValueError(f"`padding` (={padding!r}) {_PADDING_HELP}")
+            raise ValueError(f"`padding` (={padding!r}) {help_text}")
     else:
-        raise ValueError(f"`padding` (={padding!r}) {_PADDING_HELP}")
+        raise ValueError(f"`padding` (={padding!r}) {help_text}")
     pads = tuple(tuple(int(q) for q in p) for p in pads)
     if any(q < 0 for p in pads for q in p):
         raise ValueError(f"`padding` (={show(padding)}) must not be negative")
@@ -78,14 +95,14 @@ def _explicit_pads(padding) -> Pads:
     return pads
 
 
-def _padding_string(padding) -> str | None:
+def _padding_string(padding, rank: int = 2) -> str | None:
     """The lower-cased padding rule, None for explicit pads; refuses unknown
     strings."""
     if not isinstance(padding, str):
         return None
     rule = padding.lower()
     if rule not in PADDING_STRINGS:
-        raise ValueError(f"`padding` (={padding!r}) {_PADDING_HELP}")
+        raise ValueError(f"`padding` (={padding!r}) {padding_help(rank)}")
     return rule
 
 
@@ -104,22 +121,28 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int, lower: bool) 
 
 
 def resolve_padding(
-    input_hw: Pair,
-    kernel_hw: Pair,
-    strides: Pair,
-    dilation_rate: Pair,
+    input_hw: tuple[int, ...],
+    kernel_hw: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilation_rate: tuple[int, ...],
     padding,
 ) -> Pads:
-    """Explicit `((top, bottom), (left, right))` pads: the rule of
-    `jconv.resolve_padding` (documented there), on checked sizes."""
-    rule = _padding_string(padding)
+    """Explicit `(low, high)` pads per spatial axis: the rule of
+    `jconv.resolve_padding` (documented there), on checked sizes (one per
+    axis, all of one length, the rank)."""
+    rank = len(kernel_hw)
+    rule = _padding_string(padding, rank)
     if rule is None:
-        return _explicit_pads(padding)
+        return _explicit_pads(padding, rank)
     axes = tuple(zip(input_hw, kernel_hw, strides, dilation_rate))
     if rule == "valid":
-        return (0, 0), (0, 0)
+        return ((0, 0),) * rank
     if rule == "full":
         return tuple((_span(k, d) - 1,) * 2 for _, k, _, d in axes)
+    if rule == "causal":
+        # Keras' causal padding: every pad before the input, so output i
+        # reads inputs up to i (times the stride) and none after.
+        return tuple((_span(k, d) - 1, 0) for _, k, _, d in axes)
     return tuple(_same_pads(*axis, lower=rule == "same_lower") for axis in axes)
 
 
@@ -159,17 +182,25 @@ def transpose_output_size(
 
 
 def resolve_transpose_padding(
-    input_hw: Pair,
-    kernel_hw: Pair,
-    strides: Pair,
-    dilation_rate: Pair,
+    input_hw: tuple[int, ...],
+    kernel_hw: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilation_rate: tuple[int, ...],
     padding,
-    output_padding: Pair | None,
-) -> tuple[Pair, Pads]:
+    output_padding: tuple[int, ...] | None,
+) -> tuple[tuple[int, ...], Pads]:
     """Output size and pads of a transposed convolution: the rule of
     `jconv.resolve_transpose_padding` (documented there), on checked sizes."""
-    rule = _padding_string(padding)
-    explicit = None if rule is not None else _explicit_pads(padding)
+    rank = len(kernel_hw)
+    rule = _padding_string(padding, rank)
+    if rule == "causal":
+        raise ValueError(
+            f"`padding` (={padding!r}) is a forward convolution's rule; a "
+            f"transposed convolution takes 'valid', 'same', 'same_lower', "
+            f"'full' or explicit pads (Keras' transposed layers refuse "
+            f"'causal' too)"
+        )
+    explicit = None if rule is not None else _explicit_pads(padding, rank)
     out_hw = tuple(
         transpose_output_size(
             size,
@@ -189,14 +220,16 @@ def resolve_transpose_padding(
 
 
 def pad_spatial(x, pads: Pads, mode: str, h_axis: int):
-    """Pads the two spatial axes of `x` (starting at `h_axis`) by `mode`.
+    """Pads the `len(pads)` spatial axes of `x` (starting at `h_axis`) by
+    `mode`.
 
     `mode` is a `padding_mode`: "zeros", "reflect" (mirror without repeating
     the edge, numpy's "reflect"), "replicate" (repeat the edge, numpy's
-    "edge") or "circular" (wrap around, numpy's "wrap").
+    "edge") or "circular" (wrap around as many times as the pad needs,
+    numpy's "wrap").
     """
     widths = [(0, 0)] * x.ndim
-    widths[h_axis], widths[h_axis + 1] = pads
+    widths[h_axis : h_axis + len(pads)] = pads
     return jnp.pad(x, widths, mode=PADDING_MODES[mode])
 
 
@@ -206,7 +239,8 @@ def fold_spatial(y, pads: Pads, mode: str, h_axis: int):
     `pad_spatial` is linear: each padded pixel is a copy of one pixel of its
     input (or a zero). Its transpose adds every border pixel of `y` onto the
     pixel it was copied from, and drops the interior's frame: `y` of spatial
-    size `(H + top + bottom, W + left + right)` gives `(H, W)`. So
+    size `(H + top + bottom, W + left + right)` gives `(H, W)` (and so on
+    for each of the `len(pads)` axes). So
     `<pad_spatial(x), y> == <x, fold_spatial(y)>` for every `x` and `y`.
     Computed by `jax.linear_transpose` of `pad_spatial` itself (slices, flips
     and adds; jittable and differentiable), so the two cannot disagree.
@@ -217,10 +251,9 @@ def fold_spatial(y, pads: Pads, mode: str, h_axis: int):
       >>> fold_spatial(y, ((2, 0), (0, 0)), "reflect", 0)[:, 0]
       Array([2., 4., 4.], dtype=float32)
     """
-    (top, bottom), (left, right) = pads
     shape = list(y.shape)
-    shape[h_axis] -= top + bottom
-    shape[h_axis + 1] -= left + right
+    for axis, (lo, hi) in enumerate(pads, start=h_axis):
+        shape[axis] -= lo + hi
     pad = functools.partial(pad_spatial, pads=pads, mode=mode, h_axis=h_axis)
     (x,) = jax.linear_transpose(pad, jax.ShapeDtypeStruct(tuple(shape), y.dtype))(y)
     return x
@@ -235,11 +268,11 @@ def stretched_size(size: int, stride: int) -> int:
 
 
 def stretched_pads(
-    input_hw: Pair,
-    output_hw: Pair,
-    kernel_hw: Pair,
-    strides: Pair,
-    dilation_rate: Pair,
+    input_hw: tuple[int, ...],
+    output_hw: tuple[int, ...],
+    kernel_hw: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilation_rate: tuple[int, ...],
     forward_pads: Pads,
 ) -> Pads:
     """Pads that turn a transposed convolution into a direct one.

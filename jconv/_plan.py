@@ -82,10 +82,14 @@ tangent (an argument nobody differentiates) costs nothing.
 
   In the first table, T = KH * KW taps, S = strides[0] * strides[1]
   (input pixels per output pixel: the FFT computes every stride-1 output,
-  the direct sums only the strided ones), and "input-dilated" is a strided transposed
-  convolution. The fft and winograd rows apply only at the default
-  precision (`precision` None or "default") and without input dilation; any
-  other precision gets the direct sums (lax, einsum). Why: XLA's CPU
+  the direct sums only the strided ones), and "input-dilated" is a strided
+  transposed convolution or an `input_dilation`. In 1D and 3D the same rows
+  apply with T the product of the kernel's spatial sizes, S that of the
+  strides and pixels counted over every spatial axis (Winograd's row is 2D
+  only; oneDNN runs 3D by its own handler and 1D as a row of 2D). The fft and
+  winograd rows apply only at the default precision (`precision` None or
+  "default") and without input dilation; any other precision gets the
+  direct sums (lax, einsum). Why: XLA's CPU
   convolutions are fast for channel-rich, ungrouped, unit-stride 3x3
   layers, which Winograd F(4x4, 3x3) still beats by doing 4x fewer
   multiplications (its per-position GEMMs need enough tiles to be worth the
@@ -126,6 +130,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -136,6 +141,7 @@ from jax.custom_derivatives import SymbolicZero
 from jconv import _lax
 from jconv._einsum import SMALL_CONTRACTION, SMALL_OUTPUT, conv2d_einsum_core
 from jconv._fft import conv2d_fft_core
+from jconv._onednn import RANKS as ONEDNN_RANKS
 from jconv._onednn import conv2d_onednn_core
 from jconv._onednn import status as onednn_status
 from jconv._spec import ConvSpec
@@ -243,16 +249,16 @@ def run_plan(
             preferred_element_type=preferred_element_type,
         )
     nhwc = dataclasses.replace(spec, channels_first=False)
-    x_nhwc = x.transpose(0, 2, 3, 1) if spec.channels_first else x
+    x_nhwc = jnp.moveaxis(x, 1, -1) if spec.channels_first else x
     y = _planned(x_nhwc, kernel_hwio, nhwc, precision, plan, preferred_element_type)
-    return y.transpose(0, 3, 1, 2) if spec.channels_first else y
+    return jnp.moveaxis(y, -1, 1) if spec.channels_first else y
 
 
 def _depthwise_plan(n: int, taps: int, spec: ConvSpec) -> Plan:
     """Depthwise on the CPU, fast algorithms allowed: einsum's tap sum, or the
     FFT where the kernel is large for the stride (the table's rows)."""
-    per_output = spec.strides[0] * spec.strides[1]  # input pixels per output
-    pixels = n * spec.out_hw[0] * spec.out_hw[1]
+    per_output = math.prod(spec.strides)  # input pixels per output
+    pixels = n * math.prod(spec.out_hw)
     output = "fft" if taps > FFT_DEPTHWISE_OUTPUT_TAPS * per_output else "einsum"
     input_grad = "fft" if taps > FFT_DEPTHWISE_INPUT_TAPS * per_output else "einsum"
     kernel_fft = (
@@ -291,10 +297,11 @@ def _onednn_plan(
 ) -> Plan:
     """oneDNN's rows of the table, given the XLA plan `xla` of a layer that
     is not tiny; `avx512`: whether oneDNN runs its AVX-512 kernels."""
-    kh, kw, c_group, _ = kernel_hwio_shape
-    strided = spec.strides != (1, 1)
+    *kernel_hw, c_group, _ = kernel_hwio_shape
+    taps = math.prod(kernel_hw)
+    strided = any(s != 1 for s in spec.strides)
     if spec.groups > 1 and c_group == 1:  # depthwise
-        kernel_fft = fast and kh * kw >= ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS
+        kernel_fft = fast and taps >= ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS
         return Plan(
             "onednn",
             "einsum" if strided else "onednn",
@@ -302,7 +309,7 @@ def _onednn_plan(
         )
     if spec.groups == 1 and c_in == 1:
         return Plan(xla.output, xla.input_grad, "onednn")
-    spatial = kh * kw > 1
+    spatial = taps > 1
     if (
         spec.groups == 1
         and spatial
@@ -331,8 +338,8 @@ def choose_plan(
     the table in the module doc; `onednn`: whether oneDNN may run
     (`onednn_applies`)."""
     plan = _xla_plan(n, c_in, kernel_hwio_shape, spec, dtype, backend, precision)
-    kh, kw, _, c_out = kernel_hwio_shape
-    tiny = spec.groups == 1 and kh * kw * c_in <= SMALL_CONTRACTION
+    *kernel_hw, _, c_out = kernel_hwio_shape
+    tiny = spec.groups == 1 and math.prod(kernel_hw) * c_in <= SMALL_CONTRACTION
     if not onednn or (tiny and c_out <= SMALL_OUTPUT):
         return plan
     fast = fast_algorithms_allowed(precision)
@@ -346,29 +353,28 @@ def _xla_plan(
     """The plan among the XLA formulations (lax, einsum, fft, winograd)."""
     if backend != "cpu":
         return LAX
-    kh, kw, c_group, c_out = kernel_hwio_shape
-    taps = kh * kw
-    fast = fast_algorithms_allowed(precision) and spec.lhs_dilation == (1, 1)
+    *kernel_hw, c_group, c_out = kernel_hwio_shape
+    taps = math.prod(kernel_hw)
+    fast = fast_algorithms_allowed(precision) and not spec.stretched
     if spec.groups > 1 and c_group == 1:
         return _depthwise_plan(n, taps, spec) if fast else EINSUM
     tiny = spec.groups == 1 and taps * c_in <= SMALL_CONTRACTION
     if tiny and c_out <= SMALL_OUTPUT:
-        pixels = n * spec.out_hw[0] * spec.out_hw[1]
+        pixels = n * math.prod(spec.out_hw)
         return EINSUM if pixels >= TINY_EINSUM_PIXELS else LAX
     if fast and supports(kernel_hwio_shape, spec):
         tiles = n * -(-spec.out_hw[0] // 4) * -(-spec.out_hw[1] // 4)
         wide = spec.groups > 1 or c_in >= WINOGRAD_MIN_CHANNELS
         if tiles >= WINOGRAD_MIN_TILES and wide:
             return WINOGRAD
-    large = spec.groups == 1 and spec.strides == (1, 1) and taps >= FFT_DENSE_TAPS
+    strided = any(s != 1 for s in spec.strides)
+    large = spec.groups == 1 and not strided and taps >= FFT_DENSE_TAPS
     if fast and large:
         return Plan("fft", "fft", "einsum" if c_in == 1 else "lax")
-    strided = spec.strides != (1, 1)
     narrow = jnp.dtype(dtype).itemsize < 4  # bfloat16, float16
     input_grad = "einsum" if (spec.groups > 1 or strided) and not narrow else "lax"
-    stretched = spec.lhs_dilation != (1, 1)
-    pointwise = (kh, kw) == (1, 1)
-    kernel_grad = "einsum" if stretched or pointwise or c_in == 1 else "lax"
+    pointwise = taps == 1
+    kernel_grad = "einsum" if spec.stretched or pointwise or c_in == 1 else "lax"
     return Plan("lax", input_grad, kernel_grad)
 
 
@@ -378,7 +384,9 @@ def conv2d_auto_core(
     """`impl="auto"`: the plan `choose_plan` picks for this call."""
     c_in = x.shape[1] if spec.channels_first else x.shape[-1]
     backend = jax.default_backend()
-    onednn = onednn_applies(x.dtype, preferred_element_type, backend)
+    onednn = spec.rank in ONEDNN_RANKS and onednn_applies(
+        x.dtype, preferred_element_type, backend
+    )
     plan = choose_plan(
         x.shape[0], c_in, kernel_hwio.shape, spec, x.dtype, backend, precision, onednn
     )

@@ -69,24 +69,42 @@ IMPL_CHOICES = ("auto", *IMPL_NAMES)
 
 @dataclasses.dataclass(frozen=True)
 class ConvSpec:
-    """A validated 2D convolution, in the terms the implementations use.
+    """A validated convolution of 1, 2 or 3 spatial axes, in the terms the
+    implementations use: every per-axis field (`strides`, `dilation_rate`,
+    `pads`, `out_hw`, the output's spatial sizes, and `lhs_dilation`) has one
+    entry per spatial axis, so `rank` is their length.
 
     `lhs_dilation` stretches the input by `lhs_dilation - 1` zeros between
-    pixels before padding (how a transposed convolution runs as a direct one);
-    pads may then be negative, which crops. `padding_mode` says how `pads` are
-    filled; the implementations only ever see "zeros" (`conv2d` pads other
-    modes itself first).
+    pixels before padding (`input_dilation`, and how a transposed convolution
+    runs as a direct one); pads may then be negative, which crops. Left
+    empty, it is 1 on every axis. `padding_mode` says how `pads` are filled;
+    the implementations only ever see "zeros" (`conv` pads other modes
+    itself first).
     """
 
-    strides: Pair
-    dilation_rate: Pair
+    strides: tuple[int, ...]
+    dilation_rate: tuple[int, ...]
     pads: Pads
     groups: int
     channels_first: bool
     batched: bool
-    out_hw: Pair
-    lhs_dilation: Pair = (1, 1)
+    out_hw: tuple[int, ...]
+    lhs_dilation: tuple[int, ...] = ()
     padding_mode: str = "zeros"
+
+    def __post_init__(self):
+        if not self.lhs_dilation:
+            object.__setattr__(self, "lhs_dilation", (1,) * len(self.strides))
+
+    @property
+    def rank(self) -> int:
+        """The number of spatial axes."""
+        return len(self.strides)
+
+    @property
+    def stretched(self) -> bool:
+        """Whether the input is stretched (input dilation above 1)."""
+        return any(s != 1 for s in self.lhs_dilation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,26 +115,37 @@ class _Input:
     batched: bool
     shape: tuple[int, ...]  # always batched
     channels: int
-    hw: Pair
+    hw: tuple[int, ...]  # the spatial sizes
 
 
-def _is_pair_of_ints(value) -> bool:
+# The spatial ranks every convolution takes.
+RANKS = (1, 2, 3)
+# What one value per spatial axis is called in messages, by rank.
+_PER_AXIS = {
+    1: "a sequence of 1 int",
+    2: "a pair of ints",
+    3: "a sequence of 3 ints (one per spatial axis)",
+}
+
+
+def _is_ints(value, rank: int = 2) -> bool:
     return (
         isinstance(value, Sequence)
         and not isinstance(value, str)
-        and len(value) == 2
+        and len(value) == rank
         and all(_is_int(v) for v in value)
     )
 
 
-def _int_pair(value, name: str, minimum: int) -> Pair:
-    """An int or a pair of ints, each at least `minimum` (0 or 1)."""
+def _int_pair(value, name: str, minimum: int, rank: int = 2) -> tuple[int, ...]:
+    """An int or one int per spatial axis (`rank` of them), each at least
+    `minimum` (0 or 1)."""
     if _is_int(value):
-        pair = (value, value)
-    elif _is_pair_of_ints(value):
+        pair = (value,) * rank
+    elif _is_ints(value, rank):
         pair = tuple(value)
     else:
-        raise TypeError(f"`{name}` (={value!r}) must be an int or a pair of ints")
+        raise TypeError(f"`{name}` (={value!r}) must be an int or {_PER_AXIS[rank]}")
     pair = tuple(int(v) for v in pair)
     if min(pair) < minimum:
         rule = "be positive" if minimum == 1 else "not be negative"
@@ -129,8 +158,8 @@ def _int_pair(value, name: str, minimum: int) -> Pair:
     return pair
 
 
-def _positive_pair(value, name: str) -> Pair:
-    return _int_pair(value, name, 1)
+def _positive_pair(value, name: str, rank: int = 2) -> tuple[int, ...]:
+    return _int_pair(value, name, 1, rank)
 
 
 def _positive_int(value, name: str) -> int:
@@ -360,34 +389,59 @@ def empty_output(x, kernel_hwio, spec: ConvSpec, preferred_element_type):
     return jnp.zeros(shape, dtype)
 
 
-def _input(x_shape, data_format) -> _Input:
+# The spatial axes' names by rank, in layouts and messages.
+SPATIAL_NAMES = {1: ("W",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def spatial_layout(rank: int, prefix: str = "") -> str:
+    """`"KH, KW"` (prefix "K"), `"D, H, W"`, ...: the spatial axes by rank."""
+    return ", ".join(prefix + name for name in SPATIAL_NAMES[rank])
+
+
+def _input(x_shape, data_format, rank: int = 2) -> _Input:
     channels_first = choice(data_format, "data_format", DATA_FORMATS) == (
         "channels_first"
     )
-    layout = "(N, C_in, H, W)" if channels_first else "(N, H, W, C_in)"
-    batched = len(x_shape) == 4
-    if len(x_shape) == 3:
+    spatial = spatial_layout(rank)
+    layout = f"(N, C_in, {spatial})" if channels_first else f"(N, {spatial}, C_in)"
+    batched = len(x_shape) == rank + 2
+    if len(x_shape) == rank + 1:
         x_shape = (1, *x_shape)
-    elif len(x_shape) != 4:
+    elif len(x_shape) != rank + 2:
         raise ValueError(
-            f"`x` must have rank 4 {layout} or rank 3 without the batch axis "
-            f"(data_format={data_format!r}); got shape {tuple(x_shape)}"
+            f"`x` must have rank {rank + 2} {layout} or rank {rank + 1} without "
+            f"the batch axis (data_format={data_format!r}); got shape "
+            f"{tuple(x_shape)}"
         )
     x_shape = tuple(x_shape)
     return _Input(
         channels_first=channels_first,
         batched=batched,
         shape=x_shape,
-        channels=x_shape[1] if channels_first else x_shape[3],
-        hw=x_shape[2:4] if channels_first else x_shape[1:3],
+        channels=x_shape[1] if channels_first else x_shape[-1],
+        hw=x_shape[2:] if channels_first else x_shape[1:-1],
     )
 
 
-def _check_kernel_rank(kernel_shape, layout: str) -> None:
-    if len(kernel_shape) != 4:
+def kernel_rank(kernel_shape, rank: int | None, layout: str) -> int:
+    """The spatial rank of a kernel of `kernel_shape`: `rank` where the
+    caller fixes it (`conv2d`: 2), else its number of axes less the two
+    channel axes, one of `RANKS`; `layout(rank)` names its axes."""
+    n = len(kernel_shape)
+    if rank is None:
+        if n - 2 in RANKS:
+            return n - 2
         raise ValueError(
-            f"`kernel` must have rank 4 {layout}; got shape {tuple(kernel_shape)}"
+            f"`kernel` must have rank 3, 4 or 5 (1, 2 or 3 spatial axes: "
+            f"{layout(1)}, {layout(2)} or {layout(3)}); got shape "
+            f"{tuple(kernel_shape)}"
         )
+    if n != rank + 2:
+        raise ValueError(
+            f"`kernel` must have rank {rank + 2} {layout(rank)}; got shape "
+            f"{tuple(kernel_shape)}"
+        )
+    return rank
 
 
 def _check_bias(bias_shape, c_out: int) -> None:
@@ -434,7 +488,10 @@ _MODE_LIMITS = {
         lambda size: size - 1,
         "at most size - 1 (reflect repeats no edge pixel)",
     ),
-    "circular": (lambda size: size, "at most size (circular wraps around once)"),
+    "circular": (
+        lambda size: INT64_MAX if size else 0,
+        "an empty axis has no pixel to wrap around",
+    ),
     "replicate": (
         lambda size: INT64_MAX if size else 0,
         "an empty axis has no edge pixel to repeat",
@@ -460,34 +517,55 @@ def _check_padding_mode(padding_mode, pads: Pads, in_hw: Pair, padding) -> str:
 
 def _check_sizes(spec: ConvSpec, x: _Input, c_out: int, itemsize: int, cause):
     """The (padded, stretched) input and the output must be allocatable."""
-    (sh, sw), ((top, bottom), (left, right)) = spec.lhs_dilation, spec.pads
-    h, w = x.hw
-    padded_hw = (
-        stretched_size(h, sh) + top + bottom,
-        stretched_size(w, sw) + left + right,
+    padded_hw = tuple(
+        stretched_size(size, s) + lo + hi
+        for size, s, (lo, hi) in zip(x.hw, spec.lhs_dilation, spec.pads)
     )
     n = x.shape[0]
     if padded_hw != tuple(x.hw):
-        what = "a stretched, padded input" if sh * sw > 1 else "a padded input"
+        what = "a stretched, padded input" if spec.stretched else "a padded input"
         shape = _layout(n, padded_hw, x.channels, spec.channels_first)
         check_allocatable(what, shape, itemsize, cause)
     shape = _layout(n, spec.out_hw, c_out, spec.channels_first)
     check_allocatable("an output", shape, itemsize, cause)
 
 
-def _layout(n: int, hw: Pair, c: int, channels_first: bool) -> tuple[int, ...]:
+def _layout(n: int, hw, c: int, channels_first: bool) -> tuple[int, ...]:
     return (n, c, *hw) if channels_first else (n, *hw, c)
 
 
 def padding_geometry(input_hw, kernel_hw, strides, dilation_rate):
-    """The public padding helpers' sizes, checked as pairs of ints: sizes
-    non-negative, kernel, strides and dilation positive."""
-    return (
-        _int_pair(input_hw, "input_hw", 0),
-        _positive_pair(kernel_hw, "kernel_hw"),
-        _positive_pair(strides, "strides"),
-        _positive_pair(dilation_rate, "dilation_rate"),
+    """The public padding helpers' sizes, checked as one int per spatial
+    axis: sizes non-negative, kernel, strides and dilation positive. The
+    rank is the length of the first of them that is a sequence (2 where all
+    are ints, as for a 2D convolution; at most 3)."""
+    values = (input_hw, kernel_hw, strides, dilation_rate)
+    rank = next(
+        (
+            len(v)
+            for v in values
+            if isinstance(v, Sequence) and not isinstance(v, str) and len(v) in RANKS
+        ),
+        2,
     )
+    return (
+        _int_pair(input_hw, "input_hw", 0, rank),
+        _positive_pair(kernel_hw, "kernel_hw", rank),
+        _positive_pair(strides, "strides", rank),
+        _positive_pair(dilation_rate, "dilation_rate", rank),
+    )
+
+
+def _kernel_layout(rank: int) -> str:
+    return f"({spatial_layout(rank, 'K')}, C_in // groups, C_out)"
+
+
+def _transpose_layout(per_group: str):
+    return lambda rank: f"({spatial_layout(rank, 'K')}, {per_group}, C_in)"
+
+
+def _depthwise_layout(rank: int) -> str:
+    return f"({spatial_layout(rank, 'K')}, C_in, depth_multiplier)"
 
 
 def conv_spec(
@@ -501,20 +579,26 @@ def conv_spec(
     groups,
     data_format,
     padding_mode="zeros",
+    input_dilation=1,
     itemsize: int = 2,
+    rank: int | None = None,
 ) -> ConvSpec:
     """Checks shapes and arguments; raises `ValueError`/`TypeError` naming them.
 
-    `itemsize` is the bytes per element the size check counts (the shape
-    helpers know no dtype and count 2, the narrowest floating dtype's).
+    `rank`: the number of spatial axes the caller requires (`conv2d`: 2), or
+    None to read it from the kernel (`conv`). `itemsize` is the bytes per
+    element the size check counts (the shape helpers know no dtype and count
+    2, the narrowest floating dtype's).
     """
-    x = _input(x_shape, data_format)
-    _check_kernel_rank(kernel_shape, "(KH, KW, C_in // groups, C_out)")
+    rank = kernel_rank(kernel_shape, rank, _kernel_layout)
+    x = _input(x_shape, data_format, rank)
     groups = _positive_int(groups, "groups")
-    strides = _positive_pair(strides, "strides")
-    dilation_rate = _positive_pair(dilation_rate, "dilation_rate")
+    strides = _positive_pair(strides, "strides", rank)
+    dilation_rate = _positive_pair(dilation_rate, "dilation_rate", rank)
+    input_dilation = _positive_pair(input_dilation, "input_dilation", rank)
 
-    kh, kw, k_in, c_out = kernel_shape
+    *kernel_hw, k_in, c_out = kernel_shape
+    kernel_hw = tuple(kernel_hw)
     if x.channels % groups:
         raise ValueError(
             f"input channels C_in (={x.channels}) of `x` (shape {x.shape}) must "
@@ -531,12 +615,22 @@ def conv_spec(
             f"{x.shape}: kernel axis 2 must be C_in // groups "
             f"(={x.channels} // {groups} = {x.channels // groups}), got {k_in}"
         )
-    if min(kh, kw, c_out) < 1:
+    if min(*kernel_hw, c_out) < 1:
         raise ValueError(f"`kernel` shape {tuple(kernel_shape)} has an empty axis")
     _check_bias(bias_shape, c_out)
 
-    pads = resolve_padding(x.hw, (kh, kw), strides, dilation_rate, padding)
+    # Input dilation stretches the input first; padding, string rules
+    # included, applies to the stretched input (as in lax).
+    stretched = tuple(stretched_size(n, s) for n, s in zip(x.hw, input_dilation))
+    pads = resolve_padding(stretched, kernel_hw, strides, dilation_rate, padding)
     padding_mode = _check_padding_mode(padding_mode, pads, x.hw, padding)
+    if padding_mode != "zeros" and any(s > 1 for s in input_dilation):
+        raise ValueError(
+            f"`padding_mode` (={padding_mode!r}) fills pads from the input's "
+            f"pixels, and `input_dilation` (={input_dilation}) pads a stretched "
+            f"input, half zeros: the two together have no one meaning; use "
+            f"padding_mode='zeros', or pad the input first (`jnp.pad`)"
+        )
     spec = ConvSpec(
         strides=strides,
         dilation_rate=dilation_rate,
@@ -544,32 +638,35 @@ def conv_spec(
         groups=groups,
         channels_first=x.channels_first,
         batched=x.batched,
-        out_hw=_output_hw(x.hw, (kh, kw), strides, dilation_rate, pads, padding),
+        out_hw=_output_hw(stretched, kernel_hw, strides, dilation_rate, pads, padding),
+        lhs_dilation=input_dilation,
         padding_mode=padding_mode,
     )
 
     def cause():
+        stretch = f", `input_dilation` {input_dilation}" if spec.stretched else ""
         return (
             f"`padding` (={show(padding)}) with `strides` {strides}, "
-            f"`dilation_rate` {dilation_rate}, `x` shape {x.shape} and `kernel` "
-            f"shape {tuple(kernel_shape)}"
+            f"`dilation_rate` {dilation_rate}{stretch}, `x` shape {x.shape} and "
+            f"`kernel` shape {tuple(kernel_shape)}"
         )
 
     _check_sizes(spec, x, c_out, itemsize, cause)
     return spec
 
 
-def _output_padding_pair(output_padding, strides: Pair) -> Pair | None:
+def _output_padding_pair(output_padding, strides) -> tuple[int, ...] | None:
+    rank = len(strides)
     if output_padding is None:
         return None
     if _is_int(output_padding):
-        pair = (output_padding, output_padding)
-    elif _is_pair_of_ints(output_padding):
+        pair = (output_padding,) * rank
+    elif _is_ints(output_padding, rank):
         pair = tuple(int(v) for v in output_padding)
     else:
         raise TypeError(
-            f"`output_padding` (={output_padding!r}) must be None, an int or a "
-            f"pair of ints"
+            f"`output_padding` (={output_padding!r}) must be None, an int or "
+            f"{_PER_AXIS[rank]}"
         )
     if any(a < 0 for a in pair):
         raise ValueError(f"`output_padding` (={output_padding!r}) must not be negative")
@@ -596,10 +693,10 @@ class TransposeSpec:
     """
 
     conv: ConvSpec
-    out_hw: Pair
+    out_hw: tuple[int, ...]
     c_out: int
     padding_mode: str = "zeros"
-    fold_pads: Pads = ((0, 0), (0, 0))
+    fold_pads: Pads = ()
 
     @property
     def groups(self) -> int:
@@ -614,7 +711,7 @@ class TransposeSpec:
         return self.conv.batched
 
 
-def _transpose_padding_mode(padding_mode, pads: Pads, out_hw: Pair, padding) -> str:
+def _transpose_padding_mode(padding_mode, pads: Pads, out_hw, padding) -> str:
     """`_check_padding_mode` on the transposed convolution's output, the input
     of the `conv2d` it is the adjoint of, whose pads the mode fills."""
     choice(padding_mode, "padding_mode", tuple(PADDING_MODES))
@@ -640,17 +737,19 @@ def transpose_spec(
     groups=1,
     padding_mode="zeros",
     itemsize: int = 2,
+    rank: int | None = None,
 ) -> TransposeSpec:
     """Checks a transposed convolution's arguments; returns how it runs (see
-    `TransposeSpec`). `itemsize` as for `conv_spec`."""
-    x = _input(x_shape, data_format)
+    `TransposeSpec`). `itemsize` and `rank` as for `conv_spec`."""
     groups = _positive_int(groups, "groups")
     per_group = "C_out" if groups == 1 else "C_out // groups"
-    _check_kernel_rank(kernel_shape, f"(KH, KW, {per_group}, C_in)")
-    strides = _positive_pair(strides, "strides")
-    dilation_rate = _positive_pair(dilation_rate, "dilation_rate")
+    rank = kernel_rank(kernel_shape, rank, _transpose_layout(per_group))
+    x = _input(x_shape, data_format, rank)
+    strides = _positive_pair(strides, "strides", rank)
+    dilation_rate = _positive_pair(dilation_rate, "dilation_rate", rank)
     output_padding = _output_padding_pair(output_padding, strides)
-    kh, kw, k_out, k_in = kernel_shape
+    *kernel_hw, k_out, k_in = kernel_shape
+    kernel_hw = tuple(kernel_hw)
     if k_in != x.channels:
         raise ValueError(
             f"`kernel` shape {tuple(kernel_shape)} does not match `x` shape "
@@ -661,13 +760,12 @@ def transpose_spec(
             f"`groups` (={groups}) must divide the input channels C_in "
             f"(={x.channels}) of `x` (shape {x.shape})"
         )
-    if min(kh, kw, k_out) < 1:
+    if min(*kernel_hw, k_out) < 1:
         raise ValueError(f"`kernel` shape {tuple(kernel_shape)} has an empty axis")
-    # Kernel axis 2 is C_out // groups, so groups divides C_out by construction.
+    # Kernel axis -2 is C_out // groups, so groups divides C_out by construction.
     c_out = k_out * groups
     _check_bias(bias_shape, c_out)
 
-    kernel_hw = (kh, kw)
     out_hw, forward_pads = resolve_transpose_padding(
         x.hw, kernel_hw, strides, dilation_rate, padding, output_padding
     )
@@ -700,7 +798,7 @@ def transpose_spec(
             f"non-zero output_padding or explicit padding"
         )
     mode = _transpose_padding_mode(padding_mode, forward_pads, out_hw, padding)
-    zero_pads = ((0, 0), (0, 0))
+    zero_pads = ((0, 0),) * rank
     if mode == "zeros" or forward_pads == zero_pads:
         # Zeros in the border contribute nothing: the direct convolution
         # crops (negative pads) what falls on the border.
@@ -709,7 +807,7 @@ def transpose_spec(
         fold_pads, conv_pads = forward_pads, zero_pads
         conv_hw = tuple(n + lo + hi for n, (lo, hi) in zip(out_hw, forward_pads))
     conv = ConvSpec(
-        strides=(1, 1),
+        strides=(1,) * rank,
         dilation_rate=dilation_rate,
         pads=stretched_pads(
             x.hw, conv_hw, kernel_hw, strides, dilation_rate, conv_pads
@@ -741,13 +839,17 @@ def transpose_spec(
 
 
 def depthwise_groups(
-    x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], data_format
-) -> tuple[int, tuple[int, int, int, int]]:
-    """Checks a depthwise kernel `(KH, KW, C_in, depth_multiplier)` against `x`;
-    returns the `groups` and kernel shape of the equal grouped convolution."""
-    x = _input(x_shape, data_format)
-    _check_kernel_rank(kernel_shape, "(KH, KW, C_in, depth_multiplier)")
-    kh, kw, k_in, multiplier = kernel_shape
+    x_shape: tuple[int, ...],
+    kernel_shape: tuple[int, ...],
+    data_format,
+    rank: int | None = None,
+) -> tuple[int, tuple[int, ...]]:
+    """Checks a depthwise kernel `(*K, C_in, depth_multiplier)` against `x`;
+    returns the `groups` and kernel shape of the equal grouped convolution.
+    `rank` as for `conv_spec`."""
+    rank = kernel_rank(kernel_shape, rank, _depthwise_layout)
+    x = _input(x_shape, data_format, rank)
+    *kernel_hw, k_in, multiplier = kernel_shape
     if min(kernel_shape) < 1:
         raise ValueError(f"`kernel` shape {tuple(kernel_shape)} has an empty axis")
     if k_in != x.channels:
@@ -755,4 +857,4 @@ def depthwise_groups(
             f"`kernel` shape {tuple(kernel_shape)} does not match `x` shape "
             f"{x.shape}: kernel axis 2 must be C_in (={x.channels}), got {k_in}"
         )
-    return x.channels, (kh, kw, 1, x.channels * multiplier)
+    return x.channels, (*kernel_hw, 1, x.channels * multiplier)

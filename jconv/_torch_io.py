@@ -1,20 +1,21 @@
 """PyTorch convolution layers to jconv's layer descriptions and back, weights
-included.
+included, for 1, 2 and 3 spatial axes.
 
 Two things differ from Keras. The layouts: torch keeps channels first, and
-both its weights, `torch.nn.Conv2d`'s `(C_out, C_in // groups, KH, KW)` and
-`torch.nn.ConvTranspose2d`'s `(C_in, C_out // groups, KH, KW)`, are jconv's
-kernels (HWIO `(KH, KW, C_in // groups, C_out)`, transposed `(KH, KW, C_out //
-groups, C_in)`) with their axes reversed in pairs (`kernel_from_torch`,
-`kernel_to_torch`). And the padding: torch pads every input alike, by the
-same amount on both sides (its "same", stride 1 only, puts an odd extra
-row/column at the bottom/right, as jconv's "same" does), and a transposed
-layer crops `padding` from both sides of its output and then adds
-`output_padding` at the end; jconv's string rules may pad by the input's
-size, its pads may differ between the sides, and its `output_padding` is
-below the stride (torch's is below the stride or the dilation). What the
-other side cannot express is refused, named. torch is imported when a
-function is called, never at import time: it is not a dependency of jconv.
+both its weights, `torch.nn.ConvNd`'s `(C_out, C_in // groups, *K)` and
+`torch.nn.ConvTransposeNd`'s `(C_in, C_out // groups, *K)`, are jconv's
+kernels (`(*K, C_in // groups, C_out)`, transposed `(*K, C_out // groups,
+C_in)`) with their axes reversed in two groups: the two channel axes, the
+spatial ones kept in order (`kernel_from_torch`, `kernel_to_torch`). And the
+padding: torch pads every input alike, by the same amount on both sides (its
+"same", stride 1 only, puts an odd extra pixel at the end, as jconv's "same"
+does), and a transposed layer crops `padding` from both sides of its output
+and then adds `output_padding` at the end; jconv's string rules may pad by
+the input's size, its pads may differ between the sides, and its
+`output_padding` is below the stride (torch's is below the stride or the
+dilation). What the other side cannot express is refused, named. torch is
+imported when a function is called, never at import time: it is not a
+dependency of jconv.
 """
 
 from __future__ import annotations
@@ -24,13 +25,28 @@ import numpy as np
 
 from jconv._arithmetic import resolve_padding, resolve_transpose_padding
 from jconv._layers import (
+    Conv1DLayer,
+    Conv1DTransposeLayer,
     Conv2DLayer,
     Conv2DTransposeLayer,
-    DepthwiseConv2DLayer,
+    Conv3DLayer,
+    Conv3DTransposeLayer,
+    ConvTransposeLayer,
+    DepthwiseConvLayer,
     Frontend,
     Layer,
 )
 from jconv._spec import _positive_pair
+
+# The description of each torch convolution, by the torch class's name.
+_TORCH_CLASSES = {
+    "Conv1d": Conv1DLayer,
+    "Conv2d": Conv2DLayer,
+    "Conv3d": Conv3DLayer,
+    "ConvTranspose1d": Conv1DTransposeLayer,
+    "ConvTranspose2d": Conv2DTransposeLayer,
+    "ConvTranspose3d": Conv3DTransposeLayer,
+}
 
 # The parameter dtypes both torch's convolutions and jconv's modules take, by
 # their common name (torch's complex32 has no numpy or jax dtype).
@@ -38,25 +54,35 @@ _DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128
 
 
 def kernel_from_torch(weight) -> np.ndarray:
-    """jconv's kernel from a torch weight: `(O, I, KH, KW)` -> `(KH, KW, I, O)`,
-    which takes a `Conv2d` weight to HWIO and a `ConvTranspose2d` weight
-    `(C_in, C_out // groups, KH, KW)` to `(KH, KW, C_out // groups, C_in)`.
+    """jconv's kernel from a torch weight: `(O, I, *K)` -> `(*K, I, O)`, which
+    takes a `ConvNd` weight to jconv's `(*K, C_in // groups, C_out)` and a
+    `ConvTransposeNd` weight `(C_in, C_out // groups, *K)` to `(*K, C_out //
+    groups, C_in)`, for any number of spatial axes.
 
     Example:
       >>> kernel_from_torch(np.zeros((6, 2, 3, 5))).shape
       (3, 5, 2, 6)
+      >>> kernel_from_torch(np.zeros((6, 2, 3))).shape
+      (3, 2, 6)
+      >>> kernel_from_torch(np.zeros((6, 2, 3, 4, 5))).shape
+      (3, 4, 5, 2, 6)
     """
-    return np.asarray(weight).transpose(2, 3, 1, 0)
+    weight = np.asarray(weight)
+    return weight.transpose(*range(2, weight.ndim), 1, 0)
 
 
 def kernel_to_torch(kernel) -> np.ndarray:
-    """`kernel_from_torch`'s inverse: `(KH, KW, I, O)` -> `(O, I, KH, KW)`.
+    """`kernel_from_torch`'s inverse: `(*K, I, O)` -> `(O, I, *K)`.
 
     Example:
       >>> kernel_to_torch(np.zeros((3, 5, 2, 6))).shape
       (6, 2, 3, 5)
+      >>> kernel_to_torch(np.zeros((3, 4, 5, 2, 6))).shape
+      (6, 2, 3, 4, 5)
     """
-    return np.asarray(kernel).transpose(3, 2, 0, 1)
+    kernel = np.asarray(kernel)
+    n = kernel.ndim
+    return kernel.transpose(n - 1, n - 2, *range(n - 2))
 
 
 def _array(tensor) -> np.ndarray:
@@ -83,8 +109,7 @@ def _copy(parameter, array) -> None:
 
 def _torch_same(kernel_size, dilation) -> tuple[tuple[int, int], ...]:
     """The pads torch's `padding="same"` means: `dilation * (kernel - 1)` in
-    all, the odd one at the bottom/right (`torch.nn.Conv2d` and
-    `F.conv2d`)."""
+    all, the odd one at the end (`torch.nn.ConvNd` and `F.convNd`)."""
     totals = (d * (k - 1) for k, d in zip(kernel_size, dilation))
     return tuple((t // 2, t - t // 2) for t in totals)
 
@@ -94,24 +119,23 @@ def _layer_class(module) -> type[Layer]:
 
     # Exactly these classes: a subclass may compute otherwise, a lazy module
     # has no weights yet, a parametrized one computes them.
-    if type(module) is torch.nn.Conv2d:
-        return Conv2DLayer
-    if type(module) is torch.nn.ConvTranspose2d:
-        return Conv2DTransposeLayer
+    name = type(module).__name__
+    if name in _TORCH_CLASSES and type(module) is getattr(torch.nn, name):
+        return _TORCH_CLASSES[name]
     raise TypeError(
-        f"`module` (={type(module).__name__}) must be a torch.nn.Conv2d or "
-        f"torch.nn.ConvTranspose2d (not a subclass; call a lazy module on an "
-        f"input first, remove parametrizations)"
+        f"`module` (={name}) must be a torch.nn.Conv1d, Conv2d, Conv3d, "
+        f"ConvTranspose1d, ConvTranspose2d or ConvTranspose3d (not a subclass; "
+        f"call a lazy module on an input first, remove parametrizations)"
     )
 
 
-def _output_padding_limit(strides, dilation) -> tuple[int, int]:
+def _output_padding_limit(strides, dilation) -> tuple[int, ...]:
     """What torch's `output_padding` must be below, per axis."""
     return tuple(max(s, d) for s, d in zip(strides, dilation))
 
 
 def _transpose_padding(module) -> dict:
-    """A `ConvTranspose2d`'s `padding` `p` and `output_padding` `a` as
+    """A `ConvTransposeNd`'s `padding` `p` and `output_padding` `a` as
     jconv's pads and output_padding, per axis.
 
     torch's output is `(H - 1) * s + span - 2 * p + a` long and its content
@@ -129,8 +153,8 @@ def _transpose_padding(module) -> dict:
     if any(ai >= mi for ai, mi in zip(a, limit)):
         raise ValueError(
             f"`output_padding` (={a}) is not below max(stride, dilation) "
-            f"(={limit}): torch's ConvTranspose2d refuses it when called, so "
-            f"there is no output to match"
+            f"(={limit}): torch's {type(module).__name__} refuses it when "
+            f"called, so there is no output to match"
         )
     if any(ai - pi >= si for pi, ai, si in zip(p, a, s)):
         raise ValueError(
@@ -180,7 +204,7 @@ def read_torch(
         impl=impl,
         out_features=module.out_channels,
     )
-    if cls is Conv2DLayer:
+    if not issubclass(cls, ConvTransposeLayer):
         padding = module.padding
         if padding == "same":
             padding = _torch_same(module.kernel_size, module.dilation)
@@ -193,7 +217,7 @@ def read_torch(
         if module.padding_mode != "zeros":
             raise ValueError(
                 f"{name} has `padding_mode` (={module.padding_mode!r}), which "
-                f"torch's ConvTranspose2d does not compute (its forward takes "
+                f"torch's {type(module).__name__} does not compute (its forward takes "
                 f"'zeros' only)"
             )
         arguments["groups"] = module.groups
@@ -206,18 +230,20 @@ def read_torch(
 
 
 def to_torch(module, variables=None):
-    """A `torch.nn.Conv2d` or `ConvTranspose2d` equal to a jconv module,
-    weights copied in their dtype.
+    """A torch convolution (`torch.nn.Conv1d`, `Conv2d`, `Conv3d`,
+    `ConvTranspose1d`, `ConvTranspose2d` or `ConvTranspose3d`, by the
+    module's kind and rank) equal to a jconv module, weights copied in their
+    dtype.
 
-    torch takes NCHW input whatever the module's `data_format`: its output
-    on `x` in NCHW is the module's on the same `x` in the module's layout,
-    in NCHW. Its padding is the module's written as torch's: "valid" as 0,
-    "full" as `(k - 1) * dilation`, "same" at stride 1 as the symmetric pads
-    it means, or as torch's "same" where the odd one is at the bottom/right;
-    a transposed module's as `padding` and `output_padding`.
-    `DepthwiseConv2D` becomes a `Conv2d` with `groups=C_in` and `C_in *
-    depth_multiplier` outputs (output channel `c * depth_multiplier + m`, as
-    in jconv).
+    torch takes channels-first input (NCW, NCHW, NCDHW) whatever the
+    module's `data_format`: its output on `x` in that layout is the module's
+    on the same `x` in the module's layout, channels first. Its padding is
+    the module's written as torch's: "valid" as 0, "full" as `(k - 1) *
+    dilation`, "same" at stride 1 as the symmetric pads it means, or as
+    torch's "same" where the odd one is at the end; a transposed module's as
+    `padding` and `output_padding`. A depthwise module becomes a `ConvNd`
+    with `groups=C_in` and `C_in * depth_multiplier` outputs (output channel
+    `c * depth_multiplier + m`, as in jconv).
 
     torch is imported here.
 
@@ -227,43 +253,56 @@ def to_torch(module, variables=None):
         params; None for an NNX module.
 
     Returns:
-      A `torch.nn.Conv2d` (from `Conv2D` and `DepthwiseConv2D`) or
-      `torch.nn.ConvTranspose2d`, in the parameters' dtype (float16,
-      bfloat16, float32, float64, complex64 or complex128; torch, like jconv,
-      does not conjugate a complex kernel).
+      A `torch.nn.Conv1d`, `Conv2d` or `Conv3d` (from `ConvND` and
+      `DepthwiseConvND`) or `torch.nn.ConvTranspose1d`, `ConvTranspose2d` or
+      `ConvTranspose3d`, in the parameters' dtype (float16, bfloat16,
+      float32, float64, complex64 or complex128; torch, like jconv, does not
+      conjugate a complex kernel).
 
     Raises:
       ValueError: what torch's layers cannot express: pads that depend on
         the input's size ("same" with strides > 1, on a kernel larger than
         1), pads that differ between the two sides (beyond torch's "same"
-        at stride 1; "same_lower"), a transposed layer whose pads and
-        `output_padding` torch cannot write as its `padding` (cropped from
-        both sides) and `output_padding` (0 up to below the stride or the
-        dilation, added at the end): one that crops more at the bottom/right
-        than at the top/left (e.g. "same" at stride 2 on a 3x3 kernel), or
-        more at the top/left than torch's output_padding makes up at the
-        end; a `padding_mode` other than "zeros" on a transposed layer; a
-        computation `dtype` other than the parameters'.
-      TypeError: not a jconv module, a `SeparableConv2D` (torch has no such
+        at stride 1; "same_lower", "causal"), a transposed layer whose pads
+        and `output_padding` torch cannot write as its `padding` (cropped
+        from both sides) and `output_padding` (0 up to below the stride or
+        the dilation, added at the end): one that crops more at the
+        bottom/right than at the top/left (e.g. "same" at stride 2 on a 3x3
+        kernel), or more at the top/left than torch's output_padding makes
+        up at the end; `input_dilation` above 1; a `padding_mode` other than
+        "zeros" on a transposed layer; a computation `dtype` other than the
+        parameters'; a kernel whose shape is not the module's (a Linen
+        module given another's variables).
+      TypeError: not a jconv module, a separable one (torch has no such
         layer), or `variables` missing or given wrongly.
 
     Example:
       >>> from flax import nnx
-      >>> from jconv.nnx import Conv2D
+      >>> from jconv.nnx import Conv2D, Conv3DTranspose
       >>> module = Conv2D(2, 4, 3, padding="same", rngs=nnx.Rngs(0))
       >>> conv = to_torch(module)
       >>> type(conv).__name__, tuple(conv.weight.shape), conv.padding
       ('Conv2d', (4, 2, 3, 3), (1, 1))
+      >>> up = Conv3DTranspose(4, 2, 2, strides=2, padding="valid", rngs=nnx.Rngs(0))
+      >>> type(to_torch(up)).__name__, tuple(to_torch(up).weight.shape)
+      ('ConvTranspose3d', (4, 2, 2, 2, 2))
     """
     exported = module._export(variables) if isinstance(module, Frontend) else None
     if exported is None or len(exported[0].kernels) > 1:
         raise TypeError(
             f"`module` (={type(module).__name__}) must be a jconv.nnx or jconv.linen "
-            f"Conv2D, Conv2DTranspose or DepthwiseConv2D (torch has no separable "
-            f"convolution layer: write a SeparableConv2D as a depthwise "
-            f"torch.nn.Conv2d followed by a 1x1 one)"
+            f"ConvND, ConvNDTranspose or DepthwiseConvND (N = 1, 2, 3; torch has "
+            f"no separable convolution layer: write a SeparableConv2D as a "
+            f"depthwise torch.nn.Conv2d followed by a 1x1 one)"
         )
     return _torch_module(*exported)
+
+
+def _torch_name(layer: Layer) -> str:
+    """The torch class of `layer`'s kind and rank: "Conv1d", ...,
+    "ConvTranspose3d"."""
+    transposed = isinstance(layer, ConvTransposeLayer)
+    return f"{'ConvTranspose' if transposed else 'Conv'}{layer.rank}d"
 
 
 def _torch_module(layer: Layer, kernel, bias, dtype):
@@ -281,33 +320,40 @@ def _torch_module(layer: Layer, kernel, bias, dtype):
             f"`param_dtype` (={kernel.dtype.name}) has no torch convolution: "
             f"torch's take {', '.join(_DTYPES)}"
         )
-    strides = _positive_pair(layer.strides, "strides")
-    dilation = _positive_pair(layer.dilation_rate, "dilation_rate")
-    if isinstance(layer, Conv2DTransposeLayer):
+    strides = _positive_pair(layer.strides, "strides", layer.rank)
+    dilation = _positive_pair(layer.dilation_rate, "dilation_rate", layer.rank)
+    name = _torch_name(layer)
+    if isinstance(layer, ConvTransposeLayer):
         if layer.padding_mode != "zeros":
             raise ValueError(
                 f"`padding_mode` (={layer.padding_mode!r}) has no torch equivalent "
-                f"on a transposed layer: torch's ConvTranspose2d pads with zeros"
+                f"on a transposed layer: torch's {name} pads with zeros"
             )
-        cls, groups = torch.nn.ConvTranspose2d, layer.groups
-        channels = (kernel.shape[3], kernel.shape[2] * groups)
+        groups = layer.groups
+        channels = (kernel.shape[-1], kernel.shape[-2] * groups)
         padding, output_padding = _torch_transpose_padding(layer, strides, dilation)
         settings = dict(padding=padding, output_padding=output_padding)
     else:
-        if isinstance(layer, DepthwiseConv2DLayer):
-            # (KH, KW, C_in, M) is the grouped kernel (KH, KW, 1, C_in * M):
-            # output channel c * M + m of group c, as torch orders them.
-            kh, kw, c_in, multiplier = kernel.shape
-            kernel = kernel.reshape(kh, kw, 1, c_in * multiplier)
+        input_dilation = layer.input_dilation
+        if max(_positive_pair(input_dilation, "input_dilation", layer.rank)) > 1:
+            raise ValueError(
+                f"`input_dilation` (={input_dilation!r}) has no torch equivalent: "
+                f"torch's {name} does not stretch its input"
+            )
+        if isinstance(layer, DepthwiseConvLayer):
+            # (*K, C_in, M) is the grouped kernel (*K, 1, C_in * M): output
+            # channel c * M + m of group c, as torch orders them.
+            *spatial, c_in, multiplier = kernel.shape
+            kernel = kernel.reshape(*spatial, 1, c_in * multiplier)
             groups = c_in
         else:
             groups = layer.groups
-        cls, channels = torch.nn.Conv2d, (kernel.shape[2] * groups, kernel.shape[3])
+        channels = (kernel.shape[-2] * groups, kernel.shape[-1])
         settings = dict(
             padding=_torch_conv_padding(layer, strides, dilation),
             padding_mode=layer.padding_mode,
         )
-    out = cls(
+    out = getattr(torch.nn, name)(
         *channels,
         layer.kernel_size,
         stride=strides,
@@ -330,39 +376,43 @@ def _sizes(strides) -> range:
 
 
 def _torch_conv_padding(layer: Layer, strides, dilation):
-    """A direct layer's padding as `torch.nn.Conv2d` takes it: `(ph, pw)` or
-    "same"."""
+    """A direct layer's padding as `torch.nn.ConvNd` takes it: one pad per
+    axis, or "same"."""
+    name = _torch_name(layer)
     found = {
-        resolve_padding((n, n), layer.kernel_size, strides, dilation, layer.padding)
+        resolve_padding(
+            (n,) * layer.rank, layer.kernel_size, strides, dilation, layer.padding
+        )
         for n in _sizes(strides)
     }
     if len(found) > 1:
         raise ValueError(
             f"`padding` (={layer.padding!r}) with `strides` (={layer.strides!r}) "
             f"pads by the input's size ({' or '.join(map(str, sorted(found)))}); "
-            f"torch's Conv2d pads every input alike: use explicit pads"
+            f"torch's {name} pads every input alike: use explicit pads"
         )
-    ((top, bottom), (left, right)) = pads = found.pop()
-    if top == bottom and left == right:
-        return (top, left)
-    if strides == (1, 1) and pads == _torch_same(layer.kernel_size, dilation):
+    pads = found.pop()
+    if all(lo == hi for lo, hi in pads):
+        return tuple(lo for lo, _ in pads)
+    if max(strides) == 1 and pads == _torch_same(layer.kernel_size, dilation):
         return "same"
     raise ValueError(
         f"`padding` (={layer.padding!r}) pads {pads}, not alike on both sides: "
-        f"torch's Conv2d pads both sides alike, or by its 'same' (stride 1 "
+        f"torch's {name} pads both sides alike, or by its 'same' (stride 1 "
         f"only) with the odd pad at the bottom/right"
     )
 
 
 def _torch_transpose_padding(layer: Layer, strides, dilation):
-    """A transposed layer's padding as `torch.nn.ConvTranspose2d` takes it:
+    """A transposed layer's padding as `torch.nn.ConvTransposeNd` takes it:
     `(padding, output_padding)`. torch's output pixel `i * s + j * d - p` of
     `(H - 1) * s + span - 2 * p + a` is jconv's with `top = p`, whatever
     jconv crops at the bottom giving `a`."""
+    name = _torch_name(layer)
     found = set()
     for n in _sizes(strides):
-        out_hw, pads = resolve_transpose_padding(
-            (n, n),
+        out_sizes, pads = resolve_transpose_padding(
+            (n,) * layer.rank,
             layer.kernel_size,
             strides,
             dilation,
@@ -373,13 +423,13 @@ def _torch_transpose_padding(layer: Layer, strides, dilation):
         padding = tuple(top for top, _ in pads)
         output_padding = tuple(
             out - ((n - 1) * s + span - 2 * top)
-            for out, s, span, top in zip(out_hw, strides, spans, padding)
+            for out, s, span, top in zip(out_sizes, strides, spans, padding)
         )
         found.add((padding, output_padding, pads))
     if len(found) > 1:  # jconv's transposed rules pad every size alike
         raise ValueError(
             f"`padding` (={layer.padding!r}) pads the transposed output by its "
-            f"size; torch's ConvTranspose2d pads every output alike"
+            f"size; torch's {name} pads every output alike"
         )
     padding, output_padding, pads = found.pop()
     limit = _output_padding_limit(strides, dilation)
@@ -387,7 +437,7 @@ def _torch_transpose_padding(layer: Layer, strides, dilation):
         raise ValueError(
             f"`padding` (={layer.padding!r}) with `output_padding` "
             f"(={layer.output_padding!r}) crops {pads} from the transposed "
-            f"output; torch's ConvTranspose2d would crop `padding` (={padding}) "
+            f"output; torch's {name} would crop `padding` (={padding}) "
             f"from both sides and add `output_padding` (={output_padding}) at "
             f"the end, and takes 0 <= output_padding < max(stride, dilation) "
             f"(={limit})"

@@ -1,6 +1,7 @@
-"""Transposed 2D convolution: the adjoint of `conv2d`, run as a direct
-convolution of the zero-stretched input by any implementation (lax, einsum,
-fft), then, for a padding mode other than zeros, the adjoint of the padding."""
+"""Transposed convolution in 1, 2 or 3 spatial dimensions: the adjoint of
+`conv`, run as a direct convolution of the zero-stretched input by any
+implementation (lax, einsum, fft, onednn), then, for a padding mode other
+than zeros, the adjoint of the padding."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ def _direct_kernel(kernel, groups: int):
     `g * C_in/G + i` and output channel `g * C_out/G + o` meet at `[..., o,
     g * C_in/G + i]` in the transposed kernel, at `[..., i, g * C_out/G + o]`
     in the direct one)."""
-    kh, kw, o_group, c_in = kernel.shape
-    k_hwogi = jnp.flip(kernel, axis=(0, 1)).reshape(
-        kh, kw, o_group, groups, c_in // groups
+    *kernel_hw, o_group, c_in = kernel.shape
+    r = len(kernel_hw)
+    k_hwogi = jnp.flip(kernel, axis=tuple(range(r))).reshape(
+        *kernel_hw, o_group, groups, c_in // groups
     )
-    k_hwigo = k_hwogi.transpose(0, 1, 4, 3, 2)
-    return k_hwigo.reshape(kh, kw, c_in // groups, groups * o_group)
+    k_hwigo = k_hwogi.transpose(*range(r), r + 2, r + 1, r)
+    return k_hwigo.reshape(*kernel_hw, c_in // groups, groups * o_group)
 
 
 @functools.partial(
@@ -60,7 +62,7 @@ def _apply_transpose(
     return y.astype(result)
 
 
-@public()
+@public(omit=("input_dilation",))
 def conv2d_transpose(x, kernel, bias=None, **keywords):
     """Transposed 2D convolution with Keras `Conv2DTranspose` semantics.
 
@@ -160,4 +162,99 @@ def conv2d_transpose(x, kernel, bias=None, **keywords):
       >>> z.shape, bool(jnp.array_equal(vjp(y)[0], z))
       ((1, 5, 5, 4), True)
     """
+    return _convolve(
+        _apply_transpose, transpose_spec, x, kernel, bias, rank=2, **keywords
+    )
+
+
+_RANK_DOC = """
+    The spatial rank (1, 2 or 3) is the kernel's number of axes less two;
+    every argument of `conv2d_transpose` generalizes per axis (`strides`,
+    `dilation_rate`, `output_padding`: an int or one value per axis;
+    `padding`: a rule other than "causal", an int, one int per axis or one
+    `(low, high)` pair per axis), and it is exactly the adjoint of `conv` with
+    the same arguments, padding modes included.
+
+    Shapes (channels_last; channels_first puts C at axis 1), `S` the input's
+    spatial sizes, `K` the kernel's:
+      x: `(N, *S, C_in)`, or unbatched `(*S, C_in)`.
+      kernel: `(*K, C_out // groups, C_in)` (Keras' `Conv1DTranspose`/
+        `Conv2DTranspose`/`Conv3DTranspose` layout).
+      bias: `(C_out,)` or None.
+      output: `(N, *S_out, C_out)`, each axis as `conv2d_transpose`'s.
+
+    Args:
+      x, kernel, bias, strides, padding, output_padding, padding_mode,
+        dilation_rate, groups, data_format, precision,
+        preferred_element_type, impl: as for `conv2d_transpose`, per axis.
+
+    Returns:
+      The upsampled arrays, dtype promoted from `x`, `kernel` and `bias`.
+
+    Raises:
+      ValueError, TypeError: as `conv2d_transpose`, and for a kernel whose
+        rank is not 3, 4 or 5 (or not the function's).
+"""
+
+
+@public(omit=("input_dilation",))
+def conv_transpose(x, kernel, bias=None, **keywords):
+    """Transposed convolution in 1, 2 or 3 spatial dimensions.
+    {rank_doc}
+    Example (the adjoint of a strided 1D convolution):
+      >>> import jax, jax.numpy as jnp
+      >>> from jconv import conv
+      >>> k = jnp.ones((3, 2, 4))  # conv: 2 -> 4 channels
+      >>> y = jnp.ones((1, 5, 4))
+      >>> z = conv_transpose(y, k, strides=2, padding="same")
+      >>> z.shape
+      (1, 10, 2)
+      >>> f = lambda x: conv(x, k, strides=2, padding="same")
+      >>> _, vjp = jax.vjp(f, jnp.ones((1, 10, 2)))
+      >>> bool(jnp.array_equal(vjp(y)[0], z))
+      True
+    """
     return _convolve(_apply_transpose, transpose_spec, x, kernel, bias, **keywords)
+
+
+conv_transpose.__doc__ = conv_transpose.__doc__.format(rank_doc=_RANK_DOC)
+
+
+def _ranked(rank: int, example: str):
+    """`conv_transpose` for kernels of one spatial rank."""
+
+    def convolution(x, kernel, bias=None, **keywords):
+        return _convolve(
+            _apply_transpose, transpose_spec, x, kernel, bias, rank=rank, **keywords
+        )
+
+    name = f"conv{rank}d_transpose"
+    convolution.__name__ = convolution.__qualname__ = name
+    axes = {1: "(KW, C_out // groups, C_in)", 3: "(KD, KH, KW, C_out // groups, C_in)"}
+    convolution.__doc__ = f"""Transposed {rank}D convolution: `conv_transpose`
+    for a kernel of shape `{axes[rank]}` (Keras `Conv{rank}DTranspose`),
+    refusing any other rank.
+    {_RANK_DOC}
+    Example:
+{example}"""
+    return public(omit=("input_dilation",))(convolution)
+
+
+conv1d_transpose = _ranked(
+    1,
+    """\
+      >>> import jax.numpy as jnp
+      >>> y = jnp.ones((2, 50, 8))
+      >>> conv1d_transpose(y, jnp.ones((4, 3, 8)), strides=2, padding="same").shape
+      (2, 100, 3)
+    """,
+)
+conv3d_transpose = _ranked(
+    3,
+    """\
+      >>> import jax.numpy as jnp
+      >>> y = jnp.ones((1, 4, 4, 4, 16))
+      >>> conv3d_transpose(y, jnp.ones((2, 2, 2, 8, 16)), strides=2).shape
+      (1, 8, 8, 8, 8)
+    """,
+)

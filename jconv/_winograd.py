@@ -164,6 +164,12 @@ def _combine(coefs, terms):
 
 def _unsupported(kernel_hwio_shape, spec: ConvSpec) -> str | None:
     """Why F(m x m, 3 x 3) cannot compute this convolution, or None."""
+    if spec.rank != 2:
+        return (
+            f"the convolution has {spec.rank} spatial axes (kernel shape "
+            f"{tuple(kernel_hwio_shape)}); Winograd F(m x m, 3 x 3) is a 2D "
+            f"algorithm"
+        )
     if tuple(kernel_hwio_shape[:2]) != KERNEL_HW:
         return (
             f"`kernel` spatial size (={tuple(kernel_hwio_shape[:2])}, kernel shape "

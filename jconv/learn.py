@@ -1,6 +1,8 @@
 """Learning a convolution from input/output pairs, and the closed-form reference.
 
-Public names for the experiments (`experiments/learn_kernel.py`) and for users:
+Public names for the experiments (`experiments/learn_kernel.py`) and for users,
+for kernels of every spatial rank (1-D signals, 2-D images, 3-D volumes; the
+rank is read from the kernel's shape):
 
 - `patch_matrix`, `lstsq`, `LstsqResult`: the convolution as a matrix acting on
   the flattened kernel, and its minimum-norm least-squares solution, rank and
@@ -10,7 +12,8 @@ Public names for the experiments (`experiments/learn_kernel.py`) and for users:
   descent on stacked problems, one `lax.scan` per chunk of steps;
   `train_step`, one step of it for one problem.
 - `problem_specs`, `DATA_AXIS`, `HEIGHT_AXIS`: how stacked problems are split
-  over a device mesh (pairs over `"data"`, image rows over `"height"`).
+  over a device mesh (pairs over `"data"`, the first spatial axis, an image's
+  rows, over `"height"`).
 
 Example (the document's kernel from 8 random images, plain gradient descent):
   >>> import jax, jax.numpy as jnp

@@ -1,5 +1,8 @@
-"""Flax Linen modules on jconv: `Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D`,
-`SeparableConv2D`.
+"""Flax Linen modules on jconv, for 1, 2 and 3 spatial axes: `Conv1D`,
+`Conv2D`, `Conv3D`, `Conv1DTranspose`, `Conv2DTranspose`,
+`Conv3DTranspose`, `DepthwiseConv1D`, `DepthwiseConv2D`,
+`DepthwiseConv3D`, `SeparableConv1D`, `SeparableConv2D`, `SeparableConv3D`
+(as in `jconv.nnx`).
 
 Fields follow `flax.linen.Conv` (`features`, `kernel_size`, `strides`,
 `padding`, `use_bias`, `dtype`, `param_dtype`, `precision`,
@@ -7,14 +10,16 @@ Fields follow `flax.linen.Conv` (`features`, `kernel_size`, `strides`,
 read from the first input, as Linen does) with Keras' names for the rest
 (`dilation_rate`, `groups`, `output_padding`, `depth_multiplier`,
 `data_format`), plus jconv's `padding_mode` and `impl` (`"auto"`, `"lax"`,
-`"einsum"` or `"fft"`). Parameters are `kernel` and `bias` in Keras' layouts
-(`SeparableConv2D`: `depthwise_kernel`, `pointwise_kernel` and `bias`);
+`"einsum"`, `"fft"` or `"onednn"`) and, last, `input_dilation` for the
+forward convolutions. Every per-axis field is an int or one value per
+spatial axis. Parameters are `kernel` and `bias` in Keras' layouts (the
+separable modules: `depthwise_kernel`, `pointwise_kernel` and `bias`);
 `init` with the same key gives the same kernel as `linen.Conv` (same names,
 same initialisers).
 
 Every field is checked when the module is constructed (the input channels,
 unknown until then, and the input's rank, at each call), by the same code
-that checks `jconv.conv2d`'s arguments. String fields are read in any case.
+that checks `jconv.conv`'s arguments. String fields are read in any case.
 `padding` defaults to "SAME" as in Flax; see `jconv.nnx` for how Flax's
 padding strings compare with Keras'.
 
@@ -45,10 +50,18 @@ from jconv._torch_io import read_torch
 from jconv._torch_io import to_torch as to_torch
 
 __all__ = [
+    "Conv1D",
+    "Conv1DTranspose",
     "Conv2D",
     "Conv2DTranspose",
+    "Conv3D",
+    "Conv3DTranspose",
+    "DepthwiseConv1D",
     "DepthwiseConv2D",
+    "DepthwiseConv3D",
+    "SeparableConv1D",
     "SeparableConv2D",
+    "SeparableConv3D",
     "from_keras",
     "from_torch",
     "to_keras",
@@ -109,7 +122,8 @@ class _Conv(nn.Module, _layers.Frontend):
     def __call__(self, x):
         """Applies the layer to `x` (see the class docstring for shapes)."""
         x = _as_array(x)
-        layer = self._describe(_layers.input_channels(x.shape, self.data_format))
+        rank = self._layer_class.rank
+        layer = self._describe(_layers.input_channels(x.shape, self.data_format, rank))
         # `init_kernel(name, init, key, param_dtype)`: `param` gives the key.
         kernels = tuple(
             self.param(
@@ -149,7 +163,8 @@ class _Conv(nn.Module, _layers.Frontend):
                     f"pass what `module.init` returned, or its 'params'"
                 )
         kernels = [params[name] for name in self._layer_class.kernels]
-        layer = self._describe(None).with_kernel(kernels[0].shape)
+        layer = self._describe(None).with_kernel(jnp.shape(kernels[0]))
+        layer.check_kernels(kernels)
         return layer, layer.join(kernels), params.get("bias"), self.dtype
 
 
@@ -169,7 +184,8 @@ class Conv2D(_Conv, layer=_layers.Conv2DLayer):
       kernel_size: int or `(KH, KW)`.
       strides: int or `(sh, sw)`.
       padding: "SAME" (default, as Flax; any case), "valid", "same_lower",
-        "full", an int, `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+        "full", "causal" (every pad before the input), an int, `(pad_h,
+        pad_w)` or `((top, bottom), (left, right))`.
       padding_mode: "zeros", "reflect", "replicate" or "circular".
       dilation_rate: int or `(dh, dw)` (Flax's `kernel_dilation`).
       groups: channel groups (Flax's `feature_group_count`).
@@ -183,7 +199,10 @@ class Conv2D(_Conv, layer=_layers.Conv2DLayer):
         and float16).
       kernel_init, bias_init: initialisers (LeCun normal, zeros).
       impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
-        "einsum" or "fft".
+        "einsum", "fft" or "onednn".
+      input_dilation: int or `(dh, dw)`: the input stretched by
+        `input_dilation - 1` zeros between pixels before it is padded (Flax's
+        `input_dilation`); the last field.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -206,9 +225,9 @@ class Conv2DTranspose(_Conv, layer=_layers.Conv2DTransposeLayer):
         `jconv.conv2d_transpose`.
 
     Attributes:
-      features, kernel_size, strides, padding, dilation_rate, use_bias,
-      data_format, dtype, param_dtype, precision, bias_init, impl: as for
-      `Conv2D`.
+      features, kernel_size, strides, dilation_rate, use_bias, data_format,
+      dtype, param_dtype, precision, bias_init, impl: as for `Conv2D`.
+      padding: as for `Conv2D` but "causal" (a forward convolution's rule).
       preferred_element_type: the result and accumulation dtype, as in
         `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
         and float16).
@@ -244,7 +263,7 @@ class DepthwiseConv2D(_Conv, layer=_layers.DepthwiseConv2DLayer):
     Attributes:
       kernel_size, strides, padding, padding_mode, dilation_rate, use_bias,
       data_format, dtype, param_dtype, precision, kernel_init, bias_init,
-      impl: as for `Conv2D`.
+      impl, input_dilation: as for `Conv2D`.
       preferred_element_type: the result and accumulation dtype, as in
         `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
         and float16).
@@ -278,8 +297,9 @@ class SeparableConv2D(_Conv, layer=_layers.SeparableConv2DLayer):
 
     Attributes:
       features, kernel_size, strides, padding, padding_mode, dilation_rate,
-      use_bias, data_format, dtype, param_dtype, precision, bias_init, impl:
-      as for `Conv2D` (the spatial ones for the depthwise step).
+      use_bias, data_format, dtype, param_dtype, precision, bias_init, impl,
+      input_dilation: as for `Conv2D` (the spatial ones for the depthwise
+      step).
       preferred_element_type: the result and accumulation dtype, as in
         `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
         and float16).
@@ -300,6 +320,195 @@ class SeparableConv2D(_Conv, layer=_layers.SeparableConv2DLayer):
     """
 
 
+class Conv1D(_Conv, layer=_layers.Conv1DLayer):
+    """1D convolution, `jconv.conv1d` with its parameters: a 1D
+    `flax.linen.Conv` with Keras `Conv1D` semantics (`padding="causal"`
+    included).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, W, C_in)`, unbatched `(W, C_in)`, or more leading batch axes.
+      kernel: `(KW, C_in // groups, features)`.
+      bias: `(features,)`.
+      output: `(N, W_out, features)`, `W_out` as in `jconv.conv1d`.
+
+    Attributes:
+      as for `Conv2D`, each per-axis field an int or a 1-tuple.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> conv = Conv1D(features=6, kernel_size=3, padding="causal")
+      >>> x = jnp.ones((2, 10, 4))
+      >>> variables = conv.init(jax.random.key(0), x)
+      >>> variables["params"]["kernel"].shape, conv.apply(variables, x).shape
+      ((3, 4, 6), (2, 10, 6))
+    """
+
+
+class Conv3D(_Conv, layer=_layers.Conv3DLayer):
+    """3D convolution, `jconv.conv3d` with its parameters: a 3D
+    `flax.linen.Conv` with Keras `Conv3D` semantics.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, D, H, W, C_in)`, unbatched `(D, H, W, C_in)`, or more
+        leading batch axes.
+      kernel: `(KD, KH, KW, C_in // groups, features)`.
+      bias: `(features,)`.
+      output: `(N, D_out, H_out, W_out, features)`, each as in `jconv.conv3d`.
+
+    Attributes:
+      as for `Conv2D`, each per-axis field an int or a 3-tuple.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> conv = Conv3D(features=4, kernel_size=(3, 3, 1), strides=(1, 2, 2))
+      >>> x = jnp.ones((1, 4, 6, 6, 2))
+      >>> variables = conv.init(jax.random.key(0), x)
+      >>> variables["params"]["kernel"].shape, conv.apply(variables, x).shape
+      ((3, 3, 1, 2, 4), (1, 4, 3, 3, 4))
+    """
+
+
+class Conv1DTranspose(_Conv, layer=_layers.Conv1DTransposeLayer):
+    """Transposed 1D convolution, `jconv.conv1d_transpose` with its
+    parameters (Keras `Conv1DTranspose` semantics).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, W, C_in)` (or unbatched, or more batch axes).
+      kernel: `(KW, features // groups, C_in)`.
+      bias: `(features,)`.
+      output: `(N, W_out, features)`, `W_out` as in `jconv.conv1d_transpose`.
+
+    Attributes:
+      as for `Conv2DTranspose`, each per-axis field an int or a 1-tuple.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> up = Conv1DTranspose(features=3, kernel_size=4, strides=2)
+      >>> x = jnp.ones((1, 5, 8))
+      >>> variables = up.init(jax.random.key(0), x)
+      >>> variables["params"]["kernel"].shape, up.apply(variables, x).shape
+      ((4, 3, 8), (1, 10, 3))
+    """
+
+
+class Conv3DTranspose(_Conv, layer=_layers.Conv3DTransposeLayer):
+    """Transposed 3D convolution, `jconv.conv3d_transpose` with its
+    parameters (Keras `Conv3DTranspose` semantics).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, D, H, W, C_in)` (or unbatched, or more batch axes).
+      kernel: `(KD, KH, KW, features // groups, C_in)`.
+      bias: `(features,)`.
+      output: `(N, D_out, H_out, W_out, features)`, each as in
+        `jconv.conv3d_transpose`.
+
+    Attributes:
+      as for `Conv2DTranspose`, each per-axis field an int or a 3-tuple.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> up = Conv3DTranspose(features=2, kernel_size=2, strides=(1, 2, 2))
+      >>> x = jnp.ones((1, 3, 4, 4, 4))
+      >>> variables = up.init(jax.random.key(0), x)
+      >>> variables["params"]["kernel"].shape, up.apply(variables, x).shape
+      ((2, 2, 2, 2, 4), (1, 3, 8, 8, 2))
+    """
+
+
+class DepthwiseConv1D(_Conv, layer=_layers.DepthwiseConv1DLayer):
+    """Depthwise 1D convolution, `jconv.depthwise_conv1d` with its
+    parameters (Keras `DepthwiseConv1D` semantics).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, W, C_in)` (or unbatched, or more batch axes).
+      kernel: `(KW, C_in, depth_multiplier)`.
+      bias: `(C_in * depth_multiplier,)`.
+      output: `(N, W_out, C_in * depth_multiplier)`.
+
+    Attributes:
+      as for `DepthwiseConv2D`, each per-axis field an int or a 1-tuple.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> dw = DepthwiseConv1D(kernel_size=3, depth_multiplier=2)
+      >>> x = jnp.ones((1, 9, 4))
+      >>> variables = dw.init(jax.random.key(0), x)
+      >>> variables["params"]["kernel"].shape, dw.apply(variables, x).shape
+      ((3, 4, 2), (1, 9, 8))
+    """
+
+
+class DepthwiseConv3D(_Conv, layer=_layers.DepthwiseConv3DLayer):
+    """Depthwise 3D convolution, `jconv.depthwise_conv3d` with its
+    parameters (Keras has no such layer).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, D, H, W, C_in)` (or unbatched, or more batch axes).
+      kernel: `(KD, KH, KW, C_in, depth_multiplier)`.
+      bias: `(C_in * depth_multiplier,)`.
+      output: `(N, D_out, H_out, W_out, C_in * depth_multiplier)`.
+
+    Attributes:
+      as for `DepthwiseConv2D`, each per-axis field an int or a 3-tuple.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> dw = DepthwiseConv3D(kernel_size=3, padding="valid")
+      >>> x = jnp.ones((1, 4, 5, 6, 2))
+      >>> variables = dw.init(jax.random.key(0), x)
+      >>> variables["params"]["kernel"].shape, dw.apply(variables, x).shape
+      ((3, 3, 3, 2, 1), (1, 2, 3, 4, 2))
+    """
+
+
+class SeparableConv1D(_Conv, layer=_layers.SeparableConv1DLayer):
+    """Separable 1D convolution, `jconv.separable_conv1d` with its
+    parameters (Keras `SeparableConv1D` semantics).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, W, C_in)` (or unbatched, or more batch axes).
+      depthwise_kernel: `(KW, C_in, depth_multiplier)`.
+      pointwise_kernel: `(1, C_in * depth_multiplier, features)`.
+      bias: `(features,)`.
+      output: `(N, W_out, features)`.
+
+    Attributes:
+      as for `SeparableConv2D`, each per-axis field an int or a 1-tuple.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> sep = SeparableConv1D(features=8, kernel_size=3, depth_multiplier=2)
+      >>> x = jnp.ones((1, 9, 4))
+      >>> params = sep.init(jax.random.key(0), x)["params"]
+      >>> params["depthwise_kernel"].shape, params["pointwise_kernel"].shape
+      ((3, 4, 2), (1, 8, 8))
+    """
+
+
+class SeparableConv3D(_Conv, layer=_layers.SeparableConv3DLayer):
+    """Separable 3D convolution, `jconv.separable_conv3d` with its
+    parameters (neither Keras nor torch has such a layer).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, D, H, W, C_in)` (or unbatched, or more batch axes).
+      depthwise_kernel: `(KD, KH, KW, C_in, depth_multiplier)`.
+      pointwise_kernel: `(1, 1, 1, C_in * depth_multiplier, features)`.
+      bias: `(features,)`.
+      output: `(N, D_out, H_out, W_out, features)`.
+
+    Attributes:
+      as for `SeparableConv2D`, each per-axis field an int or a 3-tuple.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> sep = SeparableConv3D(features=4, kernel_size=3)
+      >>> x = jnp.ones((1, 4, 4, 4, 2))
+      >>> params = sep.init(jax.random.key(0), x)["params"]
+      >>> params["depthwise_kernel"].shape, params["pointwise_kernel"].shape
+      ((3, 3, 3, 2, 1), (1, 1, 1, 2, 4))
+    """
+
+
 def from_keras(layer, *, impl="auto", precision=None):
     """The `jconv.linen` module and variables equal to a built Keras layer.
 
@@ -308,7 +517,7 @@ def from_keras(layer, *, impl="auto", precision=None):
 
     Returns:
       `(module, variables)` with `variables = {"params": {"kernel": ...,
-      "bias": ...}}` (a `SeparableConv2D`'s: `"depthwise_kernel"`,
+      "bias": ...}}` (a separable module's: `"depthwise_kernel"`,
       `"pointwise_kernel"`, `"bias"`): `module.apply(variables, x)` equals
       `layer(x)`.
 
@@ -331,8 +540,9 @@ def from_keras(layer, *, impl="auto", precision=None):
 
 
 def from_torch(module, *, data_format="channels_last", impl="auto", precision=None):
-    """The `jconv.linen` module and variables equal to a `torch.nn.Conv2d` or
-    `ConvTranspose2d`.
+    """The `jconv.linen` module and variables equal to a torch convolution:
+    `torch.nn.Conv1d`, `Conv2d`, `Conv3d`, `ConvTranspose1d`,
+    `ConvTranspose2d` or `ConvTranspose3d`.
 
     Args:
       module, data_format, impl, precision: as for `jconv.nnx.from_torch`.
@@ -342,7 +552,7 @@ def from_torch(module, *, data_format="channels_last", impl="auto", precision=No
       "bias": ...}}` in the weights' dtype (float16, bfloat16, float32,
       float64, complex64 or complex128), the padding as for
       `jconv.nnx.from_torch`: `module.apply(variables, x)` equals the torch
-      layer's output on `x` in NCHW, in the module's layout.
+      layer's output on `x` in NCHW (NCW, NCDHW), in the module's layout.
 
     Raises:
       TypeError, ValueError: as `jconv.nnx.from_torch` (zero channels, an

@@ -1,19 +1,26 @@
-"""Flax NNX modules on jconv: `Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D`,
-`SeparableConv2D`.
+"""Flax NNX modules on jconv, for 1, 2 and 3 spatial axes: `Conv1D`,
+`Conv2D`, `Conv3D`, `Conv1DTranspose`, `Conv2DTranspose`,
+`Conv3DTranspose`, `DepthwiseConv1D`, `DepthwiseConv2D`,
+`DepthwiseConv3D`, `SeparableConv1D`, `SeparableConv2D`, `SeparableConv3D`
+(Keras 3's convolution layers and their names, plus the 3D depthwise and
+separable ones Keras lacks).
 
 Constructor arguments follow `flax.nnx.Conv` (`in_features`, `out_features`,
 `kernel_size`, `strides`, then keywords `padding`, `use_bias`, `dtype`,
 `param_dtype`, `precision`, `preferred_element_type`, `kernel_init`,
-`bias_init`, `rngs`) with Keras' names for the rest (`dilation_rate`,
-`groups`, `output_padding`, `depth_multiplier`, `data_format`), plus jconv's
-`padding_mode` and `impl` (`"auto"`, `"lax"`, `"einsum"` or `"fft"`).
-Parameters are `kernel` and `bias` in Keras' layouts (`SeparableConv2D`:
+`bias_init`, `rngs`, and for the forward convolutions `input_dilation`) with
+Keras' names for the rest (`dilation_rate`, `groups`, `output_padding`,
+`depth_multiplier`, `data_format`), plus jconv's `padding_mode` and `impl`
+(`"auto"`, `"lax"`, `"einsum"`, `"fft"` or `"onednn"`). Every per-axis
+argument (`kernel_size`, `strides`, `dilation_rate`, `input_dilation`,
+`output_padding`) is an int or one value per spatial axis. Parameters are
+`kernel` and `bias` in Keras' layouts (the separable modules:
 `depthwise_kernel`, `pointwise_kernel` and `bias`, initialised by
 `depthwise_init` and `pointwise_init`), so weights move between Keras,
 `nnx.Conv` and these modules unchanged.
 
 Every argument is checked when the module is built, by the same code that
-checks `jconv.conv2d`'s, and a bad one raises there, named. String arguments
+checks `jconv.conv`'s, and a bad one raises there, named. String arguments
 are read in any case.
 
 `padding` defaults to `"SAME"` as in Flax (`jconv.conv2d` and Keras default to
@@ -22,7 +29,9 @@ and strides > 1 too, Flax, Keras and jconv pad alike (the extra row/column at
 the bottom/right). Flax's "CIRCULAR"/"REFLECT" strings are not accepted: use
 `padding="same"` with `padding_mode="circular"`/`"reflect"`, which for strides
 > 1 pads by the "same" rule for that stride where Flax pads
-`((k - 1) // 2, k // 2)` whatever the stride.
+`((k - 1) // 2, k // 2)` whatever the stride. The forward convolutions also
+take Keras' `"causal"` (every pad before the input: `Conv1D`'s causal
+convolution).
 
 Example:
   >>> import jax.numpy as jnp
@@ -32,6 +41,8 @@ Example:
   ((3, 3, 3, 8), (8,))
   >>> layer(jnp.ones((2, 9, 9, 3))).shape
   (2, 5, 5, 8)
+  >>> Conv1D(3, 8, 5, padding="causal", rngs=nnx.Rngs(0))(jnp.ones((2, 16, 3))).shape
+  (2, 16, 8)
 """
 
 from __future__ import annotations
@@ -48,10 +59,18 @@ from jconv._torch_io import read_torch
 from jconv._torch_io import to_torch as to_torch
 
 __all__ = [
+    "Conv1D",
+    "Conv1DTranspose",
     "Conv2D",
     "Conv2DTranspose",
+    "Conv3D",
+    "Conv3DTranspose",
+    "DepthwiseConv1D",
     "DepthwiseConv2D",
+    "DepthwiseConv3D",
+    "SeparableConv1D",
     "SeparableConv2D",
+    "SeparableConv3D",
     "from_keras",
     "from_torch",
     "to_keras",
@@ -190,6 +209,7 @@ class _Conv(nnx.Module, _layers.Frontend):
                 "`variables` must be None for an NNX module (it holds its own weights)"
             )
         kernels, bias = self._weights()
+        self._layer.check_kernels(kernels)
         return self._layer, self._layer.join(kernels), bias, self.dtype
 
 
@@ -212,7 +232,8 @@ class Conv2D(_Conv, layer=_layers.Conv2DLayer):
       kernel_size: int or `(KH, KW)`.
       strides: int or `(sh, sw)`.
       padding: "same" (default, as Flax; any case), "valid", "same_lower",
-        "full", an int, `(pad_h, pad_w)` or `((top, bottom), (left, right))`.
+        "full", "causal" (every pad before the input), an int, `(pad_h,
+        pad_w)` or `((top, bottom), (left, right))`.
       padding_mode: "zeros", "reflect", "replicate" or "circular".
       dilation_rate: int or `(dh, dw)` (Flax's `kernel_dilation`).
       groups: channel groups (Flax's `feature_group_count`).
@@ -227,7 +248,11 @@ class Conv2D(_Conv, layer=_layers.Conv2DLayer):
       kernel_init: `init(key, shape, dtype)` for the kernel (LeCun normal).
       bias_init: `init(key, shape, dtype)` for the bias (zeros).
       impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
-        "einsum" or "fft".
+        "einsum", "fft" or "onednn".
+      input_dilation: int or `(dh, dw)`: the input stretched by
+        `input_dilation - 1` zeros between pixels before it is padded (Flax's
+        `input_dilation`, lax's `lhs_dilation`; Keras and torch layers have
+        none).
       rngs: an `nnx.Rngs`; its `params` stream gives the kernel's key, then the
         bias's, as `nnx.Conv`'s does (same seed, same initial weights).
 
@@ -259,9 +284,10 @@ class Conv2DTranspose(_Conv, layer=_layers.Conv2DTransposeLayer):
         `jconv.conv2d_transpose` ("same": `H * stride`).
 
     Args:
-      in_features, out_features, kernel_size, strides, padding, dilation_rate,
+      in_features, out_features, kernel_size, strides, dilation_rate,
       use_bias, data_format, dtype, param_dtype, precision, bias_init, impl,
       rngs: as for `Conv2D`.
+      padding: as for `Conv2D` but "causal" (a forward convolution's rule).
       preferred_element_type: the result and accumulation dtype, as in
         `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
         and float16).
@@ -313,7 +339,7 @@ class DepthwiseConv2D(_Conv, layer=_layers.DepthwiseConv2DLayer):
     Args:
       in_features, kernel_size, strides, padding, padding_mode, dilation_rate,
       use_bias, data_format, dtype, param_dtype, precision, kernel_init,
-      bias_init, impl, rngs: as for `Conv2D`.
+      bias_init, impl, input_dilation, rngs: as for `Conv2D`.
       preferred_element_type: the result and accumulation dtype, as in
         `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
         and float16).
@@ -357,8 +383,8 @@ class SeparableConv2D(_Conv, layer=_layers.SeparableConv2DLayer):
     Args:
       in_features, out_features, kernel_size, strides, padding, padding_mode,
       dilation_rate, use_bias, data_format, dtype, param_dtype, precision,
-      bias_init, impl, rngs: as for `Conv2D` (the first five for the
-      depthwise step).
+      bias_init, impl, input_dilation, rngs: as for `Conv2D` (the spatial
+      ones for the depthwise step).
       preferred_element_type: the result and accumulation dtype, as in
         `jconv.conv2d` (None: the inputs', summed in float32 for bfloat16
         and float16).
@@ -382,25 +408,260 @@ class SeparableConv2D(_Conv, layer=_layers.SeparableConv2DLayer):
     """
 
 
+class Conv1D(_Conv, layer=_layers.Conv1DLayer):
+    """1D convolution, `jconv.conv1d` with its parameters: `flax.nnx.Conv` in
+    1D with Keras `Conv1D` semantics (`padding="causal"` included).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, W, in_features)`, unbatched `(W, in_features)`, or more
+        leading batch axes.
+      kernel: `(KW, in_features // groups, out_features)`.
+      bias: `(out_features,)`.
+      output: `(N, W_out, out_features)`, `W_out` as in `jconv.conv1d`
+        ("same": `ceil(W / stride)`; "causal": as "valid" on the input
+        padded by `(KW - 1) * dilation` at its start).
+
+    Args:
+      as for `Conv2D`, each per-axis argument an int or a 1-tuple
+      (`kernel_size`, `strides`, `dilation_rate`, `input_dilation`; pads
+      `((left, right),)`).
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> conv = Conv1D(4, 6, 3, dilation_rate=2, padding="causal", rngs=nnx.Rngs(0))
+      >>> conv.kernel.shape
+      (3, 4, 6)
+      >>> conv(jnp.ones((2, 10, 4))).shape
+      (2, 10, 6)
+    """
+
+
+class Conv3D(_Conv, layer=_layers.Conv3DLayer):
+    """3D convolution, `jconv.conv3d` with its parameters: `flax.nnx.Conv` in
+    3D with Keras `Conv3D` semantics.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, D, H, W, in_features)`, unbatched `(D, H, W, in_features)`,
+        or more leading batch axes.
+      kernel: `(KD, KH, KW, in_features // groups, out_features)`.
+      bias: `(out_features,)`.
+      output: `(N, D_out, H_out, W_out, out_features)`, each as in
+        `jconv.conv3d`.
+
+    Args:
+      as for `Conv2D`, each per-axis argument an int or a 3-tuple.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> conv = Conv3D(2, 4, (3, 3, 1), strides=(1, 2, 2), rngs=nnx.Rngs(0))
+      >>> conv.kernel.shape
+      (3, 3, 1, 2, 4)
+      >>> conv(jnp.ones((1, 4, 6, 6, 2))).shape
+      (1, 4, 3, 3, 4)
+    """
+
+
+class Conv1DTranspose(_Conv, layer=_layers.Conv1DTransposeLayer):
+    """Transposed 1D convolution, `jconv.conv1d_transpose` with its parameters
+    (Keras `Conv1DTranspose` semantics; groups and the padding modes as in
+    `Conv2DTranspose`).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, W, in_features)` (or unbatched, or more batch axes).
+      kernel: `(KW, out_features // groups, in_features)`.
+      bias: `(out_features,)`.
+      output: `(N, W_out, out_features)`, `W_out` as in
+        `jconv.conv1d_transpose` ("same": `W * stride`).
+
+    Args:
+      as for `Conv2DTranspose`, each per-axis argument an int or a 1-tuple.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> up = Conv1DTranspose(8, 3, 4, strides=2, rngs=nnx.Rngs(0))
+      >>> up.kernel.shape
+      (4, 3, 8)
+      >>> up(jnp.ones((1, 5, 8))).shape
+      (1, 10, 3)
+    """
+
+
+class Conv3DTranspose(_Conv, layer=_layers.Conv3DTransposeLayer):
+    """Transposed 3D convolution, `jconv.conv3d_transpose` with its parameters
+    (Keras `Conv3DTranspose` semantics; groups and the padding modes as in
+    `Conv2DTranspose`).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, D, H, W, in_features)` (or unbatched, or more batch axes).
+      kernel: `(KD, KH, KW, out_features // groups, in_features)`.
+      bias: `(out_features,)`.
+      output: `(N, D_out, H_out, W_out, out_features)`, each as in
+        `jconv.conv3d_transpose`.
+
+    Args:
+      as for `Conv2DTranspose`, each per-axis argument an int or a 3-tuple.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> up = Conv3DTranspose(4, 2, 2, strides=(1, 2, 2), rngs=nnx.Rngs(0))
+      >>> up.kernel.shape
+      (2, 2, 2, 2, 4)
+      >>> up(jnp.ones((1, 3, 4, 4, 4))).shape
+      (1, 3, 8, 8, 2)
+    """
+
+
+class DepthwiseConv1D(_Conv, layer=_layers.DepthwiseConv1DLayer):
+    """Depthwise 1D convolution, `jconv.depthwise_conv1d` with its parameters
+    (Keras `DepthwiseConv1D` semantics): `DepthwiseConv2D` on one spatial
+    axis.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, W, in_features)` (or unbatched, or more batch axes).
+      kernel: `(KW, in_features, depth_multiplier)`.
+      bias: `(in_features * depth_multiplier,)`.
+      output: `(N, W_out, in_features * depth_multiplier)`.
+
+    Args:
+      as for `DepthwiseConv2D`, each per-axis argument an int or a 1-tuple.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> dw = DepthwiseConv1D(4, 3, depth_multiplier=2, rngs=nnx.Rngs(0))
+      >>> dw.kernel.shape, dw.bias.shape
+      ((3, 4, 2), (8,))
+      >>> dw(jnp.ones((1, 9, 4))).shape
+      (1, 9, 8)
+    """
+
+
+class DepthwiseConv3D(_Conv, layer=_layers.DepthwiseConv3DLayer):
+    """Depthwise 3D convolution, `jconv.depthwise_conv3d` with its parameters:
+    `DepthwiseConv2D` on three spatial axes. Keras has no such layer
+    (`to_keras` refuses it); `to_torch` gives a grouped `torch.nn.Conv3d`.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, D, H, W, in_features)` (or unbatched, or more batch axes).
+      kernel: `(KD, KH, KW, in_features, depth_multiplier)`.
+      bias: `(in_features * depth_multiplier,)`.
+      output: `(N, D_out, H_out, W_out, in_features * depth_multiplier)`.
+
+    Args:
+      as for `DepthwiseConv2D`, each per-axis argument an int or a 3-tuple.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> dw = DepthwiseConv3D(2, 3, padding="valid", rngs=nnx.Rngs(0))
+      >>> dw.kernel.shape
+      (3, 3, 3, 2, 1)
+      >>> dw(jnp.ones((1, 4, 5, 6, 2))).shape
+      (1, 2, 3, 4, 2)
+    """
+
+
+class SeparableConv1D(_Conv, layer=_layers.SeparableConv1DLayer):
+    """Separable 1D convolution, `jconv.separable_conv1d` with its parameters
+    (Keras `SeparableConv1D` semantics): `SeparableConv2D` on one spatial
+    axis.
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, W, in_features)` (or unbatched, or more batch axes).
+      depthwise_kernel: `(KW, in_features, depth_multiplier)`.
+      pointwise_kernel: `(1, in_features * depth_multiplier, out_features)`.
+      bias: `(out_features,)`.
+      output: `(N, W_out, out_features)`.
+
+    Args:
+      as for `SeparableConv2D`, each per-axis argument an int or a 1-tuple.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> sep = SeparableConv1D(4, 8, 3, depth_multiplier=2, rngs=nnx.Rngs(0))
+      >>> sep.depthwise_kernel.shape, sep.pointwise_kernel.shape
+      ((3, 4, 2), (1, 8, 8))
+      >>> sep(jnp.ones((1, 9, 4))).shape
+      (1, 9, 8)
+    """
+
+
+class SeparableConv3D(_Conv, layer=_layers.SeparableConv3DLayer):
+    """Separable 3D convolution, `jconv.separable_conv3d` with its
+    parameters: `SeparableConv2D` on three spatial axes. Keras has no such
+    layer (`to_keras` refuses it), nor torch (`to_torch` refuses it).
+
+    Shapes (channels_last; channels_first swaps C to axis 1):
+      input: `(N, D, H, W, in_features)` (or unbatched, or more batch axes).
+      depthwise_kernel: `(KD, KH, KW, in_features, depth_multiplier)`.
+      pointwise_kernel: `(1, 1, 1, in_features * depth_multiplier,
+        out_features)`.
+      bias: `(out_features,)`.
+      output: `(N, D_out, H_out, W_out, out_features)`.
+
+    Args:
+      as for `SeparableConv2D`, each per-axis argument an int or a 3-tuple.
+
+    Raises:
+      ValueError, TypeError: a bad argument, named, when the module is built.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> sep = SeparableConv3D(2, 4, 3, rngs=nnx.Rngs(0))
+      >>> sep.depthwise_kernel.shape, sep.pointwise_kernel.shape
+      ((3, 3, 3, 2, 1), (1, 1, 1, 2, 4))
+      >>> sep(jnp.ones((1, 4, 4, 4, 2))).shape
+      (1, 4, 4, 4, 4)
+    """
+
+
 def from_keras(layer, *, impl="auto", precision=None):
     """The `jconv.nnx` module equal to a built Keras convolution layer.
 
     Args:
-      layer: a built `keras.layers.Conv2D`, `Conv2DTranspose`,
-        `DepthwiseConv2D` or `SeparableConv2D` with no activation
-        (`activation=None`).
-      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
-        "einsum" or "fft".
+      layer: a built `keras.layers.Conv1D`, `Conv2D`, `Conv3D`,
+        `Conv1DTranspose`, `Conv2DTranspose`, `Conv3DTranspose`,
+        `DepthwiseConv1D`, `DepthwiseConv2D`, `SeparableConv1D` or
+        `SeparableConv2D` with no activation (`activation=None`).
+      impl: "auto" (the fastest plan for the call, `jconv.conv`), "lax",
+        "einsum", "fft" or "onednn".
       precision: the module's `precision`.
 
     Returns:
-      A `jconv.nnx.Conv2D`, `Conv2DTranspose`, `DepthwiseConv2D` or
-      `SeparableConv2D` with the layer's configuration, `padding` and
+      The `jconv.nnx` module of the layer's class name (`Conv1D`, ...) with
+      the layer's configuration, `padding` (Conv1D's "causal" included) and
       `data_format` included, and a copy of its weights; `module(x)` equals
       `layer(x)`.
 
     Raises:
-      TypeError: `layer` is not one of the four layer types.
+      TypeError: `layer` is not one of these layer types.
       ValueError: `layer` is not built, is quantized, or has an activation.
 
     Example:
@@ -418,19 +679,24 @@ def from_keras(layer, *, impl="auto", precision=None):
 
 
 def from_torch(module, *, data_format="channels_last", impl="auto", precision=None):
-    """The `jconv.nnx` module equal to a `torch.nn.Conv2d` or `ConvTranspose2d`.
+    """The `jconv.nnx` module equal to a torch convolution: `torch.nn.Conv1d`,
+    `Conv2d`, `Conv3d`, `ConvTranspose1d`, `ConvTranspose2d` or
+    `ConvTranspose3d`.
 
     Args:
-      module: a `torch.nn.Conv2d` (any `padding`, `padding_mode`, `groups`)
-        or `torch.nn.ConvTranspose2d`.
+      module: a `torch.nn.Conv1d`, `Conv2d` or `Conv3d` (any `padding`,
+        `padding_mode`, `groups`) or `torch.nn.ConvTranspose1d`,
+        `ConvTranspose2d` or `ConvTranspose3d`.
       data_format: the returned module's input layout: "channels_last"
-        (NHWC, as every jconv module) or "channels_first" (NCHW, torch's).
-      impl: "auto" (the fastest plan for the call, `jconv.conv2d`), "lax",
-        "einsum" or "fft".
+        (NWC, NHWC or NDHWC, as every jconv module) or "channels_first"
+        (NCW, NCHW or NCDHW, torch's).
+      impl: "auto" (the fastest plan for the call, `jconv.conv`), "lax",
+        "einsum", "fft" or "onednn".
       precision: the module's `precision`.
 
     Returns:
-      A `jconv.nnx.Conv2D` or `Conv2DTranspose` with a copy of the weights in
+      A `jconv.nnx.Conv1D`, `Conv2D` or `Conv3D`, or `Conv1DTranspose`,
+      `Conv2DTranspose` or `Conv3DTranspose`, with a copy of the weights in
       their dtype (`param_dtype`: float16, bfloat16, float32, float64,
       complex64 or complex128; neither torch nor jconv conjugates a complex
       kernel) and the layer's configuration, its padding as explicit pads:
@@ -439,11 +705,11 @@ def from_torch(module, *, data_format="channels_last", impl="auto", precision=No
       below the stride, else as `max(p - a, 0)` pads at the bottom/right and
       output_padding `max(a - p, 0)` (torch takes an `a` below the dilation
       too; the output depends only on the top/left pad and its size).
-      `module(x)` equals the torch layer's output on `x` in NCHW, in the
-      module's layout.
+      `module(x)` equals the torch layer's output on `x` in NCHW (NCW,
+      NCDHW), in the module's layout.
 
     Raises:
-      TypeError: `module` is not exactly one of the two classes, or its
+      TypeError: `module` is not exactly one of the six classes, or its
         weights are in a dtype jconv's modules do not hold (torch's
         complex32).
       ValueError: what jconv's modules do not take, or torch does not
@@ -453,7 +719,7 @@ def from_torch(module, *, data_format="channels_last", impl="auto", precision=No
         `stride - 1` rows/columns jconv's output_padding adds, and jconv's
         pads are not negative), or not below max(stride, dilation) (torch
         refuses it when called), or whose `padding_mode` is not "zeros"
-        (torch's ConvTranspose2d computes only that); an unknown
+        (torch's transposed convolutions compute only that); an unknown
         `data_format` or `impl`.
 
     Example:

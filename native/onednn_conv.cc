@@ -55,31 +55,47 @@ dnnl::engine& Engine() {
   return engine;
 }
 
-// The sizes of one convolution, as read from the buffers.
+// The sizes of one convolution, as read from the buffers. A 2D one has a
+// depth axis of 1 (d, kd, od, sd, dd 1; front, back 0) and `rank` 2.
 struct Geometry {
   int64_t n, h, w, c, kh, kw, c_group, c_out, oh, ow;
   int64_t sh, sw, dh, dw, top, bottom, left, right, groups;
   int64_t pass, any_weights;
+  int64_t rank = 2, d = 1, kd = 1, od = 1, sd = 1, dd = 1, front = 0, back = 0;
 
   std::vector<int64_t> Key() const {
-    return {n,  h,  w,  c,   kh,     kw,   c_group, c_out,  oh,   ow,         sh,
-            sw, dh, dw, top, bottom, left, right,   groups, pass, any_weights};
+    return {n,      h,     w,     c,      kh,     kw,          c_group, c_out,
+            oh,     ow,    sh,    sw,     dh,     dw,          top,     bottom,
+            left,   right, groups, pass,  any_weights, rank,   d,       kd,
+            od,     sd,    dd,    front,  back};
+  }
+
+  // The spatial sizes `(d, h, w)` of a 3D convolution, `(h, w)` of a 2D one.
+  dims Spatial(int64_t depth, int64_t height, int64_t width) const {
+    return rank == 3 ? dims{depth, height, width} : dims{height, width};
   }
 };
 
-// The kernel as it lies in memory (HWIO, O = groups * O_per_group), in
-// oneDNN's logical order (OIHW, or GOIHW with groups).
+// The kernel as it lies in memory (HWIO or DHWIO, O = groups *
+// O_per_group), in oneDNN's logical order (OIHW, or GOIHW with groups).
 dnnl::memory::desc KernelDesc(const Geometry& g, bool any) {
+  const dims spatial = g.Spatial(g.kd, g.kh, g.kw);
   if (g.groups == 1) {
-    dims shape{g.c_out, g.c_group, g.kh, g.kw};
+    dims shape{g.c_out, g.c_group};
+    shape.insert(shape.end(), spatial.begin(), spatial.end());
     return any ? dnnl::memory::desc(shape, dt::f32, tag::any)
-               : dnnl::memory::desc(shape, dt::f32, tag::hwio);
+                : dnnl::memory::desc(shape, dt::f32,
+                                     g.rank == 3 ? tag::dhwio : tag::hwio);
   }
   const int64_t o_group = g.c_out / g.groups;
-  dims shape{g.groups, o_group, g.c_group, g.kh, g.kw};
+  dims shape{g.groups, o_group, g.c_group};
+  shape.insert(shape.end(), spatial.begin(), spatial.end());
   if (any) return dnnl::memory::desc(shape, dt::f32, tag::any);
-  dims strides{o_group, 1, g.c_out, g.kw * g.c_group * g.c_out,
-               g.c_group * g.c_out};
+  const int64_t per_w = g.c_group * g.c_out;
+  dims strides{o_group, 1, g.c_out};
+  if (g.rank == 3) strides.push_back(g.kh * g.kw * per_w);
+  strides.push_back(g.kw * per_w);
+  strides.push_back(per_w);
   return dnnl::memory::desc(shape, dt::f32, strides);
 }
 
@@ -125,13 +141,19 @@ void Backward(Entry& entry, const dnnl::memory::desc& image,
 }
 
 std::shared_ptr<Entry> Create(const Geometry& g) {
-  dnnl::memory::desc image({g.n, g.c, g.h, g.w}, dt::f32, tag::nhwc);
-  dnnl::memory::desc output({g.n, g.c_out, g.oh, g.ow}, dt::f32, tag::nhwc);
+  const tag layout = g.rank == 3 ? tag::ndhwc : tag::nhwc;
+  dims image_shape{g.n, g.c}, output_shape{g.n, g.c_out};
+  for (int64_t v : g.Spatial(g.d, g.h, g.w)) image_shape.push_back(v);
+  for (int64_t v : g.Spatial(g.od, g.oh, g.ow)) output_shape.push_back(v);
+  dnnl::memory::desc image(image_shape, dt::f32, layout);
+  dnnl::memory::desc output(output_shape, dt::f32, layout);
   dnnl::memory::desc user_kernel = KernelDesc(g, false);
   dnnl::memory::desc kernel = KernelDesc(g, g.any_weights != 0);
-  dims strides{g.sh, g.sw};
-  dims dilation{g.dh - 1, g.dw - 1};  // oneDNN counts dilation from 0
-  dims low{g.top, g.left}, high{g.bottom, g.right};
+  dims strides = g.Spatial(g.sd, g.sh, g.sw);
+  // oneDNN counts dilation from 0
+  dims dilation = g.Spatial(g.dd - 1, g.dh - 1, g.dw - 1);
+  dims low = g.Spatial(g.front, g.top, g.left);
+  dims high = g.Spatial(g.back, g.bottom, g.right);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const auto direct = dnnl::algorithm::convolution_direct;
@@ -214,36 +236,57 @@ ffi::Error Invalid(const std::string& message) {
   return ffi::Error::InvalidArgument("jconv oneDNN convolution: " + message);
 }
 
-ffi::Error Convolve(ffi::Buffer<ffi::F32, 4> a, ffi::Buffer<ffi::F32, 4> b,
-                    ffi::ResultBuffer<ffi::F32, 4> out, int64_t pass,
+// One pass of the convolution of rank R - 2 (2 or 3 spatial axes) whose
+// operands and result are `a`, `b` and `out`, channels last.
+template <size_t R>
+ffi::Error Convolve(ffi::Buffer<ffi::F32, R> a, ffi::Buffer<ffi::F32, R> b,
+                    ffi::ResultBuffer<ffi::F32, R> out, int64_t pass,
                     ffi::Span<const int64_t> strides,
                     ffi::Span<const int64_t> dilation,
                     ffi::Span<const int64_t> pads, int64_t groups,
                     int64_t any_weights) {
+  constexpr size_t r = R - 2;  // spatial axes
   if (pass < kForward || pass > kKernelGrad) return Invalid("unknown pass");
-  if (strides.size() != 2 || dilation.size() != 2 || pads.size() != 4)
-    return Invalid("strides and dilation take 2 values, pads 4");
+  if (strides.size() != r || dilation.size() != r || pads.size() != 2 * r)
+    return Invalid("strides and dilation take one value per spatial axis, pads two");
   // The image (x or dx), the output (y or dy) and the kernel, by pass.
   auto image = pass == kInputGrad ? out->dimensions() : a.dimensions();
   auto output = pass == kForward     ? out->dimensions()
                 : pass == kInputGrad ? a.dimensions()
                                      : b.dimensions();
   auto kernel = pass == kKernelGrad ? out->dimensions() : b.dimensions();
-  Geometry g{image[0],  image[1],  image[2],  image[3],  kernel[0],   kernel[1],
-             kernel[2], kernel[3], output[1], output[2], strides[0], strides[1],
-             dilation[0], dilation[1], pads[0], pads[1], pads[2],  pads[3],
-             groups,    pass,      any_weights};
+  // The last two spatial axes are (h, w); a 3D convolution's first is d.
+  const size_t o = r - 2;  // offset of h among the spatial axes
+  Geometry g{image[0],           image[1 + o],         image[2 + o],
+             image[R - 1],       kernel[o],            kernel[1 + o],
+             kernel[R - 2],      kernel[R - 1],        output[1 + o],
+             output[2 + o],      strides[o],           strides[1 + o],
+             dilation[o],        dilation[1 + o],      pads[2 * o],
+             pads[2 * o + 1],    pads[2 * o + 2],      pads[2 * o + 3],
+             groups,             pass,                 any_weights};
+  if (r == 3) {
+    g.rank = 3;
+    g.d = image[1];
+    g.kd = kernel[0];
+    g.od = output[1];
+    g.sd = strides[0];
+    g.dd = dilation[0];
+    g.front = pads[0];
+    g.back = pads[1];
+  }
   for (int64_t v : {g.n, g.h, g.w, g.c, g.kh, g.kw, g.c_group, g.c_out, g.oh,
-                    g.ow, g.sh, g.sw, g.dh, g.dw, g.groups})
+                    g.ow, g.sh, g.sw, g.dh, g.dw, g.groups, g.d, g.kd, g.od,
+                    g.sd, g.dd})
     if (v < 1) return Invalid("every size, stride, dilation and group count must be positive");
-  for (int64_t v : {g.top, g.bottom, g.left, g.right})
+  for (int64_t v : {g.top, g.bottom, g.left, g.right, g.front, g.back})
     if (v < 0) return Invalid("pads must not be negative");
   if (output[0] != g.n) return Invalid("image and output batch sizes differ");
-  if (output[3] != g.c_out) return Invalid("output channels differ from the kernel's");
+  if (output[R - 1] != g.c_out) return Invalid("output channels differ from the kernel's");
   if (g.c_group * g.groups != g.c || g.c_out % g.groups != 0)
     return Invalid("groups must divide the input and output channels");
   if (OutputSize(g.h, g.kh, g.sh, g.top, g.bottom, g.dh) != g.oh ||
-      OutputSize(g.w, g.kw, g.sw, g.left, g.right, g.dw) != g.ow)
+      OutputSize(g.w, g.kw, g.sw, g.left, g.right, g.dw) != g.ow ||
+      OutputSize(g.d, g.kd, g.sd, g.front, g.back, g.dd) != g.od)
     return Invalid("the output size does not follow from the input, kernel, strides, "
                    "dilation and pads");
   try {
@@ -298,15 +341,30 @@ ffi::Error Convolve(ffi::Buffer<ffi::F32, 4> a, ffi::Buffer<ffi::F32, 4> b,
 }  // namespace
 
 // XLA_FFI_DEFINE_HANDLER_SYMBOL adds no visibility attribute: declared here so
-// that the library, built with -fvisibility=hidden, exports it.
+// that the library, built with -fvisibility=hidden, exports them.
 extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* JconvOnednnConv(
     XLA_FFI_CallFrame* call_frame);
+extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* JconvOnednnConv3d(
+    XLA_FFI_CallFrame* call_frame);
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvOnednnConv, Convolve,
+// The 2D handler (4-D buffers) and the 3D one (5-D buffers).
+using BufferR5 = ffi::Buffer<ffi::F32, 5>;
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvOnednnConv, Convolve<4>,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::BufferR4<ffi::F32>>()
                                   .Arg<ffi::BufferR4<ffi::F32>>()
                                   .Ret<ffi::BufferR4<ffi::F32>>()
+                                  .Attr<int64_t>("pass")
+                                  .Attr<ffi::Span<const int64_t>>("strides")
+                                  .Attr<ffi::Span<const int64_t>>("dilation")
+                                  .Attr<ffi::Span<const int64_t>>("pads")
+                                  .Attr<int64_t>("groups")
+                                  .Attr<int64_t>("any_weights"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvOnednnConv3d, Convolve<5>,
+                              ffi::Ffi::Bind()
+                                  .Arg<BufferR5>()
+                                  .Arg<BufferR5>()
+                                  .Ret<BufferR5>()
                                   .Attr<int64_t>("pass")
                                   .Attr<ffi::Span<const int64_t>>("strides")
                                   .Attr<ffi::Span<const int64_t>>("dilation")

@@ -24,7 +24,14 @@ from _tol import assert_conv_close
 def needs_xla(layer) -> bool:
     """Whether TensorFlow's CPU kernels without oneDNN lack `layer`'s op."""
     dilated = max(layer.dilation_rate) > 1
-    transposed = isinstance(layer, keras.layers.Conv2DTranspose)
+    transposed = isinstance(
+        layer,
+        (
+            keras.layers.Conv1DTranspose,
+            keras.layers.Conv2DTranspose,
+            keras.layers.Conv3DTranspose,
+        ),
+    )
     return layer.data_format == "channels_first" or (transposed and dilated)
 
 

@@ -57,14 +57,14 @@ def conv_terms(kernel, *, bias=None, transpose=False, depthwise=False) -> int:
     """Products per output sum: `KH*KW*C_in/groups` for a convolution (kernel
     `(KH, KW, C_in/groups, C_out)`), at most `KH*KW*C_in` for a transposed one
     (kernel `(KH, KW, C_out, C_in)`), `KH*KW` for a depthwise one; +1 for the
-    bias."""
-    kh, kw = kernel.shape[:2]
+    bias. Any spatial rank: the kernel's axes but the last two are taps."""
+    taps = int(np.prod(kernel.shape[:-2]))
     if depthwise:
-        taps = kh * kw
+        pass
     elif transpose:
-        taps = kh * kw * kernel.shape[3]
+        taps *= kernel.shape[-1]
     else:
-        taps = kh * kw * kernel.shape[2]
+        taps *= kernel.shape[-2]
     return taps + (bias is not None)
 
 

@@ -113,9 +113,9 @@ CASES = [
     (
         "padding string",
         (X, K),
-        {"padding": "causal"},
+        {"padding": "circular"},
         ValueError,
-        r"`padding` \(='causal'\) must be 'valid', 'same'",
+        r"`padding` \(='circular'\) must be 'valid', 'same'",
     ),
     (
         "padding malformed",
@@ -242,12 +242,12 @@ CASES = [
         r"\(\(4, 4\), \(2, 2\)\)",
     ),
     (
-        "circular wider than the input",
-        (X, K),
-        {"padding": 7, "padding_mode": "circular"},
+        "circular on an empty axis",
+        (np.zeros((1, 0, 6, 4), np.float32), K),
+        {"padding": 1, "padding_mode": "circular"},
         ValueError,
-        r"`padding_mode` \(='circular'\) cannot pad an axis of 6 pixels by 7: at "
-        r"most size \(circular wraps around once\)",
+        r"`padding_mode` \(='circular'\) cannot pad an axis of 0 pixels by 1: an "
+        r"empty axis has no pixel to wrap around",
     ),
     (
         "padding string lists the new rules",
@@ -373,9 +373,9 @@ TRANSPOSE_CASES = [
     (
         "padding unknown",
         (XT, KT),
-        {"padding": "causal"},
+        {"padding": "circular"},
         ValueError,
-        r"`padding` \(='causal'\) must be 'valid', 'same'",
+        r"`padding` \(='circular'\) must be 'valid', 'same'",
     ),
     (
         "padding negative",

@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from experiments import kernel_learning, runner
+from experiments import kernel_data, kernel_learning, runner
 from jconv import document
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -35,6 +35,8 @@ SUMMARY_KEYS = {
 SHRINK = {
     "document_example": [],
     "learn_document_kernel": [],
+    "learn_signal_kernel": [],
+    "learn_volume_kernel": [],
     "learn_from_document_image": [],
     "noise_sweep": [
         "--config.sweep.noise_stds=(0.0,0.1)",
@@ -156,6 +158,98 @@ def test_smoke_learn_document_kernel_is_recovered_to_float32(tmp_path, capsys):
     np.testing.assert_allclose(summary["learned_kernel"], document.KERNEL, atol=1e-5)
     assert "RECOVERED to float32 precision" in out
     assert summary["patch_matrix_rank"] == 9
+
+
+# The 1-D and 3-D configs, unshrunk: named kernels, their rank's plots.
+RANK_CONFIGS = {
+    "learn_signal_kernel": dict(
+        rank=1,
+        kernels={
+            "moving_average": [1 / 3] * 3,
+            "first_difference": [0, -1, 1],
+            "second_difference": [1, -2, 1],
+            "gaussian": [0.25, 0.5, 0.25],
+        },
+        pairs_plot="signals",
+    ),
+    "learn_volume_kernel": dict(
+        rank=3,
+        kernels={
+            "laplacian": kernel_data.NAMED_VOLUME_KERNELS["laplacian"],
+            "box": np.full((3, 3, 3), 1 / 27),
+            "gaussian": kernel_data.NAMED_VOLUME_KERNELS["gaussian"],
+        },
+        pairs_plot="volumes",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(RANK_CONFIGS))
+def test_smoke_1d_and_3d_kernels_are_recovered_to_float32(name, tmp_path, capsys):
+    want = RANK_CONFIGS[name]
+    workdir = tmp_path / "run"
+    summary = run(name, workdir)
+    out = capsys.readouterr().out
+    check_learning_run(workdir, summary, out)
+    assert summary["spatial_rank"] == want["rank"]
+    assert summary["converged"] and summary["recovered_to_float32"]
+    assert summary["patch_matrix_rank"] == summary["unknowns"] == 3 ** want["rank"]
+    for record in summary["problems"]:
+        true = np.asarray(want["kernels"][record["name"]], np.float64)
+        np.testing.assert_array_equal(record["true_kernel"], true.astype(np.float32))
+        # "Recovered to float32 precision": within 8 float32 epsilons of the
+        # largest entry. Gradient descent stops there (the stopping rule); the
+        # float64 least-squares solution is as close (its error is the
+        # float32 rounding of the targets, ~eps |y| / sqrt(equations)).
+        bound = 8 * np.finfo(np.float32).eps * np.max(np.abs(true))
+        for key in ("learned_kernel", "lstsq_kernel"):
+            assert np.max(np.abs(np.asarray(record[key]) - true)) <= bound, key
+        for plot in ("kernel", want["pairs_plot"]):
+            assert f"{plot}_{record['name']}.png" in summary["plots"]
+    assert out.count("RECOVERED to float32 precision") == len(want["kernels"])
+    # Every plot is listed in the workdir's marker (so `--overwrite` deletes
+    # it, and nothing else).
+    marker = json.loads((workdir / ".jconv-run").read_text())
+    assert set(summary["plots"]) <= set(marker["outputs"])
+
+
+@pytest.mark.parametrize(
+    "name, overrides, match",
+    [
+        (
+            "learn_signal_kernel",
+            ["--config.target.kernels=('sobel_x',)"],
+            r"`config.target.kernels` \(='sobel_x'\) must be one of "
+            r"\('moving_average', 'first_difference', 'second_difference', "
+            r"'gaussian', 'random'\)",
+        ),
+        (
+            "learn_volume_kernel",
+            ["--config.target.kernel_size=5"],
+            r"`config.target.kernel_size` \(=5\) must be 3 for the named kernels "
+            r"\('laplacian', 'box', 'gaussian'\) \(3x3x3, one channel in and out\)",
+        ),
+        (
+            "learn_signal_kernel",
+            ["--config.mesh.height=5"],
+            r"`config.mesh.height` \(=5\) must divide the signal length: the "
+            r"input's, data.image_size \(=64\), and the output's \(=64, 'causal'",
+        ),
+        (
+            "learn_volume_kernel",
+            ["--config.target.kernels=('random',)", "--config.target.kernel_size=9"],
+            r"`config.target.kernel_size` \(=9\) must not exceed data.image_size "
+            r"\(=8\): the kernel would be larger than the volumes",
+        ),
+    ],
+)
+def test_1d_and_3d_configs_are_checked_before_anything(
+    tmp_path, capsys, name, overrides, match
+):
+    code, err = run_error(capsys, name, tmp_path / "run", *overrides)
+    assert code == runner.ConfigError.exit_code
+    assert re.search(match, err), err
+    assert not (tmp_path / "run").exists()
 
 
 def test_smoke_learn_from_document_image_valid_and_same(tmp_path, capsys):
@@ -449,7 +543,7 @@ def test_finished_workdir_is_not_overwritten(tmp_path, capsys):
 
 KILL_AT = """
 import os, signal, sys
-from experiments import kernel_learning, runner
+from experiments import kernel_data, kernel_learning, runner
 
 write = runner.MetricsWriter.write
 

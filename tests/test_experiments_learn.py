@@ -198,16 +198,16 @@ def test_patch_matrix_jax_is_patch_matrix_under_jit(c_in):
 
 
 @pytest.mark.parametrize(
-    "shape, kernel_hw, match",
+    "shape, kernel_size, match",
     [
-        ((6, 6, 1), (3, 3), r"`x_nhwc` must have rank 4"),
-        ((1, 6, 6, 1), (0, 3), r"`kernel_hw` \(=\(0, 3\)\) must be positive"),
-        ((1, 2, 6, 1), (3, 3), r"`kernel_hw` \(3, 3\) is larger than the image"),
+        ((6, 6, 1), (3, 3), r"`x` must have rank 4 \(N, H, W, C_in\) for a 2-D"),
+        ((1, 6, 6, 1), (0, 3), r"`kernel_size` \(=\(0, 3\)\) must be positive"),
+        ((1, 2, 6, 1), (3, 3), r"`kernel_size` \(3, 3\) is larger than the input"),
     ],
 )
-def test_patch_matrix_jax_errors(shape, kernel_hw, match):
+def test_patch_matrix_jax_errors(shape, kernel_size, match):
     with pytest.raises(ValueError, match=match):
-        learn.patch_matrix_jax(jnp.zeros(shape), kernel_hw)
+        learn.patch_matrix_jax(jnp.zeros(shape), kernel_size)
 
 
 def test_train_step_is_one_gradient_step(impl):

@@ -60,9 +60,9 @@ def test_patch_matrix_of_the_document_by_hand():
 
 
 def test_patch_matrix_errors():
-    with pytest.raises(ValueError, match=r"`x_nhwc` must have rank 4"):
+    with pytest.raises(ValueError, match=r"`x` must have rank 4 \(N, H, W, C_in\)"):
         patch_matrix(np.zeros((4, 4)), (3, 3))
-    with pytest.raises(ValueError, match=r"`kernel_hw` \(5, 5\) spans more"):
+    with pytest.raises(ValueError, match=r"`kernel_size` \(5, 5\) spans more"):
         patch_matrix(np.zeros((1, 4, 4, 1)), (5, 5))
     with pytest.raises(ValueError, match=r"`strides` \(=0\) must be positive"):
         patch_matrix(np.zeros((1, 4, 4, 1)), (3, 3), strides=0)

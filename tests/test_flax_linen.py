@@ -79,6 +79,50 @@ def test_conv2d_matches_flax_linen_conv(
     np.testing.assert_array_equal(y, expected)
 
 
+# Every spatial rank: (module, kernel_size, strides, dilation_rate,
+# input_dilation, padding, groups, spatial size); explicit pads with an input
+# dilation (lax refuses a padding string with it).
+RANK_CASES = [
+    ("Conv1D", (3,), 2, 2, 1, "SAME", 2, (9,)),
+    ("Conv3D", (2, 3, 1), (1, 2, 1), 1, (2, 1, 1), (1, 2, 0), 1, (3, 5, 4)),
+    pytest.param("Conv1D", (2,), 1, 1, 3, ((1, 2),), 1, (5,), marks=SLOW),
+    pytest.param("Conv3D", (2, 2, 2), 2, 1, 1, "VALID", 2, (4, 5, 4), marks=SLOW),
+]
+
+
+@pytest.mark.parametrize(
+    "name, kernel_size, strides, dilation, input_dilation, padding, groups, size",
+    RANK_CASES,
+    ids=_id,
+)
+def test_every_rank_matches_flax_linen_conv(
+    name, kernel_size, strides, dilation, input_dilation, padding, groups, size, impl
+):
+    """`Conv1D`/`Conv3D` (and `input_dilation`) against `linen.Conv` of the
+    same rank: the same key gives the same parameters, equal outputs."""
+    rng = np.random.default_rng(0)
+    x = _ints(rng, (2, *size, 4))
+    kwargs = dict(padding=padding, input_dilation=input_dilation)
+    ours = getattr(jlinen, name)(
+        6, kernel_size, strides, dilation_rate=dilation, groups=groups, impl=impl,
+        **kwargs,
+    )  # fmt: skip
+    theirs = nn.Conv(
+        6, kernel_size, strides, kernel_dilation=dilation, feature_group_count=groups,
+        **kwargs,
+    )  # fmt: skip
+    key = jax.random.key(1)
+    variables = ours.init(key, x)
+    jax.tree.map(np.testing.assert_array_equal, variables, theirs.init(key, x))
+    params = {
+        "kernel": _ints(rng, (*kernel_size, 4 // groups, 6)),
+        "bias": _ints(rng, (6,)),
+    }
+    expected = np.asarray(theirs.apply({"params": params}, x))
+    y = jax.jit(ours.apply)({"params": params}, x)
+    np.testing.assert_array_equal(y, expected)
+
+
 def test_transpose_and_depthwise_match_the_functions():
     """The Linen modules are the functions with parameters (the functions are
     checked against Keras and against their adjoint elsewhere)."""

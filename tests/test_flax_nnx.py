@@ -195,6 +195,103 @@ def test_conv2d_transpose_matches_flax_conv_transpose(
         np.testing.assert_array_equal(ours(x), expected)
 
 
+# Every spatial rank: (module, kernel_size, strides, dilation_rate,
+# input_dilation, padding, groups, spatial size); explicit pads with an input
+# dilation (lax refuses a padding string with it).
+RANK_CASES = [
+    ("Conv1D", (3,), 2, 1, 1, "SAME", 2, (9,)),
+    ("Conv1D", (4,), 1, 2, 2, ((2, 1),), 1, (7,)),
+    ("Conv3D", (2, 3, 2), (1, 2, 1), 1, 1, "SAME", 2, (4, 7, 5)),
+    ("Conv3D", (2, 2, 3), 1, (1, 2, 1), (2, 1, 1), ((1, 0), (0, 2), (1, 1)), 1,
+     (3, 5, 4)),
+    pytest.param("Conv1D", (5,), 3, 1, 3, 0, 2, (8,), marks=SLOW),
+    pytest.param(
+        "Conv3D", (3, 1, 2), (2, 1, 1), 2, 1, ((1, 0), (0, 0), (2, 1)), 1, (5, 3, 3),
+        marks=SLOW,
+    ),
+    pytest.param(
+        "Conv2D", (3, 2), 2, 1, (1, 3), ((1, 1), (0, 2)), 2, (5, 4), marks=SLOW
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name, kernel_size, strides, dilation, input_dilation, padding, groups, size",
+    RANK_CASES,
+    ids=_case_id,
+)
+def test_every_rank_matches_flax_conv(
+    name, kernel_size, strides, dilation, input_dilation, padding, groups, size, impl
+):
+    """`Conv1D`/`Conv3D` (and `input_dilation`) against `nnx.Conv` of the same
+    rank: the same initial weights from the same seed, equal outputs."""
+    c_in, c_out = 4, 6
+    kwargs = dict(strides=strides, padding=padding, input_dilation=input_dilation)
+    ours_only = dict(dilation_rate=dilation, groups=groups, impl=impl)
+    ours = _seeded(getattr(jnnx, name), c_in, c_out, kernel_size, **ours_only, **kwargs)
+    theirs = _flax_conv(c_in, c_out, kernel_size, dilation, groups, **kwargs)
+    np.testing.assert_array_equal(ours.kernel[...], theirs.kernel[...])
+    rng = np.random.default_rng(1)
+    kernel = _ints(rng, ours.kernel.shape)
+    bias = _ints(rng, (c_out,))
+    for module in (ours, theirs):
+        module.kernel[...] = kernel
+        module.bias[...] = bias
+    x = _ints(rng, (2, *size, c_in))
+    np.testing.assert_array_equal(ours(x), np.asarray(theirs(x)))
+
+
+@pytest.mark.parametrize(
+    "name, kernel_size, strides, size",
+    [
+        ("Conv1DTranspose", (3,), 2, (5,)),
+        ("Conv3DTranspose", (2, 3, 2), (2, 1, 3), (3, 4, 2)),
+    ],
+)
+def test_every_rank_transpose_matches_flax(name, kernel_size, strides, size, impl):
+    """ "VALID" transposed convolutions of every rank against
+    `nnx.ConvTranspose(transpose_kernel=True)` (same kernel layout)."""
+    c_in, c_out = 4, 3
+    rng = np.random.default_rng(3)
+    x = _ints(rng, (2, *size, c_in))
+    kernel = _ints(rng, (*kernel_size, c_out, c_in))
+    bias = _ints(rng, (c_out,))
+    args = (c_in, c_out, kernel_size, strides)
+    ours = _seeded(getattr(jnnx, name), *args, padding="valid", impl=impl)
+    theirs = _seeded(nnx.ConvTranspose, *args, padding="VALID", transpose_kernel=True)
+    for module in (ours, theirs):
+        module.kernel[...] = kernel
+        module.bias[...] = bias
+    np.testing.assert_array_equal(ours(x), np.asarray(theirs(x)))
+
+
+@pytest.mark.parametrize(
+    "name, kernel_size, input_dilation, padding, size",
+    [
+        ("DepthwiseConv1D", (3,), 2, ((2, 1),), (7,)),
+        ("DepthwiseConv3D", (2, 1, 3), 1, "SAME", (4, 3, 5)),
+    ],
+)
+def test_every_rank_depthwise_matches_flax_grouped_conv(
+    name, kernel_size, input_dilation, padding, size
+):
+    """A depthwise kernel `(*K, C, M)` is Flax's grouped kernel `(*K, 1, C *
+    M)` with `feature_group_count=C`, in every rank; the same seed
+    initialises both."""
+    c_in, multiplier = 3, 2
+    kwargs = dict(padding=padding, input_dilation=input_dilation)
+    ours = _seeded(getattr(jnnx, name), c_in, kernel_size, depth_multiplier=2, **kwargs)
+    theirs = _flax_conv(c_in, c_in * multiplier, kernel_size, 1, c_in, **kwargs)
+    grouped = theirs.kernel.shape
+    np.testing.assert_array_equal(ours.kernel[...].reshape(grouped), theirs.kernel[...])
+    rng = np.random.default_rng(4)
+    kernel = _ints(rng, ours.kernel.shape)
+    ours.kernel[...] = kernel
+    theirs.kernel[...] = kernel.reshape(grouped)
+    x = _ints(rng, (2, *size, c_in))
+    np.testing.assert_array_equal(ours(x), np.asarray(theirs(x)))
+
+
 @pytest.mark.parametrize(
     "multiplier, kernel_size, strides, dilation, padding",
     [

@@ -1,4 +1,7 @@
-"""Keras layers (TensorFlow backend, live) to jconv's Flax modules and back.
+"""Keras layers (TensorFlow backend, live) to jconv's Flax modules and back,
+for every layer Keras has: `Conv1D`/`2D`/`3D`, their transposed kinds,
+`DepthwiseConv1D`/`2D` (the separable ones: `test_separable_conv1d_round_trip`
+and test_separable.py).
 
 Each case compares outputs twice: small-integer data, where every product and
 partial sum is exact in float32, so the two must be equal to the last bit; and
@@ -12,13 +15,14 @@ output with absolute weights on the absolute input (`_tol.py`).
 import ast
 import functools
 import inspect
+import math
 
 import jax
 import keras
 import numpy as np
 import pytest
 from _keras import NO_KERAS_EQUIVALENT, assert_same_layer, call
-from _tol import assert_sums_close, conv_terms
+from _tol import assert_sums_close
 from flax import nnx
 
 import jconv
@@ -93,6 +97,70 @@ CASES = [
         ),
         (2, 8, 9),
     ),
+    # Every other rank Keras has. No dilated transposed 1D/3D layer: without
+    # oneDNN TensorFlow's CPU kernels lack it, and `_keras.call` compiles
+    # only the 2D one by XLA.
+    (
+        keras.layers.Conv1D,
+        dict(filters=6, kernel_size=3, padding="causal", dilation_rate=2),
+        (9, 4),
+    ),
+    (
+        keras.layers.Conv1D,
+        dict(filters=4, kernel_size=2, strides=2, padding="same", groups=2),
+        (8, 4),
+    ),
+    (
+        keras.layers.Conv1D,
+        dict(filters=5, kernel_size=3, strides=2, data_format="channels_first"),
+        (3, 9),
+    ),
+    (
+        keras.layers.Conv3D,
+        dict(filters=4, kernel_size=(2, 3, 2), strides=(1, 2, 1), padding="same"),
+        (4, 5, 4, 3),
+    ),
+    (
+        keras.layers.Conv3D,
+        dict(
+            filters=3,
+            kernel_size=2,
+            dilation_rate=(1, 2, 1),
+            use_bias=False,
+            data_format="channels_first",
+        ),
+        (2, 4, 5, 4),
+    ),
+    (
+        keras.layers.Conv1DTranspose,
+        dict(filters=3, kernel_size=3, strides=2, padding="same"),
+        (5, 4),
+    ),
+    (
+        keras.layers.Conv1DTranspose,
+        dict(filters=2, kernel_size=4, strides=3, output_padding=1),
+        (4, 3),
+    ),
+    (
+        keras.layers.Conv3DTranspose,
+        dict(filters=2, kernel_size=(2, 3, 2), strides=(2, 1, 2), padding="same"),
+        (3, 4, 3, 3),
+    ),
+    (
+        keras.layers.Conv3DTranspose,
+        dict(filters=3, kernel_size=2, strides=2, data_format="channels_first"),
+        (2, 2, 3, 2),
+    ),
+    (
+        keras.layers.DepthwiseConv1D,
+        dict(kernel_size=3, padding="same", depth_multiplier=2),
+        (7, 3),
+    ),
+    (
+        keras.layers.DepthwiseConv1D,
+        dict(kernel_size=2, strides=2, dilation_rate=1, data_format="channels_first"),
+        (3, 9),
+    ),
 ]
 
 
@@ -119,6 +187,23 @@ def _keras_layer(cls, kwargs, shape, *, seed=0):
     return layer
 
 
+def _terms(layer) -> int:
+    """Products per output sum of a Keras layer of any rank (`_tol.conv_terms`
+    for its kernel `(*K, ...)`): `prod(K) * C_in / groups` for a convolution,
+    at most `prod(K) * C_in` for a transposed one, `prod(K)` for a depthwise
+    one; +1 for the bias."""
+    kernel, *bias = layer.get_weights()
+    taps = math.prod(kernel.shape[:-2])
+    name = type(layer).__name__
+    if name.startswith("Depthwise"):
+        products = taps
+    elif name.endswith("Transpose"):
+        products = taps * kernel.shape[-1]
+    else:
+        products = taps * kernel.shape[-2]
+    return products + len(bias)
+
+
 def _check(y, expected, layer, x, integer=False):
     """`y` equals `expected`, the output of `layer` on `x`: exactly on integer
     data, within the float32 bound for the layer's sums otherwise."""
@@ -130,14 +215,7 @@ def _check(y, expected, layer, x, integer=False):
     absolute = type(layer).from_config(layer.get_config())
     absolute.build(x.shape)
     absolute.set_weights([np.abs(w) for w in layer.get_weights()])
-    kernel, *bias = layer.get_weights()
-    terms = conv_terms(
-        kernel,
-        bias=bias[0] if bias else None,
-        transpose=isinstance(layer, keras.layers.Conv2DTranspose),
-        depthwise=isinstance(layer, keras.layers.DepthwiseConv2D),
-    )
-    assert_sums_close(y, expected, call(absolute, np.abs(x)), terms)
+    assert_sums_close(y, expected, call(absolute, np.abs(x)), _terms(layer))
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)
@@ -192,6 +270,54 @@ def test_to_keras_from_fresh_modules():
     _check(up.apply(variables, x), call(layer, x), layer, x)
 
 
+def test_to_keras_from_fresh_modules_of_every_rank():
+    """The same for 1D and 3D modules: the Keras layer of each one's class
+    name computes what it does."""
+    rng = np.random.default_rng(4)
+    signal = rng.standard_normal((2, 9, 4)).astype(np.float32)
+    volume = rng.standard_normal((2, 4, 5, 3, 4)).astype(np.float32)
+    modules = [
+        (jnnx.Conv1D(4, 6, 3, padding="causal", groups=2, rngs=nnx.Rngs(0)), signal),
+        (jnnx.Conv1DTranspose(4, 3, 2, strides=2, rngs=nnx.Rngs(0)), signal),
+        (jnnx.DepthwiseConv1D(4, 3, depth_multiplier=2, rngs=nnx.Rngs(0)), signal),
+        (jnnx.Conv3D(4, 2, (2, 3, 1), strides=(1, 2, 1), rngs=nnx.Rngs(0)), volume),
+        (jnnx.Conv3DTranspose(4, 2, 2, padding="valid", rngs=nnx.Rngs(0)), volume),
+    ]
+    for module, x in modules:
+        layer = jnnx.to_keras(module)
+        assert type(layer).__name__ == type(module).__name__
+        _check(module(x), call(layer, x), layer, x)
+    conv = jlinen.Conv3D(3, 2, padding="valid", data_format="channels_first")
+    x = volume.transpose(0, 4, 1, 2, 3)
+    variables = conv.init(jax.random.key(0), x)
+    layer = jlinen.to_keras(conv, variables)
+    assert layer.padding == "valid" and layer.data_format == "channels_first"
+    _check(conv.apply(variables, x), call(layer, x), layer, x)
+
+
+def test_separable_conv1d_round_trip():
+    """Keras' `SeparableConv1D` -> NNX and Linen modules -> Keras: equal
+    outputs on small-integer data (exact), the same configuration and
+    weights back."""
+    for kwargs, shape in [
+        (dict(filters=4, kernel_size=3, padding="same", depth_multiplier=2), (8, 3)),
+        (dict(filters=2, kernel_size=2, strides=2, use_bias=False), (9, 3)),
+    ]:
+        layer = _keras_layer(keras.layers.SeparableConv1D, kwargs, shape)
+        module = jnnx.from_keras(layer)
+        linen_module, variables = jlinen.from_keras(layer)
+        assert type(module) is jnnx.SeparableConv1D
+        assert type(linen_module) is jlinen.SeparableConv1D
+        assert module.pointwise_kernel.shape == (1, 3 * layer.depth_multiplier,
+                                                 layer.filters)  # fmt: skip
+        x = _inputs(shape, integer=True)
+        expected = call(layer, x)
+        np.testing.assert_array_equal(module(x), expected)
+        np.testing.assert_array_equal(linen_module.apply(variables, x), expected)
+        for back in (jnnx.to_keras(module), jlinen.to_keras(linen_module, variables)):
+            assert_same_layer(back, layer, x, expected)
+
+
 def test_from_keras_refuses():
     unbuilt = keras.layers.Conv2D(4, 3)
     with pytest.raises(ValueError, match=r"`layer` \(Conv2D '.*'\) is not built"):
@@ -200,10 +326,14 @@ def test_from_keras_refuses():
     relu.build((None, 5, 5, 2))
     with pytest.raises(ValueError, match=r"has `activation` \(='relu'\); jconv"):
         jnnx.from_keras(relu)
-    conv1d = keras.layers.Conv1D(4, 3)
-    conv1d.build((None, 5, 2))
-    with pytest.raises(TypeError, match=r"`layer` \(=<Conv1D.*\) must be a keras"):
-        jlinen.from_keras(conv1d)
+    dense = keras.layers.Dense(4)
+    dense.build((None, 5, 2))
+    with pytest.raises(
+        TypeError,
+        match=r"`layer` \(=<Dense.*\) must be a keras.layers convolution: "
+        r"Conv1D, Conv2D, Conv3D, Conv1DTranspose, .*, SeparableConv2D",
+    ):
+        jlinen.from_keras(dense)
     layer = keras.layers.Conv2D(4, 3)
     layer.build((None, 5, 5, 2))
     with pytest.raises(ValueError, match=r"`impl` \(='cuda'\) must be one of"):
@@ -228,8 +358,44 @@ def test_to_keras_refuses():
             r"`strides > 1` not supported in conjunction with `dilation_rate > 1`",
         ),
     ]
+    # Other ranks: what their Keras layers lack.
+    refused += [
+        (
+            jnnx.Conv1D(2, 4, 3, input_dilation=2, rngs=rngs),
+            r"`input_dilation` \(=2\) has no Keras equivalent",
+        ),
+        (
+            jnnx.DepthwiseConv1D(2, 3, padding="causal", rngs=rngs),
+            r"`padding` \(='causal'\) has no Keras equivalent: Keras' "
+            r"DepthwiseConv1D takes 'valid' or 'same'",
+        ),
+        (
+            jnnx.Conv3D(2, 4, 3, padding="full", rngs=rngs),
+            r"`padding` \(='full'\) has no Keras equivalent: Keras' Conv3D takes "
+            r"'valid' or 'same'",
+        ),
+        (
+            jnnx.Conv1D(2, 4, 3, padding="same_lower", rngs=rngs),
+            r"Keras' Conv1D takes 'valid', 'same' or 'causal'",
+        ),
+        (
+            jnnx.Conv3DTranspose(2, 4, 3, groups=2, rngs=rngs),
+            r"`groups` \(=2\) has no Keras equivalent: Keras' Conv3DTranspose",
+        ),
+    ]
     for module, match in refused:
         with pytest.raises(ValueError, match=match):
+            jnnx.to_keras(module)
+    for module in (
+        jnnx.DepthwiseConv3D(2, 3, rngs=rngs),
+        jnnx.SeparableConv3D(2, 4, 3, rngs=rngs),
+    ):
+        name = type(module).__name__
+        with pytest.raises(
+            TypeError,
+            match=rf"`module` \(={name}\) has no Keras counterpart: Keras' "
+            rf"convolution layers are Conv1D, .*, SeparableConv2D",
+        ):
             jnnx.to_keras(module)
     linen_conv = jlinen.Conv2D(4, 3)
     with pytest.raises(TypeError, match=r"pass `variables`"):

@@ -880,3 +880,159 @@ def test_auto_runs_onednn_on_a_float32_cpu_layer():
         wide = [a.astype(np.float64) for a in (x, kernel)]
         assert PRIMITIVE not in _passes(f, *wide)[1]
         assert PRIMITIVE not in _passes(grad, *wide)[1]
+
+
+# --- 1D and 3D ----------------------------------------------------------------
+
+
+def test_primitive_passes_match_lax_in_3d():
+    """The 3D handler's three passes, called directly on a grouped, strided,
+    dilated, padded volume: lax's convolution and its VJP within the float32
+    bound (forward 2*3*2*3 products, input gradient 2*3*2*3, kernel gradient
+    the output's 2*3*3*3 pixels)."""
+    x, kernel = _draw((2, 5, 7, 6, 6), 30), _draw((2, 3, 2, 3, 6), 31)
+    geometry = dict(
+        strides=(1, 2, 1),
+        dilation=(2, 1, 2),
+        pads=((1, 0), (1, 1), (0, 2)),
+        groups=2,
+    )
+    params = dict(PARAMS, **geometry)
+
+    def conv(x, k):
+        return lax.conv_general_dilated(
+            x, k, geometry["strides"], geometry["pads"],
+            rhs_dilation=geometry["dilation"], feature_group_count=2,
+            dimension_numbers=("NDHWC", "DHWIO", "NDHWC"), precision="highest",
+        )  # fmt: skip
+
+    y = _onednn.call(FORWARD, x, kernel, **params)
+    dy = _draw(y.shape, 32)
+    dx = _onednn.call(INPUT_GRAD, dy, kernel, **dict(params, image_hw=(5, 7, 6)))
+    dk = _onednn.call(KERNEL_GRAD, x, dy, **dict(params, kernel_hw=(2, 3, 2)))
+    expected_y, vjp = jax.vjp(conv, x, kernel)
+    expected_dx, expected_dk = vjp(dy)
+    with jax.enable_x64(True):
+        abs64 = [np.abs(a).astype(np.float64) for a in (x, kernel, dy)]
+        magnitude_y, vjp_abs = jax.vjp(conv, *abs64[:2])
+        magnitude_dx, magnitude_dk = vjp_abs(abs64[2])
+    assert_sums_close(y, expected_y, magnitude_y, 2 * 3 * 2 * 3)
+    assert_sums_close(dx, expected_dx, magnitude_dx, 2 * 3 * 2 * 3)
+    assert_sums_close(dk, expected_dk, magnitude_dk, np.prod(y.shape[:4]))
+
+
+# The 3D handler's refusals, as `BAD_CALLS`' for 2D.
+PARAMS_3D = dict(PARAMS, strides=(1,) * 3, dilation=(1,) * 3, pads=((0, 0),) * 3)
+BAD_CALLS_3D = table(
+    ("pass_", "a", "b", "params", "error", "match"),
+    (FORWARD, (1, 4, 5, 5, 4), (2, 3, 3, 2, 6), dict(groups=3),
+     jax.errors.JaxRuntimeError, r"groups must divide the input and output"),
+    (INPUT_GRAD, (1, 3, 3, 3, 6), (2, 3, 3, 6, 6), dict(image_hw=(9, 5, 5)),
+     jax.errors.JaxRuntimeError, r"the output size does not follow"),
+    (FORWARD, (1, 4, 5, 5, 4), (3, 3, 3, 4, 6), dict(pads=((-1, 0), (0, 0), (0, 0))),
+     jax.errors.JaxRuntimeError, r"pads must not be negative"),
+    (FORWARD, (1, 4, 5, 5, 4), (3, 3, 3, 4, 6), dict(dilation=(0, 1, 1)),
+     jax.errors.JaxRuntimeError, r"must be positive"),
+    (KERNEL_GRAD, (1, 4, 5, 5, 4), (2, 2, 3, 3, 6), dict(kernel_hw=(3, 3, 3)),
+     jax.errors.JaxRuntimeError, r"image and output batch sizes differ"),
+)  # fmt: skip
+
+
+def test_the_3d_handler_refuses_arguments_its_buffers_contradict():
+    for row in BAD_CALLS_3D:
+        a, b = np.ones(row["a"], np.float32), np.ones(row["b"], np.float32)
+        params = dict(PARAMS_3D, **row["params"])
+        call = functools.partial(_onednn.call, row["pass_"], **params)
+        with pytest.raises(row["error"], match=row["match"]):
+            jax.block_until_ready(jax.jit(call)(a, b))
+    x = _small_integers((1, 4, 5, 5, 4), 33)
+    kernel = _small_integers((3, 3, 3, 4, 6), 34)
+    y = _onednn.call(FORWARD, x, kernel, **PARAMS_3D)
+    np.testing.assert_array_equal(y, jconv.conv3d(x, kernel, impl="lax"))
+
+
+@st.composite
+def geometries_nd(draw, rank):
+    """`geometries` with `rank` spatial axes."""
+    axes = [draw(_axis()) for _ in range(rank)]
+    sizes, pads, strides, kernel, dilation = map(tuple, zip(*axes))
+    c_in, c_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    groups = draw(st.sampled_from([g for g in _divisors(c_in) if c_out % g == 0]))
+    kwargs = (
+        ("strides", strides),
+        ("padding", pads),
+        ("dilation_rate", dilation),
+        ("groups", groups),
+    )
+    return (
+        (draw(st.integers(1, 2)), *sizes, c_in),
+        (*kernel, c_in // groups, c_out),
+        (kwargs),
+    )
+
+
+def _check_geometry_nd(geometry, seed):
+    """`_check_geometry`'s comparison for `jconv.conv` of any rank."""
+    x_shape, k_shape, kwargs = geometry
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    kernel = rng.standard_normal(k_shape).astype(np.float32)
+    f = lambda impl: lambda x, k: jconv.conv(x, k, **impl, **dict(kwargs))
+    out = jax.eval_shape(f(ONEDNN), x, kernel).shape
+    ct = rng.standard_normal(out).astype(np.float32)
+    y, vjp = jax.vjp(f(ONEDNN), x, kernel)
+    got = (y, *vjp(ct))
+    with jax.enable_x64(True):
+        wide = [a.astype(np.float64) for a in (x, kernel, ct)]
+        e, vjp = jax.vjp(f(HIGHEST), *wide[:2])
+        expected = (e, *vjp(wide[2]))
+        m, vjp = jax.vjp(f(HIGHEST), *map(np.abs, wide[:2]))
+        magnitudes = (m, *vjp(np.abs(wide[2])))
+    *kernel_hw, c_group, c_out = k_shape
+    taps, groups = int(np.prod(kernel_hw)), dict(kwargs)["groups"]
+    terms = (taps * c_group, taps * (c_out // groups), int(np.prod(out[:-1])))
+    for g, e, m, t in zip(got, expected, magnitudes, terms, strict=True):
+        assert g.shape == e.shape and g.dtype == np.float32
+        assert_sums_close(g, e, m, max(t, 1))
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_any_geometry_matches_lax_in_1d_and_3d(rank, data):
+    """1D runs as one row of the 2D handler, 3D on its own: forward, input
+    and kernel gradients against float64 lax within the float32 bound."""
+    _check_geometry_nd(data.draw(geometries_nd(rank)), data.draw(st.integers(0, 99)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rank", [1, 3])
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_any_geometry_matches_lax_in_1d_and_3d_large_sample(rank, data):
+    _check_geometry_nd(data.draw(geometries_nd(rank)), data.draw(st.integers(0, 99)))
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_auto_runs_onednn_in_1d_and_3d(rank):
+    """A float32 grouped layer of each rank: `auto` runs oneDNN for its
+    output and gradients wherever oneDNN is loaded; `vmap` folds into one
+    call per pass."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("oneDNN runs on the CPU")
+    spatial = (64,) if rank == 1 else (6, 8, 8)
+    x = _small_integers((4, *spatial, 16), 35)
+    kernel = _small_integers((*(3,) * rank, 4, 16), 36)
+    f = lambda x, k: jconv.conv(x, k, padding="same", groups=4, impl="auto")
+    grad = jax.grad(lambda x, k: jnp.sum(f(x, k) ** 2), (0, 1))
+    loaded = jconv.onednn_status().available
+    assert (PRIMITIVE in _passes(f, x, kernel)[1]) == loaded
+    assert (PRIMITIVE in _passes(grad, x, kernel)[1]) == loaded
+    if loaded:
+        g = lambda x, k: jconv.conv(x, k, padding="same", groups=4, impl="onednn")
+        np.testing.assert_array_equal(g(x, kernel), f(x, kernel))
+        ks = np.stack([kernel, kernel[::-1]])
+        xs = np.stack([x, x[:, ::-1]])
+        batched = jax.vmap(g)(xs, ks)
+        for i in range(2):
+            np.testing.assert_array_equal(batched[i], g(xs[i], ks[i]))

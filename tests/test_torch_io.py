@@ -1,7 +1,8 @@
 """PyTorch layers (CPU, live) to jconv's Flax modules and back.
 
-torch is the reference: its `Conv2d`/`ConvTranspose2d` on NCHW input against
-the jconv module on the same input in the module's layout. Each case compares
+torch is the reference: its `Conv1d`/`Conv2d`/`Conv3d` and
+`ConvTranspose1d`/`2d`/`3d` on channels-first input against the jconv module
+on the same input in the module's layout. Each case compares
 twice: small-integer data and weights, where every product and partial sum is
 exact in float32, so the two must be equal to the last bit; and standard-normal
 data, where the summation orders differ (XLA's, oneDNN's): within `2 * gamma_n
@@ -16,14 +17,15 @@ import ast
 import contextlib
 import copy
 import inspect
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from _grid import grid_params, pair, sample, uncovered
-from _tol import assert_sums_close, conv_terms
+from _grid import grid_params, sample, uncovered
+from _tol import assert_sums_close
 from flax import nnx
 
 import jconv
@@ -66,26 +68,101 @@ TRANSPOSE_AXES = {
 TRANSPOSE_HW = (4, 5)
 
 
+# The other ranks' grids: inputs (2, C_in, 9) and (2, C_in, 5, 6, 5) for the
+# convolutions, (2, C_in, 5) and (2, C_in, 3, 4, 3) for the transposed ones.
+CONV1D_AXES = {
+    "kernel": [(1,), (2,), (3,), (5,)],
+    "strides": [1, 2, 3],
+    "dilation_rate": [1, 2],
+    "padding": [0, 2, (1,), "same", "valid"],
+    "padding_mode": ["zeros", "reflect", "replicate", "circular"],
+    "groups": [1, 2],
+    **SHARED_AXES,
+}
+CONV3D_AXES = {
+    "kernel": [(1, 1, 1), (2, 2, 2), (3, 2, 1)],
+    "strides": [1, 2, (1, 2, 1)],
+    "dilation_rate": [1, 2, (2, 1, 1)],
+    "padding": [0, 1, (1, 0, 2), "same", "valid"],
+    "padding_mode": ["zeros", "reflect", "replicate", "circular"],
+    "groups": [1, 2],
+    **SHARED_AXES,
+}
+TRANSPOSE1D_AXES = {
+    "kernel": [(1,), (2,), (3,), (4,)],
+    "strides": [1, 2, 3],
+    "dilation_rate": [1, 2],
+    "padding": [0, 1, (2,)],
+    "output_padding": [0, 1, 2],
+    "groups": [1, 2],
+    **SHARED_AXES,
+}
+TRANSPOSE3D_AXES = {
+    "kernel": [(1, 1, 1), (2, 2, 2), (3, 2, 2)],
+    "strides": [1, 2, (2, 1, 2)],
+    "dilation_rate": [1, 2],
+    "padding": [0, 1, (1, 0, 1)],
+    "output_padding": [0, 1],
+    "groups": [1, 2],
+    **SHARED_AXES,
+}
+
+
+def _per_axis(value, rank: int) -> tuple:
+    return (value,) * rank if isinstance(value, int) else tuple(value)
+
+
 def _conv_valid(case) -> bool:
-    return case["padding"] != "same" or pair(case["strides"]) == (1, 1)  # torch's
+    rank = len(case["kernel"])
+    strides = _per_axis(case["strides"], rank)
+    return case["padding"] != "same" or strides == (1,) * rank  # torch's
 
 
 def _transpose_valid(case) -> bool:
     """torch takes an `output_padding` below the stride or the dilation;
     jconv writes one not below the stride as fewer pads at the end, so needs
     it below `padding + stride` (refused otherwise: `test_from_torch_refuses`)."""
-    a = pair(case["output_padding"])
-    s, d, p = pair(case["strides"]), pair(case["dilation_rate"]), pair(case["padding"])
+    rank = len(case["kernel"])
+    a, s, d, p = (
+        _per_axis(case[axis], rank)
+        for axis in ("output_padding", "strides", "dilation_rate", "padding")
+    )
     return all(ai < max(si, di) and ai < pi + si for ai, si, di, pi in zip(a, s, d, p))
 
 
 CONV_CASES = sample(10, axes=CONV_AXES, valid=_conv_valid)
 TRANSPOSE_CASES = sample(8, axes=TRANSPOSE_AXES, valid=_transpose_valid)
+# The fewest cases, from the first seed, that take every value.
+RANK_CASES = {
+    "Conv1d": sample(5, 120, axes=CONV1D_AXES, valid=_conv_valid),
+    "Conv3d": sample(5, 222, axes=CONV3D_AXES, valid=_conv_valid),
+    "ConvTranspose1d": sample(5, 44, axes=TRANSPOSE1D_AXES, valid=_transpose_valid),
+    "ConvTranspose3d": sample(4, 1, axes=TRANSPOSE3D_AXES, valid=_transpose_valid),
+}
+RANK_AXES = {
+    "Conv1d": CONV1D_AXES,
+    "Conv3d": CONV3D_AXES,
+    "ConvTranspose1d": TRANSPOSE1D_AXES,
+    "ConvTranspose3d": TRANSPOSE3D_AXES,
+}
+# Larger samples, marked slow.
+SLOW_RANK_CASES = {
+    name: [
+        case
+        for case in sample(40, 1, axes=axes, valid=(
+            _transpose_valid if "Transpose" in name else _conv_valid
+        ))
+        if case not in RANK_CASES[name]
+    ]
+    for name, axes in RANK_AXES.items()
+}  # fmt: skip
 
 
 def test_grids_cover_every_value():
     assert uncovered(CONV_CASES, CONV_AXES) == {}
     assert uncovered(TRANSPOSE_CASES, TRANSPOSE_AXES) == {}
+    for name, cases in RANK_CASES.items():
+        assert uncovered(cases, RANK_AXES[name]) == {}, name
 
 
 def _tensor(array) -> torch.Tensor:
@@ -108,12 +185,13 @@ def _torch_call(layer, x_nchw) -> np.ndarray:
 
 
 def _jconv_call(module, x_nchw, data_format, variables=None) -> np.ndarray:
-    """The module's output on `x_nchw` (given in its layout), as NCHW."""
+    """The module's output on `x_nchw` (channels first, any rank; given in
+    the module's layout), channels first."""
     channels_last = data_format == "channels_last"
-    x = x_nchw.transpose(0, 2, 3, 1) if channels_last else x_nchw
+    x = np.moveaxis(x_nchw, 1, -1) if channels_last else x_nchw
     y = module(x) if variables is None else module.apply(variables, x)
     y = np.asarray(y)
-    return y.transpose(0, 3, 1, 2) if channels_last else y
+    return np.moveaxis(y, -1, 1) if channels_last else y
 
 
 def _integers(rng, shape, complex_=False) -> np.ndarray:
@@ -153,12 +231,19 @@ def _check(y, layer, x_nchw, *, integer, dtype=np.float32):
         for p in absolute.parameters():
             p.abs_()
     magnitude = _torch_call(absolute, np.abs(x_nchw).astype(np.float64))
-    terms = conv_terms(
-        kernel_from_torch(_numpy(layer.weight)),
-        bias=layer.bias,
-        transpose=isinstance(layer, torch.nn.ConvTranspose2d),
-    )
-    assert_sums_close(y, expected, magnitude, terms, dtype)
+    assert_sums_close(y, expected, magnitude, _terms(layer), dtype)
+
+
+def _terms(layer) -> int:
+    """Products per output sum of a torch layer of any rank (`_tol.conv_terms`
+    for its weight `(O, I, *K)`): `prod(K) * C_in / groups` for a
+    convolution, at most `prod(K) * C_in` for a transposed one; +1 for the
+    bias."""
+    weight = layer.weight
+    taps = math.prod(weight.shape[2:])
+    transposed = "Transpose" in type(layer).__name__
+    products = taps * (weight.shape[0] if transposed else weight.shape[1])
+    return products + (layer.bias is not None)
 
 
 def _x64(dtype):
@@ -184,7 +269,7 @@ _TORCH_NAMES = {
 
 
 def _torch_layer(cls, case, c_in, c_out):
-    """The `torch.nn.Conv2d` or `ConvTranspose2d` (`cls`) of a grid case."""
+    """The torch convolution (`cls`, any rank) of a grid case."""
     kwargs = {name: case[axis] for axis, name in _TORCH_NAMES.items() if axis in case}
     dtype = _torch_dtype(case["dtype"])
     return cls(c_in, c_out, case["kernel"], dtype=dtype, **kwargs)
@@ -197,7 +282,7 @@ def _check_round_trip(layer, module, x_nchw, variables=None):
     assert type(back) is type(layer)
     for name in ("stride", "dilation", "groups", "padding_mode", "output_padding"):
         assert getattr(back, name) == getattr(layer, name), name
-    if isinstance(layer, torch.nn.Conv2d):
+    if "Transpose" not in type(layer).__name__:
         pads = tuple(layer._reversed_padding_repeated_twice)
         assert tuple(back._reversed_padding_repeated_twice) == pads
     else:
@@ -213,14 +298,22 @@ def _check_round_trip(layer, module, x_nchw, variables=None):
 GRIDS = {
     "Conv2d": (CONV_CASES, CONV_HW, (4, 6), jnnx.Conv2D),
     "ConvTranspose2d": (TRANSPOSE_CASES, TRANSPOSE_HW, (4, 3), jnnx.Conv2DTranspose),
-}
+    "Conv1d": (RANK_CASES["Conv1d"], (9,), (4, 6), jnnx.Conv1D),
+    "Conv3d": (RANK_CASES["Conv3d"], (5, 6, 5), (4, 6), jnnx.Conv3D),
+    "ConvTranspose1d": (
+        RANK_CASES["ConvTranspose1d"], (5,), (4, 6), jnnx.Conv1DTranspose,
+    ),
+    "ConvTranspose3d": (
+        RANK_CASES["ConvTranspose3d"], (3, 4, 3), (4, 2), jnnx.Conv3DTranspose,
+    ),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "case",
     grid_params(
         [dict(layer=name, **c) for name, (cases, *_) in GRIDS.items() for c in cases],
-        [],
+        [dict(layer=name, **c) for name, cs in SLOW_RANK_CASES.items() for c in cs],
     ),
 )
 def test_matches_torch(case):
@@ -377,25 +470,31 @@ def test_functions_match_torch():
 
 
 _LINEN = {
+    torch.nn.Conv1d: jlinen.Conv1D,
     torch.nn.Conv2d: jlinen.Conv2D,
     torch.nn.ConvTranspose2d: jlinen.Conv2DTranspose,
+    torch.nn.ConvTranspose3d: jlinen.Conv3DTranspose,
 }
 
 
 def test_linen_pair():
-    """torch -> Linen module and variables -> torch, both kinds."""
+    """torch -> Linen module and variables -> torch, both kinds, three
+    ranks."""
     x = _draw((2, 4, *TRANSPOSE_HW), integer=True)
     layers = [
         torch.nn.Conv2d(4, 6, 3, padding=1, padding_mode="circular", groups=2),
         torch.nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1, bias=False),
+        torch.nn.Conv1d(4, 6, 2, padding="same", padding_mode="reflect", groups=2),
+        torch.nn.ConvTranspose3d(4, 2, (2, 1, 3), stride=(2, 1, 1), padding=(0, 0, 1)),
     ]
-    for layer in layers:
+    signal, volume = x[..., 0], np.stack([x, x[:, :, ::-1]], axis=2)
+    for layer, x_layer in zip(layers, (x, x, signal, volume), strict=True):
         layer = _integer_weights(layer)
         module, variables = jlinen.from_torch(layer, impl="einsum")
         assert type(module) is _LINEN[type(layer)]
-        y = _jconv_call(module, x, "channels_last", variables)
-        _check(y, layer, x, integer=True)
-        _check_round_trip(layer, module, x, variables)
+        y = _jconv_call(module, x_layer, "channels_last", variables)
+        _check(y, layer, x_layer, integer=True)
+        _check_round_trip(layer, module, x_layer, variables)
         assert jlinen.to_torch(module, variables["params"]).padding == layer.padding
 
 
@@ -523,6 +622,39 @@ def test_to_torch_from_fresh_modules():
     )
 
 
+def test_to_torch_from_fresh_modules_of_every_rank():
+    """1D and 3D modules built in Flax export to the torch layer of their
+    kind and rank, which computes what they do; a depthwise module to a
+    grouped `Conv1d`/`Conv3d`."""
+    signal = _draw((2, 4, 9), integer=False)
+    volume = _draw((2, 4, 4, 5, 4), integer=False)
+    modules = [
+        (jnnx.Conv1D(4, 6, 3, strides=2, padding=1, groups=2, **_fresh()),
+         signal, "Conv1d"),
+        (jnnx.Conv1D(4, 3, 4, padding="same", padding_mode="circular", **_fresh()),
+         signal, "Conv1d"),
+        (jnnx.DepthwiseConv1D(4, 3, 2, depth_multiplier=2, padding="valid",
+                              **_fresh()), signal, "Conv1d"),
+        (jnnx.Conv1DTranspose(4, 3, 3, strides=2, padding="valid",
+                              output_padding=1, **_fresh()), signal,
+         "ConvTranspose1d"),
+        (jnnx.Conv3D(4, 2, (3, 2, 1), padding="full", data_format="channels_first",
+                     **_fresh()), volume, "Conv3d"),
+        (jnnx.DepthwiseConv3D(4, 3, padding_mode="reflect", **_fresh()), volume,
+         "Conv3d"),
+        (jnnx.Conv3DTranspose(4, 2, 2, strides=(2, 1, 2), padding="valid",
+                              groups=2, **_fresh()), volume, "ConvTranspose3d"),
+    ]  # fmt: skip
+    for module, x, name in modules:
+        layer = jnnx.to_torch(module)
+        assert type(layer).__name__ == name
+        _check(_jconv_call(module, x, module.data_format), layer, x, integer=False)
+    depthwise = jnnx.to_torch(modules[5][0])
+    assert (depthwise.groups, depthwise.out_channels, depthwise.padding) == (
+        4, 4, (1, 1, 1),
+    )  # fmt: skip
+
+
 def test_to_torch_from_linen():
     up = jlinen.Conv2DTranspose(
         3, (2, 3), 2, padding="valid", output_padding=1, kernel_init=_normal
@@ -541,9 +673,26 @@ def test_from_torch_refuses():
         pass
 
     cases = [
-        (torch.nn.Conv1d(2, 4, 3), TypeError, r"`module` \(=Conv1d\) must be a torch"),
+        (torch.nn.LazyConv1d(4, 3), TypeError, r"`module` \(=LazyConv1d\) must be"),
         (torch.nn.LazyConv2d(4, 3), TypeError, r"`module` \(=LazyConv2d\) must be"),
-        (MyConv(2, 4, 3), TypeError, r"`module` \(=MyConv\) must be a torch.nn.Conv2d"),
+        (
+            torch.nn.ConvTranspose3d(2, 4, 3, output_padding=(0, 1, 0), dilation=2),
+            ValueError,
+            r"`output_padding` \(=\(0, 1, 0\)\) with `padding` \(=\(0, 0, 0\)\) "
+            r"extends the output by \(0, 1, 0\) past",
+        ),
+        (
+            torch.nn.ConvTranspose1d(2, 4, 3, stride=2, padding=5, output_padding=2),
+            ValueError,
+            r"`output_padding` \(=\(2,\)\) is not below max\(stride, dilation\) "
+            r"\(=\(2,\)\): torch's ConvTranspose1d refuses it",
+        ),
+        (
+            MyConv(2, 4, 3),
+            TypeError,
+            r"`module` \(=MyConv\) must be a torch.nn.Conv1d, Conv2d, Conv3d, "
+            r"ConvTranspose1d, ConvTranspose2d or ConvTranspose3d \(not a subclass",
+        ),
         (torch.nn.Linear(2, 3), TypeError, r"`module` \(=Linear\) must be"),
         (
             torch.nn.Conv2d(2, 4, 3, dtype=torch.complex32),
@@ -584,20 +733,24 @@ def test_from_torch_refuses():
         (torch.nn.Conv2d, 3, 0),
         (torch.nn.ConvTranspose2d, 0, 3),
         (torch.nn.ConvTranspose2d, 3, 0),
+        (torch.nn.Conv1d, 0, 3),
+        (torch.nn.ConvTranspose3d, 3, 0),
     ]:
         name = "in_channels" if c_in == 0 else "out_channels"
         match = rf"`module` \({cls.__name__}\) has `{name}` \(=0\); jconv's"
         cases.append((cls(c_in, c_out, 3), ValueError, match))
-    reflecting = torch.nn.ConvTranspose2d(2, 4, 3)
-    reflecting.padding_mode = "reflect"  # torch's own check is at init
-    cases.append(
-        (
-            reflecting,
-            ValueError,
-            r"\(ConvTranspose2d\) has `padding_mode` \(='reflect'\), which "
-            r"torch's ConvTranspose2d does not compute",
+    for cls in (torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d):
+        reflecting = cls(2, 4, 3)
+        reflecting.padding_mode = "reflect"  # torch's own check is at init
+        name = cls.__name__
+        cases.append(
+            (
+                reflecting,
+                ValueError,
+                rf"\({name}\) has `padding_mode` \(='reflect'\), which "
+                rf"torch's {name} does not compute",
+            )
         )
-    )
     for layer, exc, match in cases:
         with pytest.raises(exc, match=match):
             jnnx.from_torch(layer)
@@ -619,7 +772,51 @@ def test_to_torch_refuses():
             ),
             TypeError,
             r"`module` \(=SeparableConv2D\) must be a jconv.nnx or jconv.linen "
-            r"Conv2D, Conv2DTranspose or DepthwiseConv2D \(torch has no separable",
+            r"ConvND, ConvNDTranspose or DepthwiseConvND \(N = 1, 2, 3; torch has "
+            r"no separable",
+        ),
+        (
+            jnnx.SeparableConv1D(
+                2, 4, 3, depthwise_init=_normal, pointwise_init=_normal, rngs=rngs
+            ),
+            TypeError,
+            r"`module` \(=SeparableConv1D\) must be a jconv.nnx or jconv.linen",
+        ),
+        # Other ranks: what torch's layers cannot express, named with them.
+        (
+            jnnx.Conv1D(2, 4, 3, padding="causal", dilation_rate=2, **_fresh()),
+            ValueError,
+            r"`padding` \(='causal'\) pads \(\(4, 0\),\), not alike on both sides: "
+            r"torch's Conv1d",
+        ),
+        (
+            jnnx.Conv3D(2, 4, 3, input_dilation=(1, 2, 1), **_fresh()),
+            ValueError,
+            r"`input_dilation` \(=\(1, 2, 1\)\) has no torch equivalent: torch's "
+            r"Conv3d does not stretch its input",
+        ),
+        (
+            jnnx.DepthwiseConv1D(2, 3, input_dilation=2, **_fresh()),
+            ValueError,
+            r"`input_dilation` \(=2\) has no torch equivalent: torch's Conv1d",
+        ),
+        (
+            jnnx.Conv3D(2, 4, 3, strides=(1, 2, 1), padding="same", **_fresh()),
+            ValueError,
+            r"`strides` \(=\(1, 2, 1\)\) pads by the input's size .* torch's "
+            r"Conv3d pads every input alike",
+        ),
+        (
+            jnnx.Conv1DTranspose(2, 4, 3, strides=2, padding="same", **_fresh()),
+            ValueError,
+            r"crops \(\(0, 1\),\) from the transposed output; torch's "
+            r"ConvTranspose1d would crop",
+        ),
+        (
+            jnnx.Conv3DTranspose(2, 4, 3, padding_mode="circular", **_fresh()),
+            ValueError,
+            r"`padding_mode` \(='circular'\) has no torch equivalent on a "
+            r"transposed layer: torch's ConvTranspose3d pads with zeros",
         ),
         (
             jnnx.Conv2D(2, 4, 3, strides=2, padding="same", **_fresh()),
