@@ -14,6 +14,10 @@ import ml_collections
 SHAPES = (
     "doc4x4", "mnist", "resnet56", "resnet28", "resnet14", "stem", "depthwise",
     "convnext_dw7", "resnext28", "pointwise28", "depthwise_s2",
+    # 1-D and 3-D (tables of their own in results.md): WaveNet's dilated
+    # causal layer, a 1-D ResNet layer, VoxNet's second layer, a 3-D U-Net
+    # 3x3x3 layer.
+    "wavenet_d8", "resnet1d", "voxnet_conv2", "unet3d",
 )  # fmt: skip
 # Large depthwise kernels, where the FFT wins (configs/benchmark_kernels.py):
 # seconds per row for the direct convolutions, so not in the default run.
@@ -55,13 +59,17 @@ def get_config():
     # shapes. To see it: --config.in_scan_impls="('jconv_lax', 'lax_raw')".
     c.in_scan_impls = ("jconv_auto", "jconv_lax", "jconv_einsum", "jconv_onednn")
     c.dtypes = ("float32", "bfloat16")
-    # Images per convolution on the CPU, per shape: 16, less where a row
-    # would take over a second per fwd+bwd (XLA:CPU's grouped convolutions
-    # behind jconv_lax, lax_raw and Keras' grouped Conv2D; the stem's einsum),
-    # so that the whole benchmark stays within 10 to 15 minutes on 2 cores.
+    # Images (1-D: signals, 3-D: volumes) per convolution on the CPU, per
+    # shape: 16, less where a row would take over a second per fwd+bwd
+    # (XLA:CPU's grouped convolutions behind jconv_lax, lax_raw and Keras'
+    # grouped Conv2D; the stem's einsum; XLA:CPU's 3-D convolutions, at
+    # about 10 GFLOP/s a tenth of a second per voxnet_conv2 volume fwd+bwd
+    # and half a second per unet3d one), so that the whole benchmark stays
+    # within 10 to 15 minutes on 2 cores.
     c.batch = per_shape(
         16, doc4x4=1, mnist=256, stem=8, depthwise=8, convnext_dw7=4,
         resnext28=4, depthwise_s2=4, dw13=2, replknet31=2, slak51x5=2,
+        wavenet_d8=8, voxnet_conv2=1, unet3d=1,
     )  # fmt: skip
     # Convolutions per timed call (inside one jitted fori_loop for JAX, a
     # tf.function loop for Keras, a Python loop for PyTorch), so dispatch does
@@ -70,9 +78,10 @@ def get_config():
     # loop no longer costs jconv its fast path, see in_scan; lax_raw's
     # gradients in a loop still lose it, jax-ml/jax#12868.)
     c.inner_iters = per_shape(1, doc4x4=2000)
-    # The same two tables on a GPU (used only when JAX sees one).
+    # The same two tables on a GPU (used only when JAX sees one). unet3d:
+    # 32 volumes (jconv_einsum's 27 windows of 128 would take 14 GiB).
     c.gpu_batch = per_shape(128, doc4x4=1, mnist=256, dw13=32, replknet31=32,
-                            slak51x5=32)  # fmt: skip
+                            slak51x5=32, unet3d=32)  # fmt: skip
     c.gpu_inner_iters = per_shape(10, doc4x4=2000, mnist=50, depthwise=50,
                                   depthwise_s2=50)  # fmt: skip
     c.warmup = 2  # untimed calls before timing (compilation, caches)

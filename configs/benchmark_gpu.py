@@ -12,12 +12,12 @@ absl-py, tqdm; matplotlib only for the plots):
     python3 -m experiments.benchmark --config=configs/benchmark_gpu.py \
         --workdir=runs/benchmark_gpu --overwrite
 
-The time is mostly compilation: 9 shapes x 2 dtypes x 3 modes for three JAX
-implementations (two in the scan). jconv_onednn (impl="onednn") runs on the
-CPU only: on a GPU its rows are recorded as skipped, with the reason. Without
-a GPU the same rows run on the CPU at the quick config's batch sizes
-(PyTorch and jconv_onednn too), in about three minutes on 2 cores: a check of
-the path, not a measurement.
+The time is mostly compilation: 13 shapes (9 2-D, 2 1-D, 2 3-D) x 2 dtypes
+x 3 modes for three JAX implementations (two in the scan). jconv_onednn
+(impl="onednn") runs on the CPU only: on a GPU its rows are recorded as
+skipped, with the reason. Without a GPU the same rows run on the CPU at the
+quick config's batch sizes (PyTorch and jconv_onednn too), in a few minutes
+on 2 cores: a check of the path, not a measurement.
 """
 
 from configs import benchmark, benchmark_quick
@@ -29,7 +29,8 @@ def get_config():
     # on a GPU: left out.
     c.shapes = (
         "resnet56", "resnet28", "resnet14", "stem", "depthwise", "convnext_dw7",
-        "resnext28", "pointwise28", "depthwise_s2",
+        "resnext28", "pointwise28", "depthwise_s2", "wavenet_d8", "resnet1d",
+        "voxnet_conv2", "unet3d",
     )  # fmt: skip
     # Keras is a CPU build (tensorflow-cpu): not a GPU peer. PyTorch uses
     # CUDA (cuDNN) where its build has it.

@@ -1,7 +1,8 @@
 """The benchmark: a shrunken quick config end to end (answers checked, outputs
-written; no timing assertions), the GPU config's path on the CPU, what a wrong
-answer does to the run, the answer check itself, the jconv_auto summary and
-the in_scan ratios on hand-made records, FLOP counts, config refusals."""
+written; no timing assertions), its 1-D and 3-D rows end to end against both
+peers, the GPU config's path on the CPU, what a wrong answer does to the run,
+the answer check itself, the jconv_auto summary and the in_scan ratios on
+hand-made records (split by spatial rank), FLOP counts, config refusals."""
 
 import doctest
 import io
@@ -181,6 +182,145 @@ def test_quick_benchmark_smoke(tmp_path):
     assert "; jconv oneDNN " in machine_line
 
 
+# A 1-D and a 3-D layer through every peer: WaveNet's causal layer (Keras
+# Conv1D's padding="causal", PyTorch's F.pad then conv1d; dilation 8) and
+# VoxNet's 3x3x3 "valid" layer (Conv3D, conv3d). One image each: cheap.
+RANK_SHAPES = ("wavenet_d8", "voxnet_conv2")
+RANK_IMPLS = ("jconv_auto", "jconv_lax", "lax_raw", "jconv_onednn", "torch", "keras_tf")
+
+
+def test_1d_and_3d_rows_smoke(tmp_path):
+    c = _smoke_config()
+    c.shapes, c.impls = RANK_SHAPES, RANK_IMPLS
+    for name in RANK_SHAPES:
+        c.batch[name], c.inner_iters[name] = 1, 1
+    c.race.enabled = False
+    results = benchmark.run(c, tmp_path / "ranks", quiet=True)
+    records = results["records"]
+    assert {_cases.RowKey.of(r) for r in records} == {
+        _cases.RowKey(s, i, m, "float32")
+        for s in RANK_SHAPES
+        for i in RANK_IMPLS
+        for m in _cases.MODES
+    }
+    onednn = results["machine"]["jconv_onednn"]
+    apis = {
+        ("wavenet_d8", "jconv_auto"): "jconv.conv(impl='auto')",
+        ("wavenet_d8", "torch"): "torch.nn.functional.conv1d (F.pad first: causal: "
+        "zeros on the left)",
+        ("wavenet_d8", "keras_tf"): "keras.layers.Conv1D in tf.function (no XLA)",
+        ("voxnet_conv2", "jconv_auto"): "jconv.conv(impl='auto')",
+        ("voxnet_conv2", "torch"): "torch.nn.functional.conv3d",
+        ("voxnet_conv2", "keras_tf"): "keras.layers.Conv3D in tf.function (no XLA)",
+    }
+    for r in records:
+        case = _cases.make_case(r["shape"], 1, 1)
+        assert r["x_shape"] == list(case.x_shape), r
+        assert r["flops"] == case.flops(r["mode"]), r
+        assert r.get("dilation_rate") == ([8] if r["shape"] == "wavenet_d8" else None)
+        if r["mode"] == "in_scan" and r["impl"] != "jconv_auto":
+            assert r["status"] == "skipped", r
+            continue
+        if r["impl"] == "jconv_onednn" and (
+            not onednn["available"] or case.rank not in onednn["ranks"]
+        ):
+            # jconv says where impl="onednn" does not run (here: 3-D).
+            assert r["status"] == "skipped" and r["by_config"], r
+            assert r["reason"].startswith("oneDNN unavailable") or (
+                "(jconv._onednn.RANKS)" in r["reason"]
+            ), r
+            continue
+        # jconv must pass; a peer may miss the tolerance or refuse the case,
+        # and its row says which.
+        allowed = ("ok",) if r["impl"] in JCONV else ("ok", "mismatch", "unsupported")
+        assert r["status"] in allowed, r
+        if r["status"] == "unsupported":
+            assert r["reason"], r
+            continue
+        if (r["shape"], r["impl"]) in apis:
+            assert r["via"] == apis[(r["shape"], r["impl"])], r
+        letters = "W" if case.rank == 1 else "DHW"
+        assert r["layout"].startswith(
+            f"NC{letters} / OI{letters}"
+            if r["impl"] == "torch"
+            else f"N{letters}C / {letters}IO"
+        ), r
+        if r["impl"] != "jconv_lax":
+            assert set(r["check"]["errors"]) == set(_cases.output_names(r["mode"]))
+        if r["status"] == "ok":
+            assert r["median_seconds"] > 0, r
+    for impl in ("lax_raw", "torch", "keras_tf"):
+        for shape in RANK_SHAPES:
+            assert any(
+                r["impl"] == impl and r["shape"] == shape and "check" in r
+                for r in records
+            ), (impl, shape)
+
+    md = (tmp_path / "ranks" / "results.md").read_text()
+    # Their own tables and summary lines; no 2-D table without 2-D rows.
+    for mode in _cases.MODES:
+        assert f"## {mode}, float32, 1-D and 3-D" in md
+        assert f"- **{mode}, float32, 1-D and 3-D**" in md
+        assert f"## {mode}, float32\n" not in md
+    assert "`wavenet_d8` x(1, 4096, 64) k(2, 64, 64) causal dilation 8" in md
+    assert "`voxnet_conv2` x(1, 14, 14, 14, 32) k(3, 3, 3, 32, 32) valid" in md
+    assert "| fwd, 1-D and 3-D | float32 | " in md
+    summary = json.loads((tmp_path / "ranks" / "summary.json").read_text())
+    assert [a["ranks"] for a in summary["jconv_auto"]] == [[1, 3]] * 3
+
+
+def test_tables_and_summaries_split_by_rank():
+    """The 2-D rows read as they always did; the 1-D and 3-D rows get tables
+    and summary lines of their own."""
+    records = [
+        _row(shape, impl, "fwd", seconds, min_seconds=seconds)
+        for shape, impl, seconds in [
+            ("mnist", "jconv_auto", 1.0), ("mnist", "torch", 2.0),
+            ("resnet1d", "jconv_auto", 3.0), ("resnet1d", "torch", 1.0),
+            ("unet3d", "jconv_auto", 1.0), ("unet3d", "keras_tf", 1.0),
+        ]
+    ]  # fmt: skip
+    assert _report.rank_groups(records) == [(2,), (1, 3)]
+    assert [_report.record_rank(r) for r in records[::2]] == [2, 1, 3]
+    two, others = _report.auto_summary(records)
+    assert (two["ranks"], two["shapes_vs_peer"], two["wins_vs_peer"]) == ([2], 1, 1)
+    assert (others["ranks"], others["shapes_vs_peer"]) == ([1, 3], 2)
+    assert others["geomean_vs_peer"] == pytest.approx(3.0**0.5)
+    assert others["fastest_peer"] == {"resnet1d": "torch", "unet3d": "keras_tf"}
+    lines = _report.summary_lines(records)
+    assert lines[0].startswith("- **fwd, float32**: jconv_auto at least as fast ")
+    assert lines[1].startswith(
+        "- **fwd, float32, 1-D and 3-D**: jconv_auto at least as fast as the "
+        "fastest peer on 1 of 2 shapes"
+    )
+    table = _report.peer_table_lines(records)
+    assert table[5:7] == [
+        "| fwd | float32 | 0.50x (1 of 1) |",
+        "| fwd, 1-D and 3-D | float32 | 1.73x (1 of 2) |",
+    ]
+    md = _report._mode_table(
+        _report._index(records), records, ["jconv_auto", "torch", "keras_tf"],
+        "fwd", "float32", (1, 3),
+    )  # fmt: skip
+    assert md[1] == "## fwd, float32, 1-D and 3-D"
+    assert md[5].startswith("| resnet1d | 3.00 s (min 3.00 s) · n/a | 1.00 s ")
+
+
+def test_keras_refuses_causal_padding_outside_1d():
+    from experiments.bench import _impl, _keras_impl
+
+    causal3d = _cases.Geometry((4, 4, 4), 2, 2, (2, 2, 2), padding="causal")
+    case = _cases.ConvCase("causal3d", causal3d, 1, 1)
+    with pytest.raises(_impl.Unsupported, match=r'"causal" in Conv1D only'):
+        _keras_impl.make_layer(case, "float32")
+    # Keras has no DepthwiseConv3D: a grouped Conv3D, kernel as jconv's.
+    depthwise3d = _cases.Geometry((4, 4, 4), 3, 3, (3, 3, 3), groups=3)
+    layer, shape = _keras_impl.make_layer(
+        _cases.ConvCase("dw3d", depthwise3d, 1, 1), "float32"
+    )
+    assert type(layer).__name__ == "Conv3D" and shape == (3, 3, 3, 1, 3)
+
+
 @pytest.mark.parametrize(
     "wrong, onednn_off",
     [(("torch",), False), (("torch", "jconv_einsum"), True)],
@@ -222,7 +362,7 @@ def test_only_a_wrong_jconv_answer_fails_the_run(
         assert onednn == {
             "available": False, "version": onednn["version"],
             "reason": "impl='onednn' cannot run here: disabled by JCONV_ONEDNN=0 "
-            "in the environment",
+            "in the environment", "ranks": onednn["ranks"],
         }  # fmt: skip
         assert f"jconv oneDNN unavailable ({onednn['reason']})" in md
     for r in records:
@@ -362,12 +502,38 @@ def test_shapes_flops_and_pads_by_hand():
     assert _cases.make_case("doc4x4", 1, 2000).steps_per_call("in_scan") == 2000
     doc = _cases.make_case("doc4x4", 1, 1)
     assert doc.out_shape == (1, 2, 2, 1) and doc.flops("fwd") == 2 * 4 * 9
+    # Keras Conv1D's causal padding: dilation * (k - 1) = 8 zeros on the left.
+    wavenet = _cases.make_case("wavenet_d8", 8, 1)
+    assert wavenet.rank == 1 and wavenet.pads == ((8, 0),)
+    assert wavenet.kernel_shape == (2, 64, 64) and wavenet.out_shape == (8, 4096, 64)
+    assert wavenet.flops("fwd") == 2 * 8 * 4096 * 2 * 64 * 64
+    assert wavenet.describe()["dilation_rate"] == [8]
+    resnet1d = _cases.make_case("resnet1d", 16, 1)
+    assert resnet1d.pads == ((1, 1),) and resnet1d.out_shape == (16, 1024, 64)
+    assert "dilation_rate" not in resnet1d.describe()  # as the 2-D rows' records
+    voxnet = _cases.make_case("voxnet_conv2", 4, 1)
+    assert voxnet.rank == 3 and voxnet.pads == ((0, 0),) * 3
+    assert voxnet.out_shape == (4, 12, 12, 12, 32)
+    assert voxnet.flops("fwd") == 2 * 4 * 12**3 * 27 * 32 * 32
+    unet = _cases.make_case("unet3d", 1, 1)
+    assert unet.kernel_shape == (3, 3, 3, 32, 32) and unet.pads == ((1, 1),) * 3
+    assert unet.out_shape == (1, 32, 32, 32, 32)
+    assert not any(
+        _cases.winograd_applies(_cases.SHAPES[s]) for s in ("resnet1d", "unet3d")
+    )
+    arrays = _cases.make_inputs(wavenet, 0)
+    assert arrays["x"].shape == wavenet.x_shape and arrays["ct"].shape == (8, 4096, 64)
+    with pytest.raises(ValueError, match=r"`hw` \(=\(4,\)\) and `kernel_hw`"):
+        _cases.Geometry((4,), 1, 1, (3, 3))
 
 
 def test_quick_config_covers_every_shape_and_impl():
     c = benchmark_quick.get_config()
     check_config(c)
-    assert set(c.shapes) == set(benchmark_config.SHAPES)
+    # Every shape of the full config but unet3d (seconds per in_scan row on
+    # XLA:CPU), so a small layer of every spatial rank.
+    assert set(c.shapes) == set(benchmark_config.SHAPES) - {"unet3d"}
+    assert {_cases.SHAPES[s].rank for s in c.shapes} == {1, 2, 3}
     assert set(c.impls) == set(IMPLS) - {"jconv_fft", "jconv_winograd"}
     assert c.modes == _cases.MODES and c.dtypes == _cases.DTYPES
     assert set(c.in_scan_impls) == set(IN_SCAN)
@@ -375,7 +541,8 @@ def test_quick_config_covers_every_shape_and_impl():
     # algorithms' columns in their own config.
     kernels = benchmark_kernels.get_config()
     check_config(kernels)
-    assert set(c.shapes) | set(kernels.shapes) == set(_cases.SHAPES)
+    full = benchmark_config.get_config()
+    assert set(full.shapes) | set(kernels.shapes) == set(_cases.SHAPES)
     assert set(c.impls) | set(kernels.impls) == set(IMPLS)
     assert set(benchmark_config.LARGE_KERNEL_SHAPES) <= set(kernels.shapes)
     assert set(c.race.impls) == {"einsum", "lax"}
@@ -388,6 +555,7 @@ def test_gpu_config_runs_on_a_cpu_only_machine(tmp_path):
     assert c.in_scan_impls == ("jconv_auto", "jconv_lax", "jconv_onednn")
     assert c.peers_on_gpu_machine and not c.race.enabled
     assert set(c.shapes) <= set(c.gpu_batch) and "in_scan" in c.modes
+    assert {_cases.SHAPES[s].rank for s in c.shapes} == {1, 2, 3}
     # Without a GPU it runs at the quick config's CPU batch sizes, PyTorch
     # on the CPU too: shrunk to one small shape and dtype here.
     assert c.batch == benchmark_quick.get_config().batch
@@ -555,6 +723,6 @@ def test_unknown_config_field_is_refused():
         check_config(c)
 
 
-@pytest.mark.parametrize("module", [_cases, _machine, _memory, _timer])
+@pytest.mark.parametrize("module", [_cases, _machine, _memory, _report, _timer])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0

@@ -47,8 +47,9 @@ import numpy as np
 from jax import lax
 
 import jconv
-from experiments.bench._cases import ConvCase, winograd_applies
+from experiments.bench._cases import ConvCase, spatial_letters, winograd_applies
 from experiments.bench._impl import Prepared, Unsupported
+from jconv._onednn import RANKS as ONEDNN_RANKS
 from jconv._plan import choose_plan, onednn_applies
 from jconv._spec import conv_spec
 from jconv._winograd import conv2d_winograd_core
@@ -68,18 +69,25 @@ _JCONV_IMPL = {
 
 def onednn_state() -> dict:
     """Whether `impl="onednn"` runs in this process: `available`, `reason`
-    (jconv's own words) where it does not, and the oneDNN `version` loaded."""
+    (jconv's own words) where it does not, the oneDNN `version` loaded, and
+    the spatial `ranks` it runs (`jconv._onednn.RANKS`)."""
     try:
         from jconv import _onednn
     except ImportError as e:  # a jconv without the implementation
-        return {"available": False, "reason": f"no jconv._onednn: {e}", "version": ""}
-    version = _onednn.status().version
+        why = f"no jconv._onednn: {e}"
+        return {"available": False, "reason": why, "version": "", "ranks": []}
+    version, ranks = _onednn.status().version, list(_onednn.RANKS)
     try:
         # No extension, JCONV_ONEDNN=0, or a backend other than the CPU.
         _onednn.check(jnp.float32, None)
     except (ValueError, TypeError) as e:
-        return {"available": False, "reason": str(e), "version": version}
-    return {"available": True, "reason": "", "version": version}
+        return {
+            "available": False,
+            "reason": str(e),
+            "version": version,
+            "ranks": ranks,
+        }
+    return {"available": True, "reason": "", "version": version, "ranks": ranks}
 
 
 def meta() -> dict:
@@ -95,14 +103,19 @@ def meta() -> dict:
 
 
 def conv_fn(impl: str, case: ConvCase):
-    """`f(x_nhwc, k_hwio) -> y_nhwc` for `impl`, and the API it goes through."""
+    """`f(x, kernel) -> y` for `impl`, channels last (`x_nhwc`, `k_hwio` in
+    2-D; `(N, W, C)` / `(N, D, H, W, C)` in 1-D / 3-D), and the API it goes
+    through: `jconv.conv2d` for the 2-D rows, `jconv.conv` (the rank read from
+    the kernel) for the others."""
     g = case.geometry
     if impl == "lax_raw":
+        s = spatial_letters(g.rank)
         return functools.partial(
             lax.conv_general_dilated,
             window_strides=g.strides,
             padding=case.pads,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            rhs_dilation=g.dilation_rate,
+            dimension_numbers=(f"N{s}C", f"{s}IO", f"N{s}C"),
             feature_group_count=g.groups,
         ), "jax.lax.conv_general_dilated"
     if impl == "jconv_winograd":
@@ -110,18 +123,23 @@ def conv_fn(impl: str, case: ConvCase):
     if impl not in _JCONV_IMPL:
         raise ValueError(f"unknown JAX impl {impl!r}; known: {IMPLS}")
     kw = dict(strides=g.strides, padding=g.padding, impl=_JCONV_IMPL[impl])
-    if case.depthwise and hasattr(jconv, "depthwise_conv2d"):
-        kh, kw_, _, c = case.kernel_shape
+    if any(d != 1 for d in g.dilation_rate):
+        kw["dilation_rate"] = g.dilation_rate
+    suffix = "2d" if g.rank == 2 else ""
+    if case.depthwise:
+        *kernel_hw, _, c = case.kernel_shape
+        depthwise = getattr(jconv, f"depthwise_conv{suffix}")
 
-        # (KH, KW, 1, C) and Keras' depthwise (KH, KW, C, 1) share their
-        # memory order: the reshape is free and gives the gradient back in
-        # the grouped layout the other implementations return.
+        # (*K, 1, C) and Keras' depthwise (*K, C, 1) share their memory
+        # order: the reshape is free and gives the gradient back in the
+        # grouped layout the other implementations return.
         def f(x, k):
-            return jconv.depthwise_conv2d(x, k.reshape(kh, kw_, c, 1), **kw)
+            return depthwise(x, k.reshape(*kernel_hw, c, 1), **kw)
 
-        return f, f"jconv.depthwise_conv2d(impl={_JCONV_IMPL[impl]!r})"
-    return functools.partial(jconv.conv2d, groups=g.groups, **kw), (
-        f"jconv.conv2d(impl={_JCONV_IMPL[impl]!r})"
+        return f, f"jconv.depthwise_conv{suffix}(impl={_JCONV_IMPL[impl]!r})"
+    conv = getattr(jconv, f"conv{suffix}")
+    return functools.partial(conv, groups=g.groups, **kw), (
+        f"jconv.conv{suffix}(impl={_JCONV_IMPL[impl]!r})"
     )
 
 
@@ -130,14 +148,17 @@ def _spec(case: ConvCase, dtype):
     return conv_spec(
         case.x_shape, case.kernel_shape, None,
         itemsize=jnp.dtype(dtype).itemsize, strides=g.strides, padding=g.padding,
-        dilation_rate=1, groups=g.groups, data_format="channels_last",
+        dilation_rate=g.dilation_rate, groups=g.groups,
+        data_format="channels_last",
     )  # fmt: skip
 
 
 def _winograd_fn(case: ConvCase):
     """Winograd's output and its derivatives (JAX's, of the same expressions)."""
     if not winograd_applies(case.geometry):
-        raise Unsupported("Winograd F(m x m, 3 x 3) computes 3x3 kernels at stride 1")
+        raise Unsupported(
+            "Winograd F(m x m, 3 x 3) computes 2-D 3x3 kernels at stride 1"
+        )
 
     def f(x, k):
         return conv2d_winograd_core(x, k, _spec(case, x.dtype), None)
@@ -148,7 +169,10 @@ def _winograd_fn(case: ConvCase):
 def auto_plan(case: ConvCase, dtype: str) -> str:
     """The plan `impl="auto"` picks for `case` on this backend."""
     backend = jax.default_backend()
-    onednn = onednn_applies(jnp.dtype(dtype), None, backend)
+    # As `impl="auto"` decides (`jconv._plan.conv2d_auto_core`).
+    onednn = case.rank in ONEDNN_RANKS and onednn_applies(
+        jnp.dtype(dtype), None, backend
+    )
     plan = choose_plan(
         case.batch, case.geometry.c_in, case.kernel_shape, _spec(case, dtype),
         jnp.dtype(dtype), backend, onednn=onednn,
@@ -268,9 +292,10 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
             loop(x, k, ct, jnp.int32(n)).block_until_ready()
 
     signature = "\n".join(program_signature(compiled))
+    letters = spatial_letters(case.rank)
     info = {
         "via": via,
-        "layout": "NHWC / HWIO (native)",
+        "layout": f"N{letters}C / {letters}IO (native)",
         "device": jax.devices()[0].platform,
         # Equal for two rows that compiled the same program (jconv_auto where
         # it chose jconv_lax's plan): a time difference there is noise.

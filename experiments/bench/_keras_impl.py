@@ -1,13 +1,17 @@
-"""The Keras peer: `keras.layers.Conv2D` on the TensorFlow backend.
+"""The Keras peer: `keras.layers.Conv1D` / `Conv2D` / `Conv3D` by the case's
+rank, on the TensorFlow backend.
 
 Keras must run on TensorFlow here: on JAX it would time lax against itself.
 The layer is called inside a `tf.function` (graph mode, TensorFlow's oneDNN
 kernels on the CPU; no XLA, as Keras' own `fit` on the CPU does). The
-depthwise shapes use `keras.layers.DepthwiseConv2D`, Keras' layer for them;
-a grouped shape that is not depthwise uses `Conv2D(groups=...)`, which Keras
-itself compiles with XLA on TensorFlow (TensorFlow has no grouped
-convolution kernel on the CPU). Layout: NHWC / HWIO, the same as jconv's, so
-nothing is converted.
+depthwise shapes use `keras.layers.DepthwiseConv1D` / `DepthwiseConv2D`,
+Keras' layers for them (it has no DepthwiseConv3D: `Conv3D(groups=C)`); a
+grouped shape that is not depthwise uses `Conv*D(groups=...)`, which Keras
+itself compiles with XLA on TensorFlow (TensorFlow has no grouped convolution
+kernel on the CPU). The causal 1-D rows use Conv1D's own
+`padding="causal"` (Keras has it in Conv1D only). Layout: channels last,
+kernel `(*K, I, O)` (NHWC / HWIO in 2-D), the same as jconv's, so nothing is
+converted.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from experiments.bench import _machine
-from experiments.bench._cases import ConvCase
-from experiments.bench._impl import Prepared
+from experiments.bench._cases import ConvCase, spatial_letters
+from experiments.bench._impl import Prepared, Unsupported
 
 if keras.backend.backend() != "tensorflow":
     raise RuntimeError(
@@ -42,15 +46,29 @@ def meta() -> dict:
 
 
 def make_layer(case: ConvCase, dtype: str):
-    """The Keras layer for `case`, built, and its kernel shape."""
+    """The Keras layer for `case`, built, and its kernel shape.
+
+    Raises:
+      Unsupported: a case Keras cannot express ("causal" padding outside
+        1-D); Keras' own errors for the rest (strides and dilation both over
+        1) are recorded alike.
+    """
     g = case.geometry
-    kh, kw, _, c_out = case.kernel_shape
-    common = dict(strides=g.strides, padding=g.padding, use_bias=False, dtype=dtype)
-    if case.depthwise:
-        layer = keras.layers.DepthwiseConv2D((kh, kw), depth_multiplier=1, **common)
-        shape = (kh, kw, g.c_in, 1)
+    r = case.rank
+    *kernel_hw, _, c_out = case.kernel_shape
+    if g.padding == "causal" and r != 1:
+        raise Unsupported(f'Keras has padding="causal" in Conv1D only, not Conv{r}D')
+    common = dict(
+        strides=g.strides, padding=g.padding, dilation_rate=g.dilation_rate,
+        use_bias=False, dtype=dtype,
+    )  # fmt: skip
+    if case.depthwise and r < 3:
+        layer_type = getattr(keras.layers, f"DepthwiseConv{r}D")
+        layer = layer_type(tuple(kernel_hw), depth_multiplier=1, **common)
+        shape = (*kernel_hw, g.c_in, 1)
     else:
-        layer = keras.layers.Conv2D(c_out, (kh, kw), groups=g.groups, **common)
+        layer_type = getattr(keras.layers, f"Conv{r}D")
+        layer = layer_type(c_out, tuple(kernel_hw), groups=g.groups, **common)
         shape = case.kernel_shape
     layer.build(case.x_shape)
     return layer, shape
@@ -106,7 +124,8 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
     if mode != "fwd":
         sizes.append(arrays["ct"].size)
     arg_bytes = tf.as_dtype(dtype).size * int(sum(sizes))
-    grouped = case.geometry.groups > 1 and not case.depthwise
+    grouped = case.geometry.groups > 1 and "Depthwise" not in type(layer).__name__
+    letters = spatial_letters(case.rank)
     info = {
         "via": f"keras.layers.{type(layer).__name__} in tf.function "
         + (
@@ -114,6 +133,6 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
             if grouped
             else "(no XLA)"
         ),
-        "layout": "NHWC / HWIO (native)",
+        "layout": f"N{letters}C / {letters}IO (native)",
     }
     return Prepared(outputs=outputs, run=run, arg_bytes=arg_bytes, info=info)

@@ -6,7 +6,7 @@ import math
 import pathlib
 
 from experiments import plots
-from experiments.bench._cases import DTYPES, MODES, REFERENCE_MODE, RowKey
+from experiments.bench._cases import DTYPES, MODES, REFERENCE_MODE, SHAPES, RowKey
 
 IMPL_ORDER = (
     "jconv_auto", "jconv_lax", "lax_raw", "jconv_einsum", "jconv_onednn",
@@ -31,6 +31,37 @@ OVER_LAX = ("jconv_auto", "jconv_einsum", "jconv_onednn")
 
 def _index(records) -> dict[RowKey, dict]:
     return {RowKey.of(r): r for r in records}
+
+
+def record_rank(record: dict) -> int:
+    """A row's spatial rank: from its input shape, else from its shape's
+    geometry; 2 for a shape the registry does not know (hand-made rows)."""
+    if "x_shape" in record:
+        return len(record["x_shape"]) - 2
+    geometry = SHAPES.get(record["shape"])
+    return 2 if geometry is None else geometry.rank
+
+
+def rank_groups(records) -> list[tuple[int, ...]]:
+    """How the tables and summaries split the rows by spatial rank: the 2-D
+    rows on their own (as they always were), then every other rank together.
+
+    Example:
+      >>> rank_groups([{"shape": "resnet1d"}, {"shape": "mnist"},
+      ...              {"shape": "voxnet_conv2"}])
+      [(2,), (1, 3)]
+    """
+    ranks = {record_rank(r) for r in records}
+    others = tuple(sorted(ranks - {2}))
+    return [g for g in ((2,) if 2 in ranks else (), others) if g]
+
+
+def rank_label(ranks) -> str:
+    """`", 1-D and 3-D"` for a group of other ranks; `""` for the 2-D rows,
+    whose headings and lines read as they always did."""
+    if tuple(ranks) == (2,):
+        return ""
+    return ", " + " and ".join(f"{r}-D" for r in ranks)
 
 
 def summarise_race(sides: dict, race: dict, data: dict) -> dict:
@@ -249,7 +280,7 @@ def markdown(results: dict) -> str:
         "of a single call, dispatch included. in_scan: fwd+bwd as a training "
         "loop runs it, 10 steps (or `inner_iters`, if more) in one jitted "
         "`lax.scan`, each step depending on the one before; time per step, "
-        "JAX only.",
+        "JAX only." + _other_ranks_text(recs),
         "",
         "Rows: " + "; ".join(_case_line(r) for r in _first_per_shape(recs)) + ".",
         "",
@@ -258,29 +289,11 @@ def markdown(results: dict) -> str:
         *summary_lines(recs),
         *peer_table_lines(recs),
     ]
+    groups = rank_groups(recs)
     for dtype in DTYPES:
         for mode in MODES:
-            rows = [r for r in recs if r["mode"] == mode and r["dtype"] == dtype]
-            if not rows:
-                continue
-            # A column every row of which was skipped (the peers in in_scan)
-            # is left out; the reason is under "Not timed".
-            cols = [
-                i for i in impls
-                if any(r["impl"] == i and r["status"] != "skipped" for r in rows)
-            ]  # fmt: skip
-            over_lax = [i for i in OVER_LAX if i in cols and "jconv_lax" in cols]
-            heads = cols + [f"{i.removeprefix('jconv_')} / lax" for i in over_lax]
-            table = [
-                [shape]
-                + [_cell(index.get(RowKey(shape, i, mode, dtype))) for i in cols]
-                + [
-                    _ratio(index, RowKey(shape, i, mode, dtype), "jconv_lax")
-                    for i in over_lax
-                ]
-                for shape in shapes
-            ]
-            lines += ["", f"## {mode}, {dtype}", "", *_table(["shape", *heads], table)]
+            for ranks in groups:
+                lines += _mode_table(index, recs, impls, mode, dtype, ranks)
     lines += scan_lines(index, shapes)
     lines += plan_lines(recs)
     lines += memory_lines(index, shapes, impls)
@@ -328,6 +341,49 @@ def markdown(results: dict) -> str:
     if race:
         lines += ["", "## Kernel-learning race", "", *race_lines(race)]
     return "\n".join(lines) + "\n"
+
+
+def _mode_table(index, recs, impls, mode: str, dtype: str, ranks) -> list[str]:
+    """The times of one mode and dtype for the shapes of spatial rank in
+    `ranks`: a row per shape, a column per implementation, then each of
+    `OVER_LAX`'s time over jconv_lax's."""
+    rows = [
+        r for r in recs
+        if r["mode"] == mode and r["dtype"] == dtype and record_rank(r) in ranks
+    ]  # fmt: skip
+    if not rows:
+        return []
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    # A column every row of which was skipped (the peers in in_scan) is left
+    # out; the reason is under "Not timed".
+    cols = [
+        i for i in impls
+        if any(r["impl"] == i and r["status"] != "skipped" for r in rows)
+    ]  # fmt: skip
+    over_lax = [i for i in OVER_LAX if i in cols and "jconv_lax" in cols]
+    heads = cols + [f"{i.removeprefix('jconv_')} / lax" for i in over_lax]
+    table = [
+        [shape]
+        + [_cell(index.get(RowKey(shape, i, mode, dtype))) for i in cols]
+        + [_ratio(index, RowKey(shape, i, mode, dtype), "jconv_lax") for i in over_lax]
+        for shape in shapes
+    ]
+    title = f"## {mode}, {dtype}{rank_label(ranks)}"
+    return ["", title, "", *_table(["shape", *heads], table)]
+
+
+def _other_ranks_text(recs) -> str:
+    """The intro's note on the 1-D and 3-D rows, where there are any."""
+    if not any(record_rank(r) != 2 for r in recs):
+        return ""
+    return (
+        " 1-D and 3-D rows (their own tables): FLOPs "
+        "`2·N·prod(out)·prod(K)·(C_in/groups)·C_out`; jconv through "
+        "`jconv.conv` (the rank read from the kernel), the peers through "
+        "PyTorch's `conv1d` / `conv3d` and Keras' `Conv1D` / `Conv3D`; "
+        '`padding="causal"` is Keras Conv1D\'s (in PyTorch: `F.pad` on the '
+        "left, then `conv1d`)."
+    )
 
 
 def memory_lines(index: dict, shapes, impls) -> list[str]:
@@ -391,32 +447,39 @@ def _fastest_peer(index: dict, key: RowKey):
 
 
 def peer_summary(records) -> list[dict]:
-    """Per (dtype, mode) and jconv implementation: its time over the fastest
-    peer's, geometric mean over the shapes both timed, and on how many it is
-    at least as fast, and within 5% (`NEAR_PEER`)."""
+    """Per rank group (`rank_groups`: the 2-D shapes, then the others), dtype,
+    mode and jconv implementation: its time over the fastest peer's,
+    geometric mean over the shapes both timed, and on how many it is at least
+    as fast, and within 5% (`NEAR_PEER`)."""
     index = _index(records)
-    shapes = list(dict.fromkeys(r["shape"] for r in records))
     out = []
-    for dtype in DTYPES:
-        for mode in MODES:
-            for impl in JCONV_IMPLS:
-                ratios = []
-                for s in shapes:
-                    key = RowKey(s, impl, mode, dtype)
-                    ours, peer = _seconds(index, key), _fastest_peer(index, key)
-                    if ours and peer:
-                        ratios.append(ours / peer[0])
-                if ratios:
-                    out.append(
-                        {
-                            "dtype": dtype, "mode": mode, "impl": impl,
-                            "shapes": len(ratios),
-                            "wins": sum(r <= 1 for r in ratios),
-                            "near": sum(r <= NEAR_PEER for r in ratios),
-                            "geomean": _geomean(ratios),
-                        }
-                    )  # fmt: skip
+    for ranks in rank_groups(records):
+        shapes = _shapes_of_rank(records, ranks)
+        for dtype in DTYPES:
+            for mode in MODES:
+                for impl in JCONV_IMPLS:
+                    ratios = []
+                    for s in shapes:
+                        key = RowKey(s, impl, mode, dtype)
+                        ours, peer = _seconds(index, key), _fastest_peer(index, key)
+                        if ours and peer:
+                            ratios.append(ours / peer[0])
+                    if ratios:
+                        out.append(
+                            {
+                                "dtype": dtype, "mode": mode, "impl": impl,
+                                "ranks": list(ranks), "shapes": len(ratios),
+                                "wins": sum(r <= 1 for r in ratios),
+                                "near": sum(r <= NEAR_PEER for r in ratios),
+                                "geomean": _geomean(ratios),
+                            }
+                        )  # fmt: skip
     return out
+
+
+def _shapes_of_rank(records, ranks) -> list[str]:
+    """The shapes, in order of appearance, whose spatial rank is in `ranks`."""
+    return list(dict.fromkeys(r["shape"] for r in records if record_rank(r) in ranks))
 
 
 def peer_table_lines(records) -> list[str]:
@@ -426,20 +489,21 @@ def peer_table_lines(records) -> list[str]:
     if not rows:
         return []
     impls = [i for i in JCONV_IMPLS if any(r["impl"] == i for r in rows)]
-    cells = {(r["dtype"], r["mode"], r["impl"]): r for r in rows}
+    cells = {(tuple(r["ranks"]), r["dtype"], r["mode"], r["impl"]): r for r in rows}
     table = []
-    for dtype in DTYPES:
-        for mode in MODES:
-            line = [cells.get((dtype, mode, i)) for i in impls]
-            if any(line):
-                table.append(
-                    [mode, dtype]
-                    + [
-                        "—" if c is None
-                        else f"{c['geomean']:.2f}x ({c['near']} of {c['shapes']})"
-                        for c in line
-                    ]
-                )  # fmt: skip
+    for ranks in dict.fromkeys(tuple(r["ranks"]) for r in rows):
+        for dtype in DTYPES:
+            for mode in MODES:
+                line = [cells.get((ranks, dtype, mode, i)) for i in impls]
+                if any(line):
+                    table.append(
+                        [mode + rank_label(ranks), dtype]
+                        + [
+                            "—" if c is None
+                            else f"{c['geomean']:.2f}x ({c['near']} of {c['shapes']})"
+                            for c in line
+                        ]
+                    )  # fmt: skip
     return [
         "",
         "Each jconv implementation against the fastest peer "
@@ -453,69 +517,75 @@ def peer_table_lines(records) -> list[str]:
 
 
 def auto_summary(records) -> list[dict]:
-    """Per (dtype, mode): how jconv_auto compares with the fastest peer, with
-    lax_raw, and with jconv_lax, over the shapes both sides timed. In in_scan,
-    where no peer has a scan, the peers' times are their fwd+bwd ones (what
-    a training step costs them at best)."""
+    """Per rank group (`rank_groups`: the 2-D shapes, then the others), dtype
+    and mode: how jconv_auto compares with the fastest peer, with lax_raw, and
+    with jconv_lax, over the shapes both sides timed. In in_scan, where no
+    peer has a scan, the peers' times are their fwd+bwd ones (what a training
+    step costs them at best)."""
     index = _index(records)
-    shapes = list(dict.fromkeys(r["shape"] for r in records))
     out = []
-    for dtype in DTYPES:
-        for mode in MODES:
-            auto = {
-                s: t
-                for s in shapes
-                if (t := _seconds(index, RowKey(s, "jconv_auto", mode, dtype)))
-            }
-            if not auto:
-                continue
-            peer_mode = REFERENCE_MODE[mode]  # in_scan: the peers' fwd+bwd
-            peer = {
-                s: best
-                for s in auto
-                if (best := _fastest_peer(index, RowKey(s, "jconv_auto", mode, dtype)))
-            }
-            raw = {
-                s: t
-                for s in auto
-                if (t := _seconds(index, RowKey(s, "lax_raw", mode, dtype)))
-            }
-            slower = []
-            for s in auto:
-                lax = index.get(RowKey(s, "jconv_lax", mode, dtype), {})
-                if lax.get("median_seconds") and auto[s] > lax["median_seconds"]:
-                    ours = index[RowKey(s, "jconv_auto", mode, dtype)]
-                    same = ours.get("program_digest") is not None and ours.get(
-                        "program_digest"
-                    ) == lax.get("program_digest")
-                    slower.append(
-                        {
-                            "shape": s,
-                            "ratio": auto[s] / lax["median_seconds"],
-                            "same_program": same,
-                        }
-                    )
-            out.append(
+    for ranks in rank_groups(records):
+        shapes = _shapes_of_rank(records, ranks)
+        for dtype in DTYPES:
+            for mode in MODES:
+                entry = _auto_entry(index, shapes, mode, dtype)
+                if entry is not None:
+                    out.append(dict(entry, ranks=list(ranks)))
+    return out
+
+
+def _auto_entry(index: dict, shapes, mode: str, dtype: str) -> dict | None:
+    """`auto_summary`'s entry for one mode and dtype over `shapes`; None
+    where jconv_auto timed none of them."""
+    auto = {
+        s: t
+        for s in shapes
+        if (t := _seconds(index, RowKey(s, "jconv_auto", mode, dtype)))
+    }
+    if not auto:
+        return None
+    peer_mode = REFERENCE_MODE[mode]  # in_scan: the peers' fwd+bwd
+    peer = {
+        s: best
+        for s in auto
+        if (best := _fastest_peer(index, RowKey(s, "jconv_auto", mode, dtype)))
+    }
+    raw = {
+        s: t for s in auto if (t := _seconds(index, RowKey(s, "lax_raw", mode, dtype)))
+    }
+    slower = []
+    for s in auto:
+        lax = index.get(RowKey(s, "jconv_lax", mode, dtype), {})
+        if lax.get("median_seconds") and auto[s] > lax["median_seconds"]:
+            ours = index[RowKey(s, "jconv_auto", mode, dtype)]
+            same = ours.get("program_digest") is not None and ours.get(
+                "program_digest"
+            ) == lax.get("program_digest")
+            slower.append(
                 {
-                    "dtype": dtype,
-                    "mode": mode,
-                    "peer_mode": peer_mode,
-                    "shapes_vs_peer": len(peer),
-                    "wins_vs_peer": sum(auto[s] <= peer[s][0] for s in peer),
-                    "near_peer": sum(auto[s] <= NEAR_PEER * peer[s][0] for s in peer),
-                    "geomean_vs_peer": _geomean([auto[s] / peer[s][0] for s in peer])
-                    if peer
-                    else None,
-                    "fastest_peer": {s: p for s, (_, p) in peer.items()},
-                    "shapes_vs_lax_raw": len(raw),
-                    "wins_vs_lax_raw": sum(auto[s] <= raw[s] for s in raw),
-                    "geomean_vs_lax_raw": _geomean([auto[s] / raw[s] for s in raw])
-                    if raw
-                    else None,
-                    "slower_than_jconv_lax": sorted(slower, key=lambda w: -w["ratio"]),
+                    "shape": s,
+                    "ratio": auto[s] / lax["median_seconds"],
+                    "same_program": same,
                 }
             )
-    return out
+    return {
+        "dtype": dtype,
+        "mode": mode,
+        "peer_mode": peer_mode,
+        "shapes_vs_peer": len(peer),
+        "wins_vs_peer": sum(auto[s] <= peer[s][0] for s in peer),
+        "near_peer": sum(auto[s] <= NEAR_PEER * peer[s][0] for s in peer),
+        "geomean_vs_peer": _geomean([auto[s] / peer[s][0] for s in peer])
+        if peer
+        else None,
+        "fastest_peer": {s: p for s, (_, p) in peer.items()},
+        "shapes_vs_lax_raw": len(raw),
+        "wins_vs_lax_raw": sum(auto[s] <= raw[s] for s in raw),
+        "geomean_vs_lax_raw": _geomean([auto[s] / raw[s] for s in raw])
+        if raw
+        else None,
+        "slower_than_jconv_lax": sorted(slower, key=lambda w: -w["ratio"]),
+    }
 
 
 def _ratios(rows) -> str:
@@ -523,13 +593,14 @@ def _ratios(rows) -> str:
 
 
 def summary_lines(records) -> list[str]:
-    """One line per (dtype, mode): jconv_auto against the fastest peer
+    """One line per (dtype, mode), the 2-D shapes' first, then the other
+    ranks' (their bold head names them): jconv_auto against the fastest peer
     (torch, keras_tf: on how many shapes at least as fast, within 5%, the
     geometric mean of the time ratios), against lax_raw, and where it is
     slower than jconv_lax."""
     lines = []
     for a in auto_summary(records):
-        head = f"- **{a['mode']}, {a['dtype']}**"
+        head = f"- **{a['mode']}, {a['dtype']}{rank_label(a['ranks'])}**"
         if a["peer_mode"] != a["mode"]:
             head += f" (peers have no scan: against their {a['peer_mode']})"
         if a["shapes_vs_peer"]:
@@ -691,17 +762,24 @@ def _case_line(r) -> str:
         f"`{r['shape']}` x{tuple(r['x_shape'])} k{tuple(r['kernel_shape'])} "
         f"{r['padding']}"
     )
-    if r["strides"] != [1, 1]:
-        text += f" stride {r['strides'][0]}"
+    if any(v != 1 for v in r["strides"]):
+        text += f" stride {_per_axis_text(r['strides'])}"
+    if r.get("dilation_rate"):
+        text += f" dilation {_per_axis_text(r['dilation_rate'])}"
     if r["groups"] > 1:
         text += f" groups {r['groups']}"
     return text + (f", {r['inner_iters']} per call" if r["inner_iters"] > 1 else "")
 
 
+def _per_axis_text(values) -> str:
+    """`2` for `[2, 2]`, `(2, 1)` for `[2, 1]`."""
+    return str(values[0]) if len(set(values)) == 1 else str(tuple(values))
+
+
 def overhead_lines(index: dict, shapes) -> list[str]:
     """jconv_lax against raw lax: inside jit (same compiled program, so any
     gap is noise) and per eager Python call (jconv's argument checks)."""
-    rows = []
+    rows, ranks = [], set()
     for shape in shapes:
         for dtype in DTYPES:
             ours = index.get(RowKey(shape, "jconv_lax", "fwd", dtype), {})
@@ -719,14 +797,18 @@ def overhead_lines(index: dict, shapes) -> list[str]:
             )
             ratio = ours["median_seconds"] / raw["median_seconds"]
             rows.append([shape, dtype, same, f"{ratio:.2f}", eager])
+            ranks.add(record_rank(ours))
     if not rows:
         return []
+    api = "`jconv.conv2d`"
+    if ranks - {2}:
+        api += " or, for the 1-D and 3-D rows, `jconv.conv`"
     return _section(
         "jconv_lax against raw lax (forward)",
         "Whether jconv's compiled program equals raw lax's (instructions "
         "compared with names stripped; if so, a time ratio away from 1 is "
         "timing noise), the time ratio of the jitted calls, and one eager "
-        "Python call of `jconv.conv2d` (argument checks, then its jit) vs a "
+        f"Python call of {api} (argument checks, then its jit) vs a "
         "jitted `lax.conv_general_dilated`.",
         [
             "shape",

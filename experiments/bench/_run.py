@@ -288,7 +288,7 @@ def _run_workers(config, impls, cases, probe, scratch, logs, metrics, bar):
                 and not _cases.winograd_applies(_cases.SHAPES[j["shape"]])
                 and _cases.RowKey.of(j) not in records
             ],
-            records, bar, "Winograd F(m x m, 3 x 3): 3x3 kernels at stride 1 only",
+            records, bar, "Winograd F(m x m, 3 x 3): 2-D 3x3 kernels at stride 1 only",
         )  # fmt: skip
         if not onednn["available"]:
             # No extension, JCONV_ONEDNN=0, or JAX on a GPU: jconv says why.
@@ -300,6 +300,19 @@ def _run_workers(config, impls, cases, probe, scratch, logs, metrics, bar):
                 ],
                 records, bar, f"oneDNN unavailable: {onednn['reason']}",
             )  # fmt: skip
+        ranks = onednn.get("ranks", [])
+        _skip(
+            [
+                j for j in jobs
+                if j["impl"] == "jconv_onednn"
+                and _cases.SHAPES[j["shape"]].rank not in ranks
+                and _cases.RowKey.of(j) not in records
+            ],
+            records, bar,
+            "impl='onednn' runs "
+            + " and ".join(f"{r}-D" for r in ranks)
+            + " convolutions only (jconv._onednn.RANKS)",
+        )  # fmt: skip
         jobs = [j for j in jobs if _cases.RowKey.of(j) not in records]
         if (
             group in PEER_IMPLS

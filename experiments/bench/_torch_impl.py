@@ -1,11 +1,13 @@
-"""The PyTorch peer: `torch.nn.functional.conv2d`, eager mode, on CUDA (cuDNN)
-where the installed build has it (the orchestrator runs peers on a GPU machine
-only with `config.peers_on_gpu_machine`), else on the CPU.
+"""The PyTorch peer: `torch.nn.functional.conv1d` / `conv2d` / `conv3d` by the
+case's rank, eager mode, on CUDA (cuDNN) where the installed build has it (the
+orchestrator runs peers on a GPU machine only with
+`config.peers_on_gpu_machine`), else on the CPU.
 
-PyTorch's convolution is NCHW with OIHW weights: the inputs are converted from
-NHWC/HWIO once, outside the timed region, and the outputs back only for the
-answer check. "same" pads that are uneven (stride 2, the stem) are not
-expressible in `conv2d`'s `padding`, so they are applied with `F.pad` inside
+PyTorch's convolution is channels first (NCW, NCHW, NCDHW) with OI* weights:
+the inputs are converted from channels last / `(*K, I, O)` once, outside the
+timed region, and the outputs back only for the answer check. Pads that are
+uneven ("same" at stride 2, the stem; "causal", all on the left) are not
+expressible in `conv*d`'s `padding`, so they are applied with `F.pad` inside
 the timed call, as a PyTorch user has to. On CUDA every call ends with
 `torch.cuda.synchronize()`, so a clock around it measures the work (on the
 CPU, PyTorch is synchronous); float32 runs with PyTorch's default TF32
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from experiments.bench._cases import ConvCase
+from experiments.bench._cases import ConvCase, spatial_letters
 from experiments.bench._impl import Prepared
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -46,28 +48,41 @@ def _sync() -> None:
         torch.cuda.synchronize(DEVICE)
 
 
-def _nchw(a: np.ndarray, dtype) -> torch.Tensor:
-    nchw = torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
-    return nchw.to(DEVICE, dtype)
+def _channels_first(a: np.ndarray, dtype) -> torch.Tensor:
+    """`(N, *S, C)` to `(N, C, *S)` (NHWC to NCHW in 2-D), on the device."""
+    axes = (0, a.ndim - 1, *range(1, a.ndim - 1))
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(axes))).to(DEVICE, dtype)
+
+
+def _channels_last(t: torch.Tensor) -> np.ndarray:
+    return t.permute(0, *range(2, t.ndim), 1).numpy()
 
 
 def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepared:
     dt = _DTYPES[dtype]
     g = case.geometry
-    x = _nchw(arrays["x"], dt)
-    ct = _nchw(arrays["ct"], dt)
-    k = torch.from_numpy(np.ascontiguousarray(arrays["kernel"].transpose(3, 2, 0, 1)))
+    r = case.rank
+    x = _channels_first(arrays["x"], dt)
+    ct = _channels_first(arrays["ct"], dt)
+    # (*K, I, O) to (O, I, *K): HWIO to OIHW in 2-D.
+    k_axes = (r + 1, r, *range(r))
+    k = torch.from_numpy(np.ascontiguousarray(arrays["kernel"].transpose(k_axes)))
     k = k.to(DEVICE, dt)
-    (top, bottom), (left, right) = case.pads
-    if top == bottom and left == right:
-        padding, pad_first = (top, left), None
+    if all(lo == hi for lo, hi in case.pads):
+        padding, pad_first = tuple(lo for lo, _ in case.pads), None
     else:
-        padding, pad_first = 0, (left, right, top, bottom)
+        # F.pad lists the last axis first: (left, right, top, bottom) in 2-D.
+        padding = 0
+        pad_first = tuple(p for pair in reversed(case.pads) for p in pair)
+    conv_nd = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[r]
+    dilation = {} if g.dilation_rate == (1,) * r else {"dilation": g.dilation_rate}
 
     def conv(x_, k_):
         if pad_first is not None:
             x_ = F.pad(x_, pad_first)
-        return F.conv2d(x_, k_, stride=g.strides, padding=padding, groups=g.groups)
+        return conv_nd(
+            x_, k_, stride=g.strides, padding=padding, groups=g.groups, **dilation
+        )
 
     if mode == "fwd":
 
@@ -86,10 +101,10 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
 
     def outputs():
         y, *grads = (t.float().cpu() for t in step())
-        out = {"y": y.permute(0, 2, 3, 1).numpy()}
+        out = {"y": _channels_last(y)}
         if grads:
-            out["dx"] = grads[0].permute(0, 2, 3, 1).numpy()
-            out["dk"] = grads[1].permute(2, 3, 1, 0).numpy()
+            out["dx"] = _channels_last(grads[0])
+            out["dk"] = grads[1].permute(*range(2, r + 2), 1, 0).numpy()
         return {n: np.ascontiguousarray(a) for n, a in out.items()}
 
     def run(n):
@@ -100,11 +115,16 @@ def prepare(impl: str, case: ConvCase, mode: str, dtype: str, arrays) -> Prepare
     arg_bytes = sum(t.element_size() * t.nelement() for t in (x, k))
     if mode != "fwd":
         arg_bytes += ct.element_size() * ct.nelement()
+    why_pad = (
+        "causal: zeros on the left" if g.padding == "causal" else "uneven 'same' pads"
+    )
+    letters = spatial_letters(r)
     info = {
-        "via": "torch.nn.functional.conv2d"
-        + (" (F.pad first: uneven 'same' pads)" if pad_first else "")
+        "via": f"torch.nn.functional.conv{r}d"
+        + (f" (F.pad first: {why_pad})" if pad_first else "")
         + (" on CUDA (cuDNN)" if DEVICE.type == "cuda" else ""),
-        "layout": "NCHW / OIHW, converted from NHWC / HWIO outside the timed region",
+        "layout": f"NC{letters} / OI{letters}, converted from N{letters}C / "
+        f"{letters}IO outside the timed region",
         "device": "gpu" if DEVICE.type == "cuda" else "cpu",
     }
     return Prepared(outputs=outputs, run=run, arg_bytes=int(arg_bytes), info=info)
