@@ -36,6 +36,7 @@ tangent (an argument nobody differentiates) costs nothing.
   |         |             | at least 128 output tiles (N * ceil(Ho/4) * ceil(Wo/4)) |
   | CPU     | output and  | fft: groups == 1, stride 1, T >= 169 (13x13 and up);    |
   |         | input grad  | kernel grad then as the last row                        |
+  | CPU, 3D | in. / ker.  | einsum (output lax)                                     |
   | CPU     | input grad  | einsum if groups > 1 or strides > 1, float32 or wider   |
   | CPU     | kernel grad | einsum if 1x1 kernel, C_in == 1 or input-dilated        |
   | GPU/TPU | all three   | lax                                                     |
@@ -49,12 +50,12 @@ tangent (an argument nobody differentiates) costs nothing.
 
   | layer                   | output / input grad / kernel grad                |
   |-------------------------|--------------------------------------------------|
-  | depthwise               | onednn / onednn (einsum if strided) / onednn     |
-  |                         | (fft from 121 taps, 11x11, at the default        |
-  |                         | precision)                                       |
+  | depthwise               | onednn (3D: einsum) / onednn (einsum if strided) |
+  |                         | / onednn (fft from 121 taps, 11x11, in 1D from   |
+  |                         | 17, at the default precision)                    |
   | groups == 1, C_in == 1  | as above / as above / onednn                     |
-  | groups == 1, C_in > 4,  | as above (the XLA plan) / as above / as above    |
-  | KH*KW > 1, oneDNN       |                                                  |
+  | 2D, groups == 1, C_in > | as above (the XLA plan) / as above / as above    |
+  | 4, KH*KW > 1, oneDNN    |                                                  |
   | without AVX-512         |                                                  |
   | dense fft row           | fft / fft / onednn                               |
   | winograd row, groups == | winograd / onednn / onednn                       |
@@ -86,7 +87,18 @@ tangent (an argument nobody differentiates) costs nothing.
   transposed convolution or an `input_dilation`. In 1D and 3D the same rows
   apply with T the product of the kernel's spatial sizes, S that of the
   strides and pixels counted over every spatial axis (Winograd's row is 2D
-  only; oneDNN runs 3D by its own handler and 1D as a row of 2D). The fft and
+  only; oneDNN runs 3D by its own handler and 1D as a row of 2D), and the
+  rank rows were timed the same way on 1D layers (WaveNet's causal dilated
+  one, a 1D ResNet layer, a strided one, depthwise with 9 and 31 taps, a
+  64-tap dense one) and 3D ones (VoxNet's, a 3D U-Net layer at 32^3, a
+  strided and a depthwise one): oneDNN wins almost every term in 1D (a 1D
+  ResNet layer 1.5 / 1.5 / 1.9 ms against lax's 4.9 / 4.0 / 3.5) but its 1D
+  depthwise kernel gradient from 17 taps (the FFT's 13 ms against 49; a
+  whole step of 31 taps 14.6 ms against all-oneDNN's 163); in 3D oneDNN
+  wins every dense term by 3-35x (U-Net kernel gradient 6.2 ms against
+  lax's 126) and the tap sum the depthwise output (3.7 against 27.5);
+  without oneDNN (bfloat16) lax's 3D gradients are the slow ones (a
+  strided input gradient 209 ms against the einsum's 2.3). The fft and
   winograd rows apply only at the default precision (`precision` None or
   "default") and without input dilation; any other precision gets the
   direct sums (lax, einsum). Why: XLA's CPU
@@ -141,7 +153,6 @@ from jax.custom_derivatives import SymbolicZero
 from jconv import _lax
 from jconv._einsum import SMALL_CONTRACTION, SMALL_OUTPUT, conv2d_einsum_core
 from jconv._fft import conv2d_fft_core
-from jconv._onednn import RANKS as ONEDNN_RANKS
 from jconv._onednn import conv2d_onednn_core
 from jconv._onednn import status as onednn_status
 from jconv._spec import ConvSpec
@@ -188,6 +199,9 @@ ONEDNN_WINOGRAD_CHANNELS = 128
 # the image layers up to it, the stem, and 1x1 layers still gain).
 ONEDNN_AVX2_IMAGE_CHANNELS = 4
 ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS = 121
+# In 1D (oneDNN runs it as a row of 2D) its depthwise kernel gradient slows
+# down from about 17 taps: 49 ms against the FFT's 13 at 17 taps.
+ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS_1D = 17
 
 
 # The formulations that are one function for the output and both tangents
@@ -301,9 +315,14 @@ def _onednn_plan(
     taps = math.prod(kernel_hw)
     strided = any(s != 1 for s in spec.strides)
     if spec.groups > 1 and c_group == 1:  # depthwise
-        kernel_fft = fast and taps >= ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS
+        fft_taps = (
+            ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS_1D
+            if spec.rank == 1
+            else ONEDNN_FFT_DEPTHWISE_KERNEL_TAPS
+        )
+        kernel_fft = fast and taps >= fft_taps
         return Plan(
-            "onednn",
+            "einsum" if spec.rank == 3 else "onednn",
             "einsum" if strided else "onednn",
             "fft" if kernel_fft else "onednn",
         )
@@ -311,7 +330,8 @@ def _onednn_plan(
         return Plan(xla.output, xla.input_grad, "onednn")
     spatial = taps > 1
     if (
-        spec.groups == 1
+        spec.rank == 2
+        and spec.groups == 1
         and spatial
         and c_in > ONEDNN_AVX2_IMAGE_CHANNELS
         and not avx512
@@ -371,6 +391,11 @@ def _xla_plan(
     large = spec.groups == 1 and not strided and taps >= FFT_DENSE_TAPS
     if fast and large:
         return Plan("fft", "fft", "einsum" if c_in == 1 else "lax")
+    if spec.rank == 3:
+        # XLA's 3D CPU convolutions are slow to differentiate: a strided
+        # input gradient 217 ms against the einsum's 2.5 (bfloat16), the
+        # kernel gradient 3-8x on small volumes, par on large ones.
+        return Plan("lax", "einsum", "einsum")
     narrow = jnp.dtype(dtype).itemsize < 4  # bfloat16, float16
     input_grad = "einsum" if (spec.groups > 1 or strided) and not narrow else "lax"
     pointwise = taps == 1
@@ -384,9 +409,7 @@ def conv2d_auto_core(
     """`impl="auto"`: the plan `choose_plan` picks for this call."""
     c_in = x.shape[1] if spec.channels_first else x.shape[-1]
     backend = jax.default_backend()
-    onednn = spec.rank in ONEDNN_RANKS and onednn_applies(
-        x.dtype, preferred_element_type, backend
-    )
+    onednn = onednn_applies(x.dtype, preferred_element_type, backend)
     plan = choose_plan(
         x.shape[0], c_in, kernel_hwio.shape, spec, x.dtype, backend, precision, onednn
     )

@@ -612,7 +612,7 @@ def conv_spec(
     if k_in * groups != x.channels:
         raise ValueError(
             f"`kernel` shape {tuple(kernel_shape)} does not match `x` shape "
-            f"{x.shape}: kernel axis 2 must be C_in // groups "
+            f"{x.shape}: kernel axis {rank} must be C_in // groups "
             f"(={x.channels} // {groups} = {x.channels // groups}), got {k_in}"
         )
     if min(*kernel_hw, c_out) < 1:
@@ -753,7 +753,8 @@ def transpose_spec(
     if k_in != x.channels:
         raise ValueError(
             f"`kernel` shape {tuple(kernel_shape)} does not match `x` shape "
-            f"{x.shape}: kernel axis 3 must be C_in (={x.channels}), got {k_in}"
+            f"{x.shape}: kernel axis {rank + 1} must be C_in (={x.channels}), "
+            f"got {k_in}"
         )
     if x.channels % groups:
         raise ValueError(
@@ -855,6 +856,6 @@ def depthwise_groups(
     if k_in != x.channels:
         raise ValueError(
             f"`kernel` shape {tuple(kernel_shape)} does not match `x` shape "
-            f"{x.shape}: kernel axis 2 must be C_in (={x.channels}), got {k_in}"
+            f"{x.shape}: kernel axis {rank} must be C_in (={x.channels}), got {k_in}"
         )
     return x.channels, (*kernel_hw, 1, x.channels * multiplier)
