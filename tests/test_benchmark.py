@@ -186,7 +186,7 @@ def test_quick_benchmark_smoke(tmp_path):
 # Conv1D's padding="causal", PyTorch's F.pad then conv1d; dilation 8) and
 # VoxNet's 3x3x3 "valid" layer (Conv3D, conv3d). One image each: cheap.
 RANK_SHAPES = ("wavenet_d8", "voxnet_conv2")
-RANK_IMPLS = ("jconv_auto", "jconv_lax", "lax_raw", "jconv_onednn", "torch", "keras_tf")
+RANK_IMPLS = ("jconv_auto", "jconv_lax", "jconv_onednn", "torch", "keras_tf")
 
 
 def test_1d_and_3d_rows_smoke(tmp_path):
@@ -249,7 +249,7 @@ def test_1d_and_3d_rows_smoke(tmp_path):
             assert set(r["check"]["errors"]) == set(_cases.output_names(r["mode"]))
         if r["status"] == "ok":
             assert r["median_seconds"] > 0, r
-    for impl in ("lax_raw", "torch", "keras_tf"):
+    for impl in ("torch", "keras_tf"):
         for shape in RANK_SHAPES:
             assert any(
                 r["impl"] == impl and r["shape"] == shape and "check" in r

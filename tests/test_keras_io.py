@@ -97,69 +97,89 @@ CASES = [
         ),
         (2, 8, 9),
     ),
-    # Every other rank Keras has. No dilated transposed 1D/3D layer: without
-    # oneDNN TensorFlow's CPU kernels lack it, and `_keras.call` compiles
-    # only the 2D one by XLA.
+    # Every other rank Keras has: one case of each layer in the default run
+    # (tests/test_ranks_keras.py cross-checks their answers on a grid), the
+    # others with the large grids (`-m slow`).
     (
         keras.layers.Conv1D,
         dict(filters=6, kernel_size=3, padding="causal", dilation_rate=2),
         (9, 4),
     ),
-    (
-        keras.layers.Conv1D,
-        dict(filters=4, kernel_size=2, strides=2, padding="same", groups=2),
-        (8, 4),
+    pytest.param(
+        (
+            keras.layers.Conv1D,
+            dict(filters=4, kernel_size=2, strides=2, padding="same", groups=2),
+            (8, 4),
+        ),
+        marks=pytest.mark.slow,
     ),
-    (
-        keras.layers.Conv1D,
-        dict(filters=5, kernel_size=3, strides=2, data_format="channels_first"),
-        (3, 9),
+    pytest.param(
+        (
+            keras.layers.Conv1D,
+            dict(filters=5, kernel_size=3, strides=2, data_format="channels_first"),
+            (3, 9),
+        ),
+        marks=pytest.mark.slow,
     ),
     (
         keras.layers.Conv3D,
         dict(filters=4, kernel_size=(2, 3, 2), strides=(1, 2, 1), padding="same"),
         (4, 5, 4, 3),
     ),
-    (
-        keras.layers.Conv3D,
-        dict(
-            filters=3,
-            kernel_size=2,
-            dilation_rate=(1, 2, 1),
-            use_bias=False,
-            data_format="channels_first",
+    pytest.param(
+        (
+            keras.layers.Conv3D,
+            dict(
+                filters=3,
+                kernel_size=2,
+                dilation_rate=(1, 2, 1),
+                use_bias=False,
+                data_format="channels_first",
+            ),
+            (2, 4, 5, 4),
         ),
-        (2, 4, 5, 4),
+        marks=pytest.mark.slow,
     ),
     (
         keras.layers.Conv1DTranspose,
         dict(filters=3, kernel_size=3, strides=2, padding="same"),
         (5, 4),
     ),
-    (
-        keras.layers.Conv1DTranspose,
-        dict(filters=2, kernel_size=4, strides=3, output_padding=1),
-        (4, 3),
+    pytest.param(
+        (
+            keras.layers.Conv1DTranspose,
+            dict(filters=2, kernel_size=4, strides=3, output_padding=1),
+            (4, 3),
+        ),
+        marks=pytest.mark.slow,
     ),
     (
         keras.layers.Conv3DTranspose,
         dict(filters=2, kernel_size=(2, 3, 2), strides=(2, 1, 2), padding="same"),
         (3, 4, 3, 3),
     ),
-    (
-        keras.layers.Conv3DTranspose,
-        dict(filters=3, kernel_size=2, strides=2, data_format="channels_first"),
-        (2, 2, 3, 2),
+    pytest.param(
+        (
+            keras.layers.Conv3DTranspose,
+            dict(filters=3, kernel_size=2, strides=2, data_format="channels_first"),
+            (2, 2, 3, 2),
+        ),
+        marks=pytest.mark.slow,
     ),
     (
         keras.layers.DepthwiseConv1D,
         dict(kernel_size=3, padding="same", depth_multiplier=2),
         (7, 3),
     ),
-    (
-        keras.layers.DepthwiseConv1D,
-        dict(kernel_size=2, strides=2, dilation_rate=1, data_format="channels_first"),
-        (3, 9),
+    pytest.param(
+        (
+            keras.layers.DepthwiseConv1D,
+            dict(
+                kernel_size=2, strides=2, dilation_rate=1, data_format="channels_first"
+            ),
+            (3, 9),
+        ),
+        marks=pytest.mark.slow,
     ),
 ]
 
