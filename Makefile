@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-slow bench-quick bench bench-gpu lint format clean
+.PHONY: run test test-slow bench-quick bench bench-gpu lint format docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ $(VENV)/.test-deps: $(NATIVE) | $(BIN)/python
 	$(BUILD_REQUIRES)
 	$(PIP_BUILD) -e '.[experiments,test,bench]'
 	touch $@ $(VENV)/.run-deps
+
+# The docs extra (Sphinx, MyST, Furo) beside the package autodoc imports.
+$(VENV)/.docs-deps: $(NATIVE) | $(BIN)/python
+	$(BUILD_REQUIRES)
+	$(PIP_BUILD) -e '.[docs]'
+	touch $@
 
 run: $(VENV)/.run-deps
 	$(BIN)/python -m experiments.learn_kernel --config=configs/learn_document_kernel.py \
@@ -71,9 +77,19 @@ bench-gpu:
 		--workdir=runs/benchmark_gpu --overwrite; status=$$?; \
 		cat runs/benchmark_gpu/results.md 2>/dev/null; exit $$status
 
+# The HTML in docs/_build/html, strictly: -W turns every warning (-n: an
+# unresolved cross-reference too) into a failure, --keep-going reports them
+# all first. -E rereads every page: an incremental build would skip the
+# unchanged pages, and their warnings with them. Then every public name must
+# have an API entry (docs/check_api.py).
+docs: $(VENV)/.docs-deps
+	$(BIN)/sphinx-build -E -W --keep-going -n -b html docs docs/_build/html
+	$(BIN)/python docs/check_api.py docs/_build/html
+
 format: $(VENV)/.test-deps
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build jconv/_onednn_ffi*.so
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build docs/_build \
+		jconv/_onednn_ffi*.so
