@@ -41,7 +41,9 @@ from jconv._spec import (
     choice,
     conv_spec,
     depthwise_groups,
-    spatial_layout,
+    depthwise_layout,
+    kernel_layout,
+    transpose_layout,
     transpose_spec,
 )
 from jconv._transpose import conv1d_transpose, conv2d_transpose, conv3d_transpose
@@ -261,7 +263,7 @@ class Layer:
         """Each kernel's axes, by name, as messages write them:
         `"(KW, C_in // groups, C_out)"`, ..."""
         (name,) = self.kernels
-        return {name: self._kernel_layout(spatial_layout(self.rank, "K"))}
+        return {name: self._kernel_layout()}
 
     @property
     def bias_shape(self) -> tuple[int]:
@@ -311,7 +313,7 @@ class Layer:
     def _kernel_shape(self, in_features: int) -> tuple[int, ...]:
         raise NotImplementedError
 
-    def _kernel_layout(self, spatial: str) -> str:
+    def _kernel_layout(self) -> str:
         raise NotImplementedError
 
     def in_features_of(self, kernel_shape) -> int:
@@ -337,8 +339,8 @@ class ConvLayer(Layer):
     def _kernel_shape(self, in_features):
         return (*self.kernel_size, in_features // self.groups, self.out_features)
 
-    def _kernel_layout(self, spatial):
-        return f"({spatial}, C_in // groups, C_out)"
+    def _kernel_layout(self):
+        return kernel_layout(self.rank)
 
     def in_features_of(self, kernel_shape) -> int:
         return kernel_shape[self.rank] * self.groups
@@ -380,8 +382,8 @@ class ConvTransposeLayer(Layer):
     def _kernel_shape(self, in_features):
         return (*self.kernel_size, self.out_features // self.groups, in_features)
 
-    def _kernel_layout(self, spatial):
-        return f"({spatial}, C_out // groups, C_in)"
+    def _kernel_layout(self):
+        return transpose_layout("C_out // groups")(self.rank)
 
     def in_features_of(self, kernel_shape) -> int:
         return kernel_shape[self.rank + 1]
@@ -418,8 +420,8 @@ class DepthwiseConvLayer(Layer):
     def _kernel_shape(self, in_features):
         return (*self.kernel_size, in_features, self.depth_multiplier)
 
-    def _kernel_layout(self, spatial):
-        return f"({spatial}, C_in, depth_multiplier)"
+    def _kernel_layout(self):
+        return depthwise_layout(self.rank)
 
     def in_features_of(self, kernel_shape) -> int:
         return kernel_shape[self.rank]
@@ -489,8 +491,7 @@ class SeparableConvLayer(Layer):
     def kernel_layouts(self):
         ones = ", ".join(["1"] * self.rank)
         return dict(
-            depthwise_kernel=f"({spatial_layout(self.rank, 'K')}, C_in, "
-            f"depth_multiplier)",
+            depthwise_kernel=depthwise_layout(self.rank),
             pointwise_kernel=f"({ones}, C_in * depth_multiplier, C_out)",
         )
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from jconv._conv import _apply, _as_array, _convolve, public
 from jconv._depthwise import _depthwise
-from jconv._spec import _check_floating, _input, conv_spec, kernel_rank, spatial_layout
+from jconv._spec import (
+    _check_floating,
+    _input,
+    conv_spec,
+    depthwise_layout,
+    kernel_rank,
+)
 
 # The arguments of the depthwise step alone: the pointwise step is a 1x1
 # convolution at stride 1.
@@ -162,10 +168,6 @@ separable_conv3d = _ranked(
 )
 
 
-def _depthwise_layout(rank: int) -> str:
-    return f"({spatial_layout(rank, 'K')}, C_in, depth_multiplier)"
-
-
 def _check_kernels(x, depthwise_kernel, pointwise_kernel, data_format, rank) -> int:
     """The two kernels' dtypes and shapes against `x`, by their names (the
     steps would name either `kernel`); `x`, `bias` and the other arguments
@@ -173,12 +175,7 @@ def _check_kernels(x, depthwise_kernel, pointwise_kernel, data_format, rank) -> 
     _check_floating(depthwise_kernel, "depthwise_kernel")
     _check_floating(pointwise_kernel, "pointwise_kernel")
     dw_shape, pw_shape = tuple(depthwise_kernel.shape), tuple(pointwise_kernel.shape)
-    try:
-        rank = kernel_rank(dw_shape, rank, _depthwise_layout)
-    except ValueError as error:
-        raise ValueError(
-            str(error).replace("`kernel`", "`depthwise_kernel`", 1)
-        ) from None
+    rank = kernel_rank(dw_shape, rank, depthwise_layout, "depthwise_kernel")
     c_in = _input(x.shape, data_format, rank).channels
     if min(dw_shape) < 1:
         raise ValueError(f"`depthwise_kernel` shape {dw_shape} has an empty axis")

@@ -423,22 +423,22 @@ def _input(x_shape, data_format, rank: int = 2) -> _Input:
     )
 
 
-def kernel_rank(kernel_shape, rank: int | None, layout: str) -> int:
-    """The spatial rank of a kernel of `kernel_shape`: `rank` where the
-    caller fixes it (`conv2d`: 2), else its number of axes less the two
+def kernel_rank(kernel_shape, rank: int | None, layout, name="kernel") -> int:
+    """The spatial rank of the kernel `name` of `kernel_shape`: `rank` where
+    the caller fixes it (`conv2d`: 2), else its number of axes less the two
     channel axes, one of `RANKS`; `layout(rank)` names its axes."""
     n = len(kernel_shape)
     if rank is None:
         if n - 2 in RANKS:
             return n - 2
         raise ValueError(
-            f"`kernel` must have rank 3, 4 or 5 (1, 2 or 3 spatial axes: "
+            f"`{name}` must have rank 3, 4 or 5 (1, 2 or 3 spatial axes: "
             f"{layout(1)}, {layout(2)} or {layout(3)}); got shape "
             f"{tuple(kernel_shape)}"
         )
     if n != rank + 2:
         raise ValueError(
-            f"`kernel` must have rank {rank + 2} {layout(rank)}; got shape "
+            f"`{name}` must have rank {rank + 2} {layout(rank)}; got shape "
             f"{tuple(kernel_shape)}"
         )
     return rank
@@ -556,15 +556,15 @@ def padding_geometry(input_hw, kernel_hw, strides, dilation_rate):
     )
 
 
-def _kernel_layout(rank: int) -> str:
+def kernel_layout(rank: int) -> str:
     return f"({spatial_layout(rank, 'K')}, C_in // groups, C_out)"
 
 
-def _transpose_layout(per_group: str):
+def transpose_layout(per_group: str):
     return lambda rank: f"({spatial_layout(rank, 'K')}, {per_group}, C_in)"
 
 
-def _depthwise_layout(rank: int) -> str:
+def depthwise_layout(rank: int) -> str:
     return f"({spatial_layout(rank, 'K')}, C_in, depth_multiplier)"
 
 
@@ -590,7 +590,7 @@ def conv_spec(
     element the size check counts (the shape helpers know no dtype and count
     2, the narrowest floating dtype's).
     """
-    rank = kernel_rank(kernel_shape, rank, _kernel_layout)
+    rank = kernel_rank(kernel_shape, rank, kernel_layout)
     x = _input(x_shape, data_format, rank)
     groups = _positive_int(groups, "groups")
     strides = _positive_pair(strides, "strides", rank)
@@ -743,7 +743,7 @@ def transpose_spec(
     `TransposeSpec`). `itemsize` and `rank` as for `conv_spec`."""
     groups = _positive_int(groups, "groups")
     per_group = "C_out" if groups == 1 else "C_out // groups"
-    rank = kernel_rank(kernel_shape, rank, _transpose_layout(per_group))
+    rank = kernel_rank(kernel_shape, rank, transpose_layout(per_group))
     x = _input(x_shape, data_format, rank)
     strides = _positive_pair(strides, "strides", rank)
     dilation_rate = _positive_pair(dilation_rate, "dilation_rate", rank)
@@ -848,7 +848,7 @@ def depthwise_groups(
     """Checks a depthwise kernel `(*K, C_in, depth_multiplier)` against `x`;
     returns the `groups` and kernel shape of the equal grouped convolution.
     `rank` as for `conv_spec`."""
-    rank = kernel_rank(kernel_shape, rank, _depthwise_layout)
+    rank = kernel_rank(kernel_shape, rank, depthwise_layout)
     x = _input(x_shape, data_format, rank)
     *kernel_hw, k_in, multiplier = kernel_shape
     if min(kernel_shape) < 1:
