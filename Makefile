@@ -16,12 +16,14 @@ $(BIN)/python:
 # instead of every file of every wheel at install time (TensorFlow alone is
 # thousands): the install takes half the CPU time.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --no-compile
+# Installs a list of requirements from pyproject.toml, named by its keys.
+PYPROJECT_REQUIRES = $(BIN)/python -c "import tomllib; \
+	print(*tomllib.load(open('pyproject.toml', 'rb'))$(1), sep='\n')" \
+	| xargs -d '\n' $(PIP_INSTALL)
 # The build requirements (pyproject.toml's [build-system]) go into .venv
 # itself and the package builds there (--no-build-isolation): an isolated
 # build would install jaxlib a second time, 15 s of every install.
-BUILD_REQUIRES := $(BIN)/python -c "import tomllib; \
-	print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')" \
-	| xargs -d '\n' $(PIP_INSTALL)
+BUILD_REQUIRES := $(call PYPROJECT_REQUIRES,['build-system']['requires'])
 PIP_BUILD := $(PIP_INSTALL) --no-build-isolation
 
 NATIVE := pyproject.toml setup.py $(wildcard native/*)
@@ -36,10 +38,11 @@ $(VENV)/.test-deps: $(NATIVE) | $(BIN)/python
 	$(PIP_BUILD) -e '.[experiments,test,bench]'
 	touch $@ $(VENV)/.run-deps
 
-# The docs extra (Sphinx, MyST, Furo) beside the package autodoc imports.
-$(VENV)/.docs-deps: $(NATIVE) | $(BIN)/python
-	$(BUILD_REQUIRES)
-	$(PIP_BUILD) -e '.[docs]'
+# The docs extra (Sphinx, MyST, Furo, matplotlib) beside the package that
+# autodoc imports, installed by make run's or make test's step: the package
+# and its native extension are built once.
+$(VENV)/.docs-deps: pyproject.toml $(VENV)/.run-deps
+	$(call PYPROJECT_REQUIRES,['project']['optional-dependencies']['docs'])
 	touch $@
 
 run: $(VENV)/.run-deps

@@ -18,7 +18,9 @@ from pathlib import Path
 import jconv
 
 # Local extensions (docs/_ext): jconv_docstrings reads the docstrings'
-# conventions (`Shapes (...):` blocks, wrapped name lists) before napoleon.
+# conventions (`Shapes (...):` blocks, wrapped name lists) before napoleon;
+# jconv_figures draws the figures from jconv's own results into
+# docs/_generated/ when the build starts.
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "jconv"
@@ -33,11 +35,12 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "jconv_docstrings",
+    "jconv_figures",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_generated"]
 
 # Docstrings write code in single backticks, Markdown style: show them as
 # code (not as italic "title references", reST's default role).
