@@ -94,5 +94,5 @@ format: $(VENV)/.test-deps
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build docs/_build \
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build docs/_build docs/_generated \
 		jconv/_onednn_ffi*.so
