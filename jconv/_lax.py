@@ -40,12 +40,12 @@ answers are the same bits.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax.numpy as jnp
 from jax import lax
 
+from jconv._einsum import conv2d_einsum_core
 from jconv._spec import ConvSpec
 
 # The spatial axes' letters in lax's dimension numbers, by rank.
@@ -62,47 +62,57 @@ def _operands(x, kernel, preferred):
     return x.astype(preferred), kernel.astype(preferred)
 
 
-def _swappable(spec: ConvSpec, sizes, kernel_hw) -> bool:
-    """Whether XLA may compile a convolution of these spatial `sizes` (the
-    operand's, before any stretching) with a base dilation (`lhs_dilation`)
-    by swapping its operands, which aborts the process (below).
-
-    XLA's algebraic simplifier swaps a convolution's operands where the
-    kernel's window is larger than the input; with a base dilation the
-    swapped convolution fails its shape check ("Window dimensions do not
-    match RHS shape", a CHECK: the process aborts). Seen with jax 0.10.2's
-    XLA on the input gradient of `conv2d` of (1, 4, 5, 2) by (2, 3, 2, 2),
-    strides 2, pads ((1, 1), (3, 0)), dilation (1, 2) (`tests/test_lax.py`),
-    and on the transposed convolution with the same arguments. A superset of
-    XLA's rule: the dilated window's volume is at least the input's."""
-    spans = [(k - 1) * d + 1 for k, d in zip(kernel_hw, spec.dilation_rate)]
+def _swappable(sizes, window, dilation) -> bool:
+    """Whether the window (its sizes, dilated) covers at least the volume of
+    an operand of these spatial `sizes`."""
+    spans = [(w - 1) * d + 1 for w, d in zip(window, dilation)]
     return math.prod(spans) >= math.prod(sizes)
 
 
-def _stretched(x, spec: ConvSpec, kernel_hw):
-    """`x` (spatial axes 1..rank) stretched by `lhs_dilation - 1` zeros between
-    its elements by `lax.pad`, where `_swappable`: the convolution then has
-    no base dilation. The same operand, so the same answers."""
-    hw = x.shape[1 : 1 + spec.rank]
-    if not spec.stretched or not _swappable(spec, hw, kernel_hw):
-        return x, spec.lhs_dilation
-    zero = jnp.zeros((), x.dtype)
-    widths = [(0, 0, 0)] * x.ndim
-    for axis, s in enumerate(spec.lhs_dilation, start=1):
-        widths[axis] = (0, 0, s - 1)
-    return lax.pad(x, zero, widths), (1,) * spec.rank
+def aborts_xla(spec: ConvSpec, x_hw, kernel_hw) -> bool:
+    """Whether XLA may abort the process compiling this convolution or one of
+    its derivatives: one of them has a base dilation (`lhs_dilation`) and a
+    window at least as large as its operand.
+
+    XLA's algebraic simplifier swaps a convolution's operands where the
+    window is larger than the input, and with a base dilation the swapped
+    convolution fails a CHECK ("Window dimensions do not match RHS shape"):
+    the process aborts (jax 0.10.2; `jax.grad` of `lax.conv_general_dilated`
+    itself does). Stretching the input with `lax.pad` first does not help:
+    XLA folds the pad back into the base dilation. The convolutions with a
+    base dilation: the forward one where the input is stretched (a transposed
+    convolution, `input_dilation`; window the kernel), the input gradient of
+    a strided one (operand the output gradient; window the kernel), and the
+    kernel gradient where the input is stretched (operand the input; window
+    the output gradient, dilated by the strides). The test is a superset of
+    XLA's rule (the dilated window's volume against the operand's); where it
+    holds, the terms are computed by the einsum formulation, which has no
+    convolution to compile (`tests/test_lax.py`: the geometries a sweep found
+    aborting). Those are small convolutions, with outputs no larger than
+    their kernel windows."""
+    strided = any(s != 1 for s in spec.strides)
+    dilation = spec.dilation_rate
+    return (
+        (spec.stretched and _swappable(x_hw, kernel_hw, dilation))
+        or (strided and _swappable(spec.out_hw, kernel_hw, dilation))
+        or (spec.stretched and _swappable(x_hw, spec.out_hw, spec.strides))
+    )
+
+
+def _einsum_instead(x, kernel, spec: ConvSpec) -> bool:
+    r = spec.rank
+    hw = x.shape[2 : 2 + r] if spec.channels_first else x.shape[1 : 1 + r]
+    return aborts_xla(spec, hw, kernel.shape[:r])
 
 
 def _conv(x, kernel, spec: ConvSpec, precision, dimension_numbers, preferred):
     x, kernel = _operands(x, kernel, preferred)
-    kernel_hw = kernel.shape[: spec.rank]  # HWIO and HWOI
-    x, lhs_dilation = _stretched(x, spec, kernel_hw)
     return lax.conv_general_dilated(
         x,
         kernel,
         window_strides=spec.strides,
         padding=spec.pads,
-        lhs_dilation=lhs_dilation,
+        lhs_dilation=spec.lhs_dilation,
         rhs_dilation=spec.dilation_rate,
         dimension_numbers=dimension_numbers,
         feature_group_count=spec.groups,
@@ -116,6 +126,10 @@ def conv_nhwc(
 ):
     """The canonical convolution: NHWC input, HWIO kernel, NHWC output (NWC,
     WIO; NDHWC, DHWIO)."""
+    if _einsum_instead(x, kernel_hwio, spec):
+        return conv2d_einsum_core(
+            x, kernel_hwio, spec, precision, preferred_element_type
+        )
     sp = _SPATIAL[spec.rank]
     dimension_numbers = (f"N{sp}C", f"{sp}IO", f"N{sp}C")
     return _conv(
@@ -127,26 +141,17 @@ def input_tangent(
     x_dot, kernel_hwio, spec: ConvSpec, precision, *, preferred_element_type=None
 ):
     """`conv(x_dot, kernel)` with the kernel handed over as HWOI: its transpose
-    (the input gradient) is a canonical convolution.
-
-    JAX transposes a strided convolution into one with a base dilation (the
-    strides) over the cotangent, which XLA may fail to compile
-    (`_swappable`); there, the strided convolution is written as the
-    stride-1 one sampled at the strides, whose transpose stretches the
-    cotangent with `lax.pad` instead (slower: only where XLA would abort)."""
+    (the input gradient) is a canonical convolution."""
+    if _einsum_instead(x_dot, kernel_hwio, spec):
+        return conv2d_einsum_core(
+            x_dot, kernel_hwio, spec, precision, preferred_element_type
+        )
     k_hwoi = jnp.swapaxes(kernel_hwio, -1, -2)
     sp = _SPATIAL[spec.rank]
     dimension_numbers = (f"N{sp}C", f"{sp}OI", f"N{sp}C")
-    kernel_hw = kernel_hwio.shape[: spec.rank]
-    if all(s == 1 for s in spec.strides) or not _swappable(
-        spec, spec.out_hw, kernel_hw
-    ):
-        return _conv(
-            x_dot, k_hwoi, spec, precision, dimension_numbers, preferred_element_type
-        )
-    unit = dataclasses.replace(spec, strides=(1,) * spec.rank)
-    y = _conv(x_dot, k_hwoi, unit, precision, dimension_numbers, preferred_element_type)
-    return y[(slice(None), *(slice(None, None, s) for s in spec.strides))]
+    return _conv(
+        x_dot, k_hwoi, spec, precision, dimension_numbers, preferred_element_type
+    )
 
 
 def kernel_tangent(
@@ -157,21 +162,22 @@ def kernel_tangent(
     "kernel" the output gradient `(H_out, W_out, N, C_out)`, G feature groups.
     The tangent itself groups the batch (`batch_group_count=G`), which JAX's
     transposition turns into feature groups."""
+    if _einsum_instead(x, kernel_dot, spec):
+        return conv2d_einsum_core(
+            x, kernel_dot, spec, precision, preferred_element_type
+        )
     x, kernel_dot = _operands(x, kernel_dot, preferred_element_type)
     n, *hw, c = x.shape
     r, g = spec.rank, spec.groups
     spatial = tuple(range(1, r + 1))
     x_cg = x.reshape(n, *hw, g, c // g).transpose(r + 2, *spatial, r + 1, 0)
     sp = _SPATIAL[r]
-    x_cg, lhs_dilation = _stretched(
-        x_cg.reshape(c // g, *hw, g * n), spec, kernel_dot.shape[:r]
-    )
     y_hwnc = lax.conv_general_dilated(
-        x_cg,
+        x_cg.reshape(c // g, *hw, g * n),
         kernel_dot.transpose(r, *range(r), r + 1),
         window_strides=spec.strides,
         padding=spec.pads,
-        lhs_dilation=lhs_dilation,
+        lhs_dilation=spec.lhs_dilation,
         rhs_dilation=spec.dilation_rate,
         dimension_numbers=(f"C{sp}N", f"I{sp}O", f"{sp}NC"),
         batch_group_count=g,

@@ -1,21 +1,22 @@
-"""XLA compiles every convolution `impl="lax"` hands it.
+"""`impl="lax"` never hands XLA a convolution it aborts on.
 
-XLA's algebraic simplifier swaps a convolution's operands where the kernel's
-window is larger than the input, and with a base dilation (`lhs_dilation`:
-the input gradient of a strided convolution, a transposed convolution) the
-swapped convolution fails a CHECK: the process aborts while compiling
-(jax 0.10.2; `lax.conv_general_dilated` itself does). jconv writes those
-convolutions without the base dilation (`jconv._lax._swappable`). The cases
-are the aborts a random sweep of 5,000 small strided geometries found (each
-aborted `jax.grad` of `conv2d(impl="lax")` before); each must compile and
-give the float64 reference's answer.
+XLA's algebraic simplifier swaps a convolution's operands where the window
+is larger than the input, and with a base dilation (`lhs_dilation`: the
+input gradient of a strided convolution, a transposed convolution, a
+convolution with `input_dilation` and its kernel gradient) the swapped
+convolution fails a CHECK: the process aborts while compiling (jax 0.10.2;
+`jax.grad` of `lax.conv_general_dilated` itself does). There
+`jconv._lax.aborts_xla` holds and the einsum formulation computes the term.
+The cases are the aborts random sweeps of small strided geometries found
+(each aborted the process before); each must compile and give the float64
+reference's answer.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from reference import reference_conv2d, reference_conv2d_transpose
+from reference import reference_conv, reference_conv2d, reference_conv2d_transpose
 
 import jconv
 
@@ -86,3 +87,31 @@ def test_transposed_convolution_compiles(case, impl):
         up = jconv.conv2d_transpose(y, kernel, output_padding=pad, impl=impl, **kwargs)
     expected = reference_conv2d_transpose(y, kernel, output_padding=pad, **kwargs)
     np.testing.assert_allclose(up, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_kernel_gradient_with_input_dilation_compiles():
+    """A convolution of an input stretched 2x along H whose kernel gradient
+    (window: the 2 x 6 output gradient, over the 3 x 3 input) aborted XLA."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 3, 3, 2))
+    kernel = rng.standard_normal((4, 1, 2, 1))
+    kwargs = dict(input_dilation=(2, 1), padding=((0, 0), (2, 1)), impl="lax")
+    f = lambda x, k: jnp.sum(jconv.conv2d(x, k, **kwargs) ** 2)
+    grads = jax.jit(jax.grad(f, argnums=(0, 1)))(
+        x.astype(np.float32), kernel.astype(np.float32)
+    )
+    assert [g.shape for g in grads] == [x.shape, kernel.shape]
+    with jax.enable_x64(True):
+        dk = jax.grad(f, argnums=1)(x, kernel)
+    # d sum(y**2) / dk = 2 * sum over outputs of y * window, with the float64
+    # loop reference's y; the window, the stretched and padded input's.
+    y = reference_conv(x, kernel, input_dilation=(2, 1), padding=((0, 0), (2, 1)))
+    stretched = np.zeros((1, 5, 3, 2))
+    stretched[:, ::2] = x
+    padded = np.pad(stretched, ((0, 0), (0, 0), (2, 1), (0, 0)))
+    expected = np.zeros_like(kernel)
+    for i in range(y.shape[1]):
+        for j in range(y.shape[2]):
+            window = padded[0, i : i + 4, j : j + 1, :]  # (4, 1, C_in)
+            expected += 2 * window[..., None] * y[0, i, j]
+    np.testing.assert_allclose(dk, expected, rtol=1e-10, atol=1e-10)
