@@ -40,6 +40,7 @@ answers are the same bits.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import jax.numpy as jnp
@@ -62,40 +63,51 @@ def _operands(x, kernel, preferred):
     return x.astype(preferred), kernel.astype(preferred)
 
 
-def _swappable(sizes, window, dilation) -> bool:
-    """Whether the window (its sizes, dilated) covers at least the volume of
-    an operand of these spatial `sizes`."""
-    spans = [(w - 1) * d + 1 for w, d in zip(window, dilation)]
-    return math.prod(spans) >= math.prod(sizes)
+def _swapped_badly(sizes, window, base_dilation) -> bool:
+    """Whether XLA may swap the operands of a convolution with this base
+    dilation, operand `sizes` and `window` sizes (spatial, undilated) into
+    one that fails its shape check.
+
+    XLA's operand swap (`SwapConvolutionOperandsIfBeneficial`) leaves out of
+    its comparison an axis it takes for a "group" axis (base dilation equal
+    to the window size, among other conditions), copies that axis' window
+    into the swapped convolution unchanged, and swaps where the remaining
+    window is larger than the remaining operand; the copied axis then does
+    not match the swapped kernel, a CHECK fails and the process aborts. A
+    superset of that: some axis with a base dilation above 1 equal to its
+    window size, and, leaving out any set of such axes, a window larger in
+    volume than the operand."""
+    axes = range(len(sizes))
+    group = [i for i in axes if base_dilation[i] > 1 and window[i] == base_dilation[i]]
+    for left_out in itertools.chain.from_iterable(
+        itertools.combinations(group, n) for n in range(1, len(group) + 1)
+    ):
+        rest = [i for i in axes if i not in left_out]
+        if math.prod(window[i] for i in rest) > math.prod(sizes[i] for i in rest):
+            return True
+    return False
 
 
 def aborts_xla(spec: ConvSpec, x_hw, kernel_hw) -> bool:
     """Whether XLA may abort the process compiling this convolution or one of
-    its derivatives: one of them has a base dilation (`lhs_dilation`) and a
-    window at least as large as its operand.
-
-    XLA's algebraic simplifier swaps a convolution's operands where the
-    window is larger than the input, and with a base dilation the swapped
-    convolution fails a CHECK ("Window dimensions do not match RHS shape"):
-    the process aborts (jax 0.10.2; `jax.grad` of `lax.conv_general_dilated`
-    itself does). Stretching the input with `lax.pad` first does not help:
-    XLA folds the pad back into the base dilation. The convolutions with a
-    base dilation: the forward one where the input is stretched (a transposed
-    convolution, `input_dilation`; window the kernel), the input gradient of
-    a strided one (operand the output gradient; window the kernel), and the
-    kernel gradient where the input is stretched (operand the input; window
-    the output gradient, dilated by the strides). The test is a superset of
-    XLA's rule (the dilated window's volume against the operand's); where it
-    holds, the terms are computed by the einsum formulation, which has no
-    convolution to compile (`tests/test_lax.py`: the geometries a sweep found
-    aborting). Those are small convolutions, with outputs no larger than
-    their kernel windows."""
-    strided = any(s != 1 for s in spec.strides)
-    dilation = spec.dilation_rate
+    its derivatives (`_swapped_badly`; jax 0.10.2, and `jax.grad` of
+    `lax.conv_general_dilated` itself does). The convolutions with a base
+    dilation: the forward one where the input is stretched (a transposed
+    convolution, `input_dilation`; operand the input, window the kernel),
+    the input gradient of a strided one (operand the output gradient,
+    window the kernel, base dilation the strides), and the kernel gradient
+    where the input is stretched (operand the input, window the output
+    gradient). Stretching the input with `lax.pad` first does not help: XLA
+    folds the pad back into the base dilation. Where this holds, the terms
+    are computed by the einsum formulation, which has no convolution to
+    compile (`tests/test_lax.py`: the geometries random sweeps of small
+    strided convolutions found aborting). Those are small convolutions, with
+    an output no larger than a kernel window."""
+    out_hw, lhs, strides = spec.out_hw, spec.lhs_dilation, spec.strides
     return (
-        (spec.stretched and _swappable(x_hw, kernel_hw, dilation))
-        or (strided and _swappable(spec.out_hw, kernel_hw, dilation))
-        or (spec.stretched and _swappable(x_hw, spec.out_hw, spec.strides))
+        _swapped_badly(x_hw, kernel_hw, lhs)
+        or _swapped_badly(out_hw, kernel_hw, strides)
+        or _swapped_badly(x_hw, out_hw, lhs)
     )
 
 

@@ -1,11 +1,13 @@
 """`impl="lax"` never hands XLA a convolution it aborts on.
 
-XLA's algebraic simplifier swaps a convolution's operands where the window
-is larger than the input, and with a base dilation (`lhs_dilation`: the
-input gradient of a strided convolution, a transposed convolution, a
-convolution with `input_dilation` and its kernel gradient) the swapped
-convolution fails a CHECK: the process aborts while compiling (jax 0.10.2;
-`jax.grad` of `lax.conv_general_dilated` itself does). There
+XLA swaps a convolution's operands where its window is larger than its
+input, leaving out of the comparison, and copying unchanged, an axis whose
+base dilation (`lhs_dilation`) equals its window size; the swapped
+convolution's copied axis then does not match its kernel, a CHECK fails and
+the process aborts while compiling (jax 0.10.2; `jax.grad` of
+`lax.conv_general_dilated` itself does). Base dilations come with the input
+gradient of a strided convolution, the transposed convolution, and a
+convolution with `input_dilation` and its kernel gradient. There
 `jconv._lax.aborts_xla` holds and the einsum formulation computes the term.
 The cases are the aborts random sweeps of small strided geometries found
 (each aborted the process before); each must compile and give the float64
