@@ -101,8 +101,8 @@ def aborts_xla(spec: ConvSpec, x_hw, kernel_hw) -> bool:
     folds the pad back into the base dilation. Where this holds, the terms
     are computed by the einsum formulation, which has no convolution to
     compile (`tests/test_lax.py`: the geometries random sweeps of small
-    strided convolutions found aborting). Those are small convolutions, with
-    an output no larger than a kernel window."""
+    strided convolutions found aborting). Those are small convolutions: on
+    the axes compared, the window is larger than its operand."""
     out_hw, lhs, strides = spec.out_hw, spec.lhs_dilation, spec.strides
     return (
         _swapped_badly(x_hw, kernel_hw, lhs)
