@@ -112,9 +112,8 @@ def aborts_xla(spec: ConvSpec, x_hw, kernel_hw) -> bool:
 
 
 def _einsum_instead(x, kernel, spec: ConvSpec) -> bool:
-    r = spec.rank
-    hw = x.shape[2 : 2 + r] if spec.channels_first else x.shape[1 : 1 + r]
-    return aborts_xla(spec, hw, kernel.shape[:r])
+    r = spec.rank  # x channels last, as everywhere here
+    return aborts_xla(spec, x.shape[1 : 1 + r], kernel.shape[:r])
 
 
 def _conv(x, kernel, spec: ConvSpec, precision, dimension_numbers, preferred):

@@ -264,10 +264,11 @@ def padding_rules(path: Path, cases=((5, 4, 1), (6, 3, 2))) -> Path:
             fontsize=11,
             fontweight="bold",
         )
+    rows = [padding_rule_data(*case) for case in cases]  # per case, per rule
     for r, rule in enumerate(PADDING_RULES):
         y = -r * 3.2
-        for col, (size, kernel, stride) in zip(col_x, cases):
-            row = padding_rule_data(size, kernel, stride)[r]
+        for col, (size, kernel, stride), case_rows in zip(col_x, cases, rows):
+            row = case_rows[r]
             low, high, out = row["low"], row["high"], row["out"]
             x0 = col + 3.2
             ax.text(col, y + 0.5, f'"{rule}"', va="center", fontsize=10)
